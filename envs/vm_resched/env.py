@@ -1,0 +1,252 @@
+"""`sysgym/VmResched-v0`: one migration per step, VMR2L's action encoding flattened.
+
+Action: `a = vm * (2 * num_pms) + 2 * pm + numa` (Discrete(max_vms * 2 * num_pms)); the NUMA bit is
+VMR2L's "destination PM x 2". A double-NUMA VM takes both nodes of its PM, so only its even (numa 0)
+entries are valid. Choosing the VM's own place is a valid no-op that uses a step; an episode is exactly
+MNL steps. `action_masks()` (for sb3-contrib's MaskablePPO) marks where the VM fits (CPU and memory per
+NUMA node) and is updated incrementally: after a migration only the columns of the two PMs involved and
+the moved VM's row are recomputed.
+
+Observation (Dict, all in [0, 1]):
+* `pm` (num_pms, 8): per NUMA node 0/1: free CPU / capacity, free memory / capacity,
+  (free CPU mod 16) / 16, (free CPU mod 16) / free CPU (0 when nothing is free) -- ordered
+  [cpu0, cpu1, mem0, mem1, mod0, mod1, frac0, frac1]. VMR2L uses 8 such features per PM.
+* `vm` (max_vms, 14): demand per node (CPU 0/1, memory 0/1, normalised by node capacity), demand CPU
+  mod 16 / 16 per node, double-NUMA flag, present flag (0 for padding rows), then the host PM's
+  first six `pm` features. VMR2L uses 14 per VM.
+* `progress` (1,): steps taken / MNL.
+
+Reward: `score` (default) is VMR2L's per-PM reward: the sum of (free CPU mod 16) / 32 over the NUMA
+nodes of the source and destination PMs, before minus after, divided by 4. `fr` is the drop in the
+global fragment rate. `info["fragment_rate"]` always reports the global fragment rate.
+
+Invalid actions: `invalid_action="raise"` (default) raises `InvalidActionError` naming the VM, the
+destination and the violated constraint, leaving the state untouched; `"penalise"` makes the step a
+no-op with reward -1 and `info["invalid_action"]` set (used for Gymnasium's checker, which samples
+unmasked actions).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from sysgym.envs.vm_resched.generator import PRESETS, generate
+from sysgym.envs.vm_resched.instance import VmInstance
+from sysgym.envs.vm_resched.state import ClusterState
+from sysgym.errors import InvalidActionError, UnknownNameError
+
+PM_FEATURES = 8
+VM_FEATURES = 14
+
+
+class VmReschedEnv(gym.Env):
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, instance: VmInstance | None = None, preset: str = "small", num_pms: int | None = None,
+                 num_vms: int | None = None, mnl: int | None = None, max_vms: int | None = None,
+                 reward: str = "score", invalid_action: str = "raise", generator_params: dict | None = None,
+                 render_mode: str | None = None):
+        if reward not in ("score", "fr"):
+            raise ValueError(f"reward must be 'score' or 'fr', got {reward!r}")
+        if invalid_action not in ("raise", "penalise"):
+            raise ValueError(f"invalid_action must be 'raise' or 'penalise', got {invalid_action!r}")
+        self.fixed_instance = instance
+        self.gen_params = dict(generator_params or {})
+        if instance is None:
+            if preset not in PRESETS:
+                raise UnknownNameError("vm_resched preset", preset, PRESETS)
+            self.gen_params.update({"preset": preset, **{k: v for k, v in
+                                    {"num_pms": num_pms, "num_vms": num_vms, "mnl": mnl}.items() if v is not None}})
+            shape = {**PRESETS[preset], **{k: v for k, v in {"num_pms": num_pms, "num_vms": num_vms,
+                                                              "mnl": mnl}.items() if v is not None}}
+            self.num_pms, default_vms, self.mnl = int(shape["num_pms"]), int(shape["num_vms"]), int(shape["mnl"])
+        else:
+            self.num_pms, default_vms = instance.num_pms, instance.num_vms
+            self.mnl = instance.mnl if mnl is None else int(mnl)
+        self.max_vms = int(max_vms or default_vms)
+        self.reward_mode, self.invalid_action, self.render_mode = reward, invalid_action, render_mode
+        self.n_dest = 2 * self.num_pms
+        self.action_space = spaces.Discrete(self.max_vms * self.n_dest)
+        self.observation_space = spaces.Dict({
+            "pm": spaces.Box(0.0, 1.0, (self.num_pms, PM_FEATURES), np.float32),
+            "vm": spaces.Box(0.0, 1.0, (self.max_vms, VM_FEATURES), np.float32),
+            "progress": spaces.Box(0.0, 1.0, (1,), np.float32),
+        })
+        self.state: ClusterState | None = None
+        self.instance: VmInstance | None = None
+
+    # -- episode -----------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        if "instance" in options:
+            inst = options["instance"]
+        elif self.fixed_instance is not None:
+            inst = self.fixed_instance
+        else:
+            inst = generate(seed=int(self.np_random.integers(2**31)), **self.gen_params)
+        if inst.num_pms != self.num_pms or inst.num_vms > self.max_vms:
+            raise ValueError(f"instance {inst.name} has {inst.num_pms} PMs / {inst.num_vms} VMs; this env is "
+                             f"sized for {self.num_pms} PMs / at most {self.max_vms} VMs")
+        self.instance = inst
+        self.state = ClusterState(inst)
+        self.steps, self.migrations = 0, 0
+        self.history: list[tuple[int, int, int]] = []
+        self._init_static()
+        self._mask = np.zeros((self.max_vms, self.n_dest), bool)
+        for p in range(self.num_pms):
+            self._update_columns(p)
+        self._update_pm_features()
+        return self._obs(), self._info()
+
+    def step(self, action):
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        if self.steps >= self.mnl:
+            raise RuntimeError("episode is over (MNL steps taken); call reset()")
+        a = int(action)
+        if not 0 <= a < self.action_space.n:
+            return self._invalid(f"action {a} outside Discrete({self.action_space.n})")
+        v, d = divmod(a, self.n_dest)
+        pm, numa = divmod(d, 2)
+        if not self._mask[v, d]:
+            return self._invalid(self._explain(v, pm, numa))
+        st = self.state
+        reward = 0.0
+        info_extra = {}
+        if not st.is_current(v, pm, numa):
+            src_pm = int(st.vm_pm[v])
+            pms = sorted({src_pm, pm})
+            before_score = self._pm_score(pms)
+            before_fr = st.fragment_rate() if self.reward_mode == "fr" else 0.0
+            st.move(v, pm, numa)
+            self.migrations += 1
+            self.history.append((v, pm, numa))
+            for p in pms:
+                self._update_columns(p)
+            self._update_row(v)
+            self._update_pm_features(pms)
+            if self.reward_mode == "score":
+                reward = (before_score - self._pm_score(pms)) / 4.0
+            else:
+                reward = before_fr - st.fragment_rate()
+        self.steps += 1
+        terminated = self.steps >= self.mnl
+        return self._obs(), float(reward), terminated, False, {**self._info(), **info_extra}
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions, flat (a view; do not modify)."""
+        if self.state is None:
+            raise RuntimeError("call reset() before action_masks()")
+        return self._mask.reshape(-1)
+
+    def render(self):
+        if self.state is None:
+            return ""
+        return (f"step {self.steps}/{self.mnl} migrations {self.migrations} "
+                f"FR {self.state.fragment_rate():.4f} free CPU {int(self.state.free_cpu.sum())}")
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _invalid(self, reason: str):
+        if self.invalid_action == "raise":
+            raise InvalidActionError(f"VmResched: {reason}")
+        self.steps += 1
+        return self._obs(), -1.0, self.steps >= self.mnl, False, {**self._info(), "invalid_action": reason}
+
+    def _explain(self, v: int, pm: int, numa: int) -> str:
+        st = self.state
+        if v >= st.num_vms:
+            return f"VM {v} is padding (the instance has {st.num_vms} VMs)"
+        if st.vm_double[v] and numa == 1:
+            return f"VM {v} is double-NUMA: use NUMA bit 0 for PM {pm}"
+        return f"VM {v} -> PM {pm} NUMA {numa} is masked: {st.why_not(v, pm, numa) or 'not allowed'}"
+
+    def _init_static(self) -> None:
+        st, n = self.state, self.state.num_vms
+        cap_c, cap_m = float(st.cap_cpu.max()), float(st.cap_mem.max())
+        self._v_c = np.zeros(self.max_vms, np.int64)
+        self._v_m = np.zeros(self.max_vms, np.int64)
+        self._v_dbl = np.zeros(self.max_vms, bool)
+        self._present = np.zeros(self.max_vms, bool)
+        self._present[:n] = True
+        self._v_dbl[:n] = st.vm_double
+        self._v_c[:n] = np.where(st.vm_double, st.vm_cpu // 2, st.vm_cpu)
+        self._v_m[:n] = np.where(st.vm_double, st.vm_mem // 2, st.vm_mem)
+        self._vm_obs = np.zeros((self.max_vms, VM_FEATURES), np.float32)
+        self._pm_obs = np.zeros((self.num_pms, PM_FEATURES), np.float32)
+        self._cap_c, self._cap_m = cap_c, cap_m
+        for v in range(n):
+            self._vm_static_row(v)
+
+    def _vm_static_row(self, v: int) -> None:
+        st = self.state
+        c, m = self._v_c[v], self._v_m[v]
+        on0 = st.vm_double[v] or st.vm_numa[v] == 0
+        on1 = st.vm_double[v] or st.vm_numa[v] == 1
+        row = self._vm_obs[v]
+        row[0], row[1] = (c / self._cap_c) * on0, (c / self._cap_c) * on1
+        row[2], row[3] = (m / self._cap_m) * on0, (m / self._cap_m) * on1
+        row[4], row[5] = ((c % st.unit) / st.unit) * on0, ((c % st.unit) / st.unit) * on1
+        row[6], row[7] = float(st.vm_double[v]), 1.0
+
+    def _update_columns(self, p: int) -> None:
+        """Recompute mask columns 2p, 2p+1 for every VM (both depend on PM p's two nodes)."""
+        st = self.state
+        n = st.num_vms
+        f, fm = st.free_cpu, st.free_mem
+        own_pm = np.zeros(self.max_vms, np.int64) - 1
+        own_pm[:n] = st.vm_pm
+        own_node = np.zeros(self.max_vms, np.int64) - 1
+        own_node[:n] = 2 * st.vm_pm + np.maximum(st.vm_numa, 0)
+        single = self._present & ~self._v_dbl
+        for k in (0, 1):
+            node = 2 * p + k
+            fits = (f[node] >= self._v_c) & (fm[node] >= self._v_m)
+            self._mask[:, node] = single & (fits | (own_node == node))
+        both = (min(f[2 * p], f[2 * p + 1]) >= self._v_c) & (min(fm[2 * p], fm[2 * p + 1]) >= self._v_m)
+        dbl = self._present & self._v_dbl
+        self._mask[:, 2 * p] |= dbl & (both | (own_pm == p))
+
+    def _update_row(self, v: int) -> None:
+        """The moved VM's own place changed: its row's no-op entry moves with it."""
+        st = self.state
+        c, m = self._v_c[v], self._v_m[v]
+        if st.vm_double[v]:
+            f2, fm2 = st.free_cpu.reshape(-1, 2).min(1), st.free_mem.reshape(-1, 2).min(1)
+            ok = (f2 >= c) & (fm2 >= m)
+            ok[st.vm_pm[v]] = True
+            self._mask[v, :] = False
+            self._mask[v, 0::2] = ok
+        else:
+            ok = (st.free_cpu >= c) & (st.free_mem >= m)
+            ok[2 * st.vm_pm[v] + st.vm_numa[v]] = True
+            self._mask[v, :] = ok
+        self._vm_static_row(v)
+
+    def _update_pm_features(self, pms=None) -> None:
+        st = self.state
+        f = st.free_cpu.reshape(-1, 2).astype(np.float32)
+        fm = st.free_mem.reshape(-1, 2).astype(np.float32)
+        mod = (st.free_cpu % st.unit).reshape(-1, 2).astype(np.float32)
+        obs = self._pm_obs
+        obs[:, 0:2] = f / self._cap_c
+        obs[:, 2:4] = fm / self._cap_m
+        obs[:, 4:6] = mod / st.unit
+        obs[:, 6:8] = np.divide(mod, f, out=np.zeros_like(mod), where=f > 0)
+
+    def _pm_score(self, pms) -> float:
+        st = self.state
+        return sum(float((st.free_cpu[2 * p:2 * p + 2] % st.unit).sum()) for p in pms) / (2 * st.unit)
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        n = self.state.num_vms
+        self._vm_obs[:n, 8:14] = self._pm_obs[self.state.vm_pm, :6]
+        return {"pm": self._pm_obs.copy(), "vm": self._vm_obs.copy(),
+                "progress": np.array([self.steps / max(self.mnl, 1)], np.float32)}
+
+    def _info(self) -> dict[str, Any]:
+        return {"fragment_rate": self.state.fragment_rate(), "num_migrations": self.migrations,
+                "step": self.steps, "instance": self.instance.name}

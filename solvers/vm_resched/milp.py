@@ -1,0 +1,72 @@
+"""`vm_resched.milp`: the exact model (see model.py) through OR-Tools' pywraplp on SCIP or HiGHS."""
+from __future__ import annotations
+
+from ortools.linear_solver import pywraplp
+
+from sysgym.solution import Solution
+from sysgym.solvers.base import Solver, register
+from sysgym.solvers.vm_resched import model as vm_model
+from sysgym.solvers.vm_resched.exact import BackendResult, fixed_places, initial_usage, solve_exact
+
+
+@register
+class VmMilp(Solver):
+    name = "vm_resched.milp"
+    family = "vm_resched"
+    kind = "exact"
+
+    def __init__(self, backend: str = "SCIP", max_vms: int | None = 400, warm_start: bool = True,
+                 threads: int = 1):
+        super().__init__(backend=backend, max_vms=max_vms, warm_start=warm_start, threads=threads)
+        if pywraplp.Solver.CreateSolver(backend) is None:
+            raise ValueError(f"MILP backend {backend!r} is not available in this OR-Tools build; try SCIP or HIGHS")
+        self.backend, self.max_vms, self.warm_start, self.threads = backend, max_vms, warm_start, threads
+
+    def solve(self, instance, *, time_limit: float | None = None, seed: int = 0) -> Solution:
+        return solve_exact(instance, self._backend, time_limit=time_limit, seed=seed, max_vms=self.max_vms,
+                           warm_start=self.warm_start, solver_name=f"pywraplp/{self.backend}")
+
+    def _backend(self, data: vm_model.ModelData, time_limit, seed, no_reliance, hint) -> BackendResult:
+        inst = data.inst
+        s = pywraplp.Solver.CreateSolver(self.backend)
+        if time_limit is not None:
+            s.SetTimeLimit(int(time_limit * 1000))
+        s.SetNumThreads(self.threads)
+        if self.backend.upper() == "SCIP":
+            s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(seed)}\n")
+        x = [[s.BoolVar(f"x_{i}_{j}") for j in range(len(opts))] for i, opts in enumerate(data.places)]
+        for row in x:
+            s.Add(sum(row) == 1)
+        s.Add(sum(1 - x[i][data.current[i]] for i in range(len(x))) <= inst.mnl)
+        rows = fixed_places(data)
+        used_cpu, used_mem = initial_usage(inst)
+        unit = inst.frag_unit
+        r_vars = []
+        for n in range(len(inst.node_cpu)):
+            terms = rows.get(n, [])
+            cpu = sum(c * x[i][j] for i, j, c, _ in terms) + int(data.base_cpu[n])
+            mem = sum(m * x[i][j] for i, j, _, m in terms) + int(data.base_mem[n])
+            cap_c, cap_m = int(inst.node_cpu[n]), int(inst.node_mem[n])
+            s.Add(mem <= cap_m)
+            q = s.IntVar(0, cap_c // unit, f"q_{n}")
+            r = s.IntVar(0, unit - 1, f"r_{n}")
+            s.Add(cap_c - cpu == unit * q + r)  # also enforces cpu <= cap since q, r >= 0
+            r_vars.append(r)
+            if n in no_reliance:
+                incoming = [(i, j, c, m) for i, j, c, m in terms if j != data.current[i]]
+                if incoming:
+                    s.Add(int(used_cpu[n]) + sum(c * x[i][j] for i, j, c, _ in incoming) <= cap_c)
+                    s.Add(int(used_mem[n]) + sum(m * x[i][j] for i, j, _, m in incoming) <= cap_m)
+        s.Minimize(sum(r_vars))
+        if hint is not None:
+            s.SetHint([x[i][j] for i in range(len(x)) for j in range(len(x[i]))],
+                      [1.0 if j == hint[i] else 0.0 for i in range(len(x)) for j in range(len(x[i]))])
+        code = s.Solve()
+        stats = {"nodes": s.nodes(), "iterations": s.iterations()}
+        if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+            chosen = [max(range(len(row)), key=lambda j, row=row: row[j].solution_value()) for row in x]
+            status = "optimal" if code == pywraplp.Solver.OPTIMAL else "timeout"
+            return BackendResult(status, chosen, s.Objective().Value(), s.Objective().BestBound(), stats)
+        if code == pywraplp.Solver.INFEASIBLE:
+            return BackendResult("infeasible", None, None, None, stats)
+        return BackendResult("timeout", None, None, None, stats)

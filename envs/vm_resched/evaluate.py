@@ -16,10 +16,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-
-from sysgym.envs.vm_resched.generator import MEM_PER_CORE_MIB, VM_CORES, DOUBLE_NUMA_MIN_CORES, arrival_events, place_new_vm
+from sysgym.envs.vm_resched.generator import (
+    DOUBLE_NUMA_MIN_CORES,
+    MEM_PER_CORE_MIB,
+    VM_CORES,
+    arrival_events,
+    place_new_vm,
+)
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
+
 from sysgym.errors import InfeasibleSolutionError
 from sysgym.solution import Solution
 
@@ -48,7 +54,8 @@ def replay(inst: VmInstance, migrations: list[Migration], state: ClusterState | 
             if skip_invalid:
                 skipped += 1
                 continue
-            raise InfeasibleSolutionError("VM index", f"migration {i} names VM {v}; the instance has {inst.num_vms} VMs")
+            raise InfeasibleSolutionError("VM index",
+                                          f"migration {i} names VM {v}; the instance has {inst.num_vms} VMs")
         if state.alive[v] and state.is_current(v, pm, numa):
             continue  # a no-op uses no migration
         if made >= inst.mnl:
@@ -62,7 +69,8 @@ def replay(inst: VmInstance, migrations: list[Migration], state: ClusterState | 
             if skip_invalid:
                 skipped += 1
                 continue
-            raise InfeasibleSolutionError(reason.split(":")[0], f"migration {i} (VM {v} -> PM {pm} NUMA {numa}): {reason}")
+            raise InfeasibleSolutionError(reason.split(":")[0],
+                                          f"migration {i} (VM {v} -> PM {pm} NUMA {numa}): {reason}")
         state.move(v, pm, numa)
         made += 1
     return state, made, skipped

@@ -99,7 +99,8 @@ def validate(inst: VmInstance) -> None:
     if inst.frag_unit <= 0:
         raise InvalidInstanceError(f"{inst.name}: frag_unit must be positive, got {inst.frag_unit}")
     if (inst.node_cpu < 0).any() or (inst.node_mem < 0).any():
-        raise InvalidInstanceError(f"{inst.name}: negative node capacity at node {int(np.argmax((inst.node_cpu < 0) | (inst.node_mem < 0)))}")
+        bad = int(np.argmax((inst.node_cpu < 0) | (inst.node_mem < 0)))
+        raise InvalidInstanceError(f"{inst.name}: negative capacity at PM {bad // 2} NUMA {bad % 2}")
     for v_i in range(v):
         cpu, mem = int(inst.vm_cpu[v_i]), int(inst.vm_mem[v_i])
         if cpu <= 0 or mem < 0:
@@ -109,7 +110,8 @@ def validate(inst: VmInstance) -> None:
             raise InvalidInstanceError(f"{inst.name}: VM {v_i} is on PM {p}, which does not exist ({n // 2} PMs)")
         if inst.vm_double[v_i]:
             if cpu % 2 or mem % 2:
-                raise InvalidInstanceError(f"{inst.name}: double-NUMA VM {v_i} has an odd size ({cpu} cores, {mem} MiB)")
+                raise InvalidInstanceError(
+                    f"{inst.name}: double-NUMA VM {v_i} has an odd size ({cpu} cores, {mem} MiB)")
             need_cpu, need_mem = cpu // 2, mem // 2
             fits_cpu = need_cpu <= inst.node_cpu.reshape(-1, 2).min(axis=1)
             fits_mem = need_mem <= inst.node_mem.reshape(-1, 2).min(axis=1)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ortools.sat.python import cp_model
-
-from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.vm_resched import model as vm_model
 from sysgym.solvers.vm_resched.exact import BackendResult, fixed_places, initial_usage, solve_exact
+
+from sysgym.solution import Solution
 
 
 @register
@@ -15,7 +15,7 @@ class VmCpSat(Solver):
     family = "vm_resched"
     kind = "exact"
 
-    def __init__(self, workers: int = 2, max_vms: int | None = 400, warm_start: bool = True):
+    def __init__(self, workers: int = 2, max_vms: int | None = 200, warm_start: bool = True):
         super().__init__(workers=workers, max_vms=max_vms, warm_start=warm_start)
         self.workers, self.max_vms, self.warm_start = workers, max_vms, warm_start
 
@@ -57,6 +57,7 @@ class VmCpSat(Solver):
         solver = cp_model.CpSolver()
         solver.parameters.num_workers = self.workers
         solver.parameters.random_seed = int(seed)
+        solver.parameters.repair_hint = hint is not None
         if time_limit is not None:
             solver.parameters.max_time_in_seconds = float(time_limit)
         code = solver.Solve(m)

@@ -5,12 +5,12 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
-from sysgym.solution import Solution
 from sysgym.solvers.vm_resched import model as vm_model
 from sysgym.solvers.vm_resched.common import order_migrations, to_fr
+
+from sysgym.solution import Solution
 
 
 @dataclass
@@ -26,13 +26,14 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
                 warm_start: bool, solver_name: str) -> Solution:
     """`backend(data, time_limit, seed, no_reliance, hint) -> BackendResult`."""
     t0 = time.perf_counter()
-    data = vm_model.build(inst, max_vms=max_vms)
-    hint = None
+    hint, warm = None, None
     if warm_start:
         from sysgym.solvers.vm_resched.heuristics import greedy_migrations
 
-        state, _ = greedy_migrations(inst, ClusterState(inst), inst.mnl)
-        hint = vm_model.hint_indices(data, state.vm_pm, state.vm_numa)
+        warm_state, warm = greedy_migrations(inst, ClusterState(inst), inst.mnl)
+    data = vm_model.build(inst, max_vms=max_vms, must_include=[v for v, _, _ in warm or []])
+    if warm is not None:
+        hint = vm_model.hint_indices(data, warm_state.vm_pm, warm_state.vm_numa)
     no_reliance: set[int] = set()
     first_bound, rounds, status = None, 0, "timeout"
     migrations: list[tuple[int, int, int]] = []
@@ -44,7 +45,8 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
         stats = {**res.stats, "rounds": rounds, "candidate_vms": int(len(data.vms)), "exact_model": data.exact,
                  "variables": int(sum(len(p) for p in data.places))}
         if first_bound is None and res.bound is not None:
-            first_bound = res.bound  # the first model is a relaxation of all repaired ones: its bound holds
+            # Remainders are >= 0, so a solver's weaker (or -inf) bound is clamped to the trivial 0.
+            first_bound = max(0.0, res.bound)  # the first model is a relaxation of all repaired ones: its bound holds
         if res.chosen is None:
             status = res.status
             migrations = []
@@ -69,6 +71,13 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
     for v, p, k in migrations:
         state.move(v, p, k)
     fr = state.fragment_rate()
+    if warm is not None and warm_state.fragment_rate() < fr - 1e-12:
+        # The solver stopped before re-finding its own warm start (CP-SAT may drop a hint): a solver
+        # always answers with the best solution it knows.
+        migrations, fr = list(warm), warm_state.fragment_rate()
+        stats["kept_warm_start"] = True
+        if status == "optimal":
+            status = "feasible"
     bound = to_fr(inst, first_bound) if (first_bound is not None and data.exact) else None
     if status == "optimal" and rounds > 1:
         status = "feasible"

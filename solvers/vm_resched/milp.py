@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ortools.linear_solver import pywraplp
-
-from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.vm_resched import model as vm_model
 from sysgym.solvers.vm_resched.exact import BackendResult, fixed_places, initial_usage, solve_exact
+
+from sysgym.solution import Solution
 
 
 @register
@@ -15,7 +15,7 @@ class VmMilp(Solver):
     family = "vm_resched"
     kind = "exact"
 
-    def __init__(self, backend: str = "SCIP", max_vms: int | None = 400, warm_start: bool = True,
+    def __init__(self, backend: str = "SCIP", max_vms: int | None = 200, warm_start: bool = True,
                  threads: int = 1):
         super().__init__(backend=backend, max_vms=max_vms, warm_start=warm_start, threads=threads)
         if pywraplp.Solver.CreateSolver(backend) is None:

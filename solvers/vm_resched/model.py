@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
 
@@ -30,7 +29,8 @@ class ModelData:
     exact: bool  # True when nothing was restricted: the model's bound is the problem's bound
 
 
-def build(inst: VmInstance, max_vms: int | None = 400, max_places: int | None = None) -> ModelData:
+def build(inst: VmInstance, max_vms: int | None = 200, max_places: int | None = None,
+          must_include: list[int] | tuple[int, ...] = ()) -> ModelData:
     state = ClusterState(inst)
     unit = inst.frag_unit
     v_all = np.arange(inst.num_vms)
@@ -41,7 +41,10 @@ def build(inst: VmInstance, max_vms: int | None = 400, max_places: int | None = 
         node_rem = state.free_cpu % unit
         score = np.array([max(node_rem[n] for n in state.nodes_of(v)) for v in v_all], float)
         key = np.lexsort((v_all, state.vm_cpu, -score))
-        vms = np.sort(key[:max_vms])
+        # VMs a warm start moves are always candidates, so the warm start is a solution of the model.
+        must = np.unique(np.asarray(must_include, np.int64))
+        rest = key[~np.isin(key, must)][: max(0, max_vms - len(must))]
+        vms = np.sort(np.concatenate([must, rest]).astype(np.int64))
     exact = len(vms) == inst.num_vms and max_places is None
     fixed = np.setdiff1d(v_all, vms)
     base_cpu, base_mem = np.zeros(len(inst.node_cpu), np.int64), np.zeros(len(inst.node_cpu), np.int64)

@@ -1,0 +1,44 @@
+"""`sysgym demo`: a small leaderboard sweep on embedded defaults (the README's main job)."""
+from __future__ import annotations
+
+import datetime as _dt
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from hydra import compose, initialize_config_module
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sysgym.experiments.leaderboard import leaderboard, make_console
+from sysgym.experiments.runner import run_from_config
+
+
+def sweep_runs(sweep: str = "demo") -> list[list[str]]:
+    text = resources.files("sysgym.conf").joinpath("sweeps", f"{sweep}.yaml").read_text()
+    runs = []
+    for block in yaml.safe_load(text)["blocks"]:
+        for solver in block["solvers"]:
+            for seed in block["seeds"]:
+                runs.append([f"env={block['env']}", f"solver={solver}", f"seed={seed}",
+                             f"time_limit={block.get('time_limit', 10)}"])
+    return runs
+
+
+def demo(results_dir: str | Path | None = None, sweep: str = "demo", console: Console | None = None) -> Path:
+    console = console or make_console()
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(results_dir or "results") / f"{sweep}-{stamp}"
+    runs = sweep_runs(sweep)
+    with initialize_config_module("sysgym.conf", version_base="1.3"):
+        cfgs = [compose("config", overrides=o + [f"results_dir={out}"]) for o in runs]  # all fail fast
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console) as progress:
+            task = progress.add_task("sweep", total=len(cfgs))
+            for cfg in cfgs:
+                progress.update(task, description=f"{cfg.env.name} {cfg.solver.name} seed={cfg.seed}")
+                run_from_config(cfg)
+                progress.advance(task)
+    plot_path = out / "leaderboard.png"
+    leaderboard(out, plot_path=plot_path, console=console)
+    console.print(f"records: {out}  plot: {plot_path}")
+    return out

@@ -1,0 +1,29 @@
+"""The Hydra app behind `sysgym run` (configs ship inside the package: pkg://sysgym.conf)."""
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+from rich.console import Console
+from sysgym.experiments.runner import run_from_config
+
+console = Console()
+
+
+@hydra.main(config_path="pkg://sysgym.conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    result = run_from_config(cfg)
+    if result.skipped:
+        console.print(f"[yellow]skipped[/]: {result.skipped}")
+        return None
+    rec = result.record
+    family_obj = rec["metrics"]
+    key = next(k for k in ("fragment_rate", "objective") if k in family_obj)
+    timed = family_obj.get(key + "_timed")
+    console.print(f"[bold]{rec['env']}[/] {rec['method']} seed={rec['seed']}: {key}={family_obj[key]:.4f}"
+                  + (f" (time-aware {timed:.4f})" if timed is not None else "")
+                  + f" status={rec['solver_stats'].get('status')} wall={rec['wall_time_s']:.2f}s -> {result.path}")
+    return family_obj[key]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""One run = one instance x one method x one seed -> one result record (the Hydra app's body)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sysgym import solvers
+from sysgym.records import make_record, write_record
+from sysgym.registry import get_family
+
+
+@dataclass
+class RunResult:
+    record: dict[str, Any] | None
+    path: Path | None
+    skipped: str | None = None
+
+
+def _plain(node: Any) -> dict[str, Any]:
+    if node is None:
+        return {}
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+
+
+def solver_params(cfg: DictConfig) -> dict[str, Any]:
+    """The solver's defaults merged with its per-env overrides."""
+    params = _plain(cfg.solver.get("params"))
+    overrides = _plain(cfg.solver.get("overrides"))
+    params.update(overrides.get(cfg.env.name) or {})
+    return params
+
+
+def build_instance(cfg: DictConfig):
+    family = get_family(cfg.env.family)
+    params = _plain(cfg.env.get("params"))
+    return family.generate(seed=int(cfg.env.instance_seed), preset=cfg.env.preset, **params)
+
+
+def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
+    family = get_family(cfg.env.family)
+    solver_cls = solvers.solver_class(cfg.solver.name)
+    if solver_cls.family != family.name:
+        # A --multirun over envs x solvers crosses families; those pairs are not runs.
+        return RunResult(None, None, skipped=f"{cfg.solver.name} does not solve {family.name}")
+    params = solver_params(cfg)
+    solver = solvers.get(cfg.solver.name, **params)  # unknown options fail here, before any work
+    instance = build_instance(cfg)
+    t0 = time.perf_counter()
+    solution = solver.solve(instance, time_limit=cfg.time_limit, seed=int(cfg.seed))
+    wall = time.perf_counter() - t0
+    timed = bool(cfg.get("time_aware", False)) and "timed_objective" in family.extra
+    metrics = family.evaluate(instance, solution, **({"wall_time_s": wall} if timed else {}))
+    record = make_record(
+        family=family.name, env=cfg.env.name, instance=instance.name, method=cfg.solver.name,
+        method_config=params, seed=int(cfg.seed), metrics=metrics, wall_time_s=wall,
+        solver_stats={**solution.solver_stats(), "claimed_objective": solution.objective},
+        extra={"time_limit": cfg.time_limit, "tag": cfg.get("tag"), "instance_digest": instance.digest()},
+    )
+    path = write_record(record, cfg.results_dir, name=f"{cfg.env.name}__{cfg.solver.name}__seed{cfg.seed}") \
+        if write else None
+    return RunResult(record, path)

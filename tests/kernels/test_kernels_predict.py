@@ -1,0 +1,93 @@
+"""Behaviour of the prediction API: shapes, monotonicity, transfer through specs, energy, speed."""
+import time
+
+import numpy as np
+import pytest
+
+from sysgym import kernels
+from sysgym.kernels import bench
+
+
+def test_scalar_and_array_inputs():
+    one = kernels.predict_op_times("a100-80gb", "llama-2-7b", 512, 1)
+    assert set(kernels.LAYER_OPS) == set(one) and all(isinstance(v, float) and v > 0 for v in one.values())
+    many = kernels.predict_op_times("a100-80gb", "llama-2-7b", np.array([128, 512, 4096]), 1)
+    assert many["mlp_up_proj"].shape == (3,)
+    assert many["mlp_up_proj"][1] == pytest.approx(one["mlp_up_proj"])
+    assert np.all(np.diff(many["mlp_up_proj"]) > 0)
+
+
+def test_tensor_parallel_splits_gemms_not_norms():
+    t1 = kernels.predict_op_times("a100-80gb", "llama-2-70b", 4096, 1)
+    t8 = kernels.predict_op_times("a100-80gb", "llama-2-70b", 4096, 8)
+    assert 5 < t1["mlp_up_proj"] / t8["mlp_up_proj"] < 9
+    assert t1["input_layernorm"] == pytest.approx(t8["input_layernorm"])
+
+
+def test_other_gpus_follow_their_specs():
+    a100 = kernels.predict_op_times("a100-80gb", "llama-3-70b", 8192, 1)["mlp_up_proj"]
+    h100 = kernels.predict_op_times("h100-sxm", "llama-3-70b", 8192, 1)["mlp_up_proj"]
+    assert a100 / h100 == pytest.approx(989.4 / 312, rel=0.05)  # compute-bound: peak FLOP/s ratio
+    a100_dec = kernels.predict_op_times("a100-80gb", "llama-3-70b", 1, 1)["mlp_up_proj"]
+    h200_dec = kernels.predict_op_times("h200", "llama-3-70b", 1, 1)["mlp_up_proj"]
+    assert a100_dec / h200_dec == pytest.approx(4800 / 2039, rel=0.1)  # memory-bound: bandwidth ratio
+    assert kernels.predict_op_times("v100", "llama-2-7b", 512, 1)["mlp_up_proj"] > 0  # bf16 runs as fp16
+
+
+def test_attention_prefill_quadratic_decode_linear():
+    p1 = kernels.predict_attention_time("a100-80gb", "llama-2-7b", prefill_lens=[4096])
+    p2 = kernels.predict_attention_time("a100-80gb", "llama-2-7b", prefill_lens=[8192])
+    assert 3.3 < p2 / p1 < 4.1
+    d1 = kernels.predict_attention_time("a100-80gb", "llama-2-7b", decode_context_lens=[4096] * 32)
+    d2 = kernels.predict_attention_time("a100-80gb", "llama-2-7b", decode_context_lens=[8192] * 32)
+    assert 1.8 < d2 / d1 < 2.05
+    # 32 x 4096 tokens of fp16 KV = 32 x 4096 x 524288 / 32 layers bytes in one layer at ~2 TB/s.
+    assert d1 == pytest.approx(32 * 4096 * 16384 / (2039e9 * 0.75) * 1e3, rel=0.25)
+    both = kernels.predict_attention_time("a100-80gb", "llama-2-7b", prefill_lens=[4096],
+                                          decode_context_lens=[4096] * 32)
+    assert both == pytest.approx(p1 + d1)
+    chunked = kernels.predict_attention_time("a100-80gb", "llama-2-7b", prefill_lens=[(512, 3584)])
+    assert 0 < chunked < p1
+    assert kernels.predict_attention_time("a100-80gb", "llama-2-7b") == 0.0
+
+
+def test_collectives_links_and_algorithms():
+    pod = kernels.get_cluster("dgx-a100-pod")
+    intra = kernels.predict_collective_time("all_reduce", 64 << 20, 8, pod)
+    inter = kernels.predict_collective_time("all_reduce", 64 << 20, 16, pod)
+    assert inter > 3 * intra
+    sizes = np.array([1 << 10, 1 << 20, 1 << 30])
+    t = kernels.predict_collective_time("all_gather", sizes, 32, pod)
+    assert t.shape == (3,) and np.all(np.diff(t) > 0)
+    from sysgym.kernels.collectives import collective_seconds
+    small_ring = collective_seconds("all_reduce", 1024, 32, pod, algorithm="ring")
+    small_tree = collective_seconds("all_reduce", 1024, 32, pod, algorithm="tree")
+    assert small_tree < small_ring  # tree wins when latency dominates
+    big_ring = collective_seconds("all_reduce", 1 << 30, 32, pod, algorithm="ring")
+    big_tree = collective_seconds("all_reduce", 1 << 30, 32, pod, algorithm="tree")
+    assert big_ring < big_tree  # ring wins on bandwidth
+    for kind in ("reduce_scatter", "all_to_all", "send_recv"):
+        assert kernels.predict_collective_time(kind, 1 << 20, 2, "dgx-h100") > 0
+    assert kernels.predict_collective_time("all_reduce", 1 << 20, 1, pod) == 0.0
+
+
+def test_energy_and_power_cap():
+    full = kernels.estimate_energy("a100-80gb", 10.0, 1.0)
+    assert full["power_w"] == pytest.approx(400.0) and full["energy_j"] == pytest.approx(4000.0)
+    capped = kernels.estimate_energy("a100-80gb", 10.0, 1.0, power_cap_w=300.0)
+    assert capped["power_w"] == pytest.approx(300.0)
+    assert capped["seconds"] > 10.0 and capped["energy_j"] < full["energy_j"]
+    memory_bound = kernels.estimate_energy("a100-80gb", 10.0, 0.9, power_cap_w=300.0,
+                                           compute_bound_fraction=0.1)
+    assert memory_bound["seconds"] < capped["seconds"]  # POLCA: memory-bound phases barely slow down
+    assert kernels.estimate_energy("h100-sxm", 1.0, 0.5, num_gpus=8)["power_w"] == pytest.approx(8 * 437.5)
+    with pytest.raises(ValueError):
+        kernels.estimate_energy("a100-80gb", 1.0, 1.5)
+
+
+def test_hundred_thousand_predictions_well_under_a_second(capsys):
+    start = time.perf_counter()
+    best = bench.main(repeats=2)
+    assert best < 0.5
+    assert time.perf_counter() - start < 5
+    assert "operator times" in capsys.readouterr().out

@@ -73,13 +73,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results")
     p.add_argument("--sweep", default="demo")
     p.set_defaults(func=_cmd_demo)
-    try:
-        from sysgym.kernels import cli as kernels_cli
-    except ImportError:  # the hardware model is optional at this layer
-        kernels_cli = None
-    if kernels_cli is not None and hasattr(kernels_cli, "register"):
-        kernels_cli.register(sub)
+    for module in _cli_providers():
+        module.register(sub)
     return parser
+
+
+def _cli_providers() -> list:
+    """Modules named `cli` with `register(subparsers)`: sysgym.kernels.cli, sysgym.agents.cli, and any
+    `sysgym.envs.<family>.cli` / `sysgym.solvers.<family>.cli`, so a sub-package adds its own commands."""
+    import importlib
+    import importlib.util
+    import pkgutil
+
+    names = ["sysgym.kernels.cli", "sysgym.agents.cli"]
+    for parent in ("sysgym.envs", "sysgym.solvers"):
+        pkg = importlib.import_module(parent)
+        names += [f"{parent}.{i.name}.cli" for i in pkgutil.iter_modules(pkg.__path__) if i.ispkg]
+    out = []
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        if hasattr(module, "register"):
+            out.append(module)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

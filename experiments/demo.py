@@ -9,6 +9,7 @@ import yaml
 from hydra import compose, initialize_config_module
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from sysgym.experiments.leaderboard import leaderboard, make_console
 from sysgym.experiments.runner import run_from_config
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 from rich.console import Console
+
 from sysgym.experiments.runner import run_from_config
 
 console = Console()

@@ -82,5 +82,20 @@ def _accepted_params(init: Callable) -> set[str] | None:
     return {n for n in sig.parameters if n != "self"}
 
 
+_LOADED = False
+
+
 def _ensure_loaded() -> None:
-    import sysgym.solvers.vm_resched  # noqa: F401  (each family's solvers register on import)
+    """Import every family's solver package (`solvers/<family>/`), which registers its solvers."""
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    import importlib
+    import pkgutil
+
+    import sysgym.solvers as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"{pkg.__name__}.{info.name}")

@@ -32,10 +32,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
 from sysgym.envs.vm_resched.generator import PRESETS, generate
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
-
 from sysgym.errors import InvalidActionError, UnknownNameError
 
 PM_FEATURES = 8

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+
 from sysgym.envs.vm_resched.generator import (
     DOUBLE_NUMA_MIN_CORES,
     MEM_PER_CORE_MIB,
@@ -25,7 +26,6 @@ from sysgym.envs.vm_resched.generator import (
 )
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
-
 from sysgym.errors import InfeasibleSolutionError
 from sysgym.solution import Solution
 

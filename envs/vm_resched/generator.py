@@ -25,9 +25,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
-
 from sysgym.errors import InvalidInstanceError, UnknownNameError
 from sysgym.instances import format_spec
 

@@ -2,7 +2,6 @@
 from sysgym.envs.vm_resched.evaluate import evaluate
 from sysgym.envs.vm_resched.generator import PRESETS, generate
 from sysgym.envs.vm_resched.instance import load
-
 from sysgym.registry import Family, register_env, register_family
 
 register_family(Family(

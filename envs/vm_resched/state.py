@@ -6,6 +6,7 @@ the evaluator the single scorer: the env and the heuristics cannot disagree with
 from __future__ import annotations
 
 import numpy as np
+
 from sysgym.envs.vm_resched.instance import VmInstance
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
 

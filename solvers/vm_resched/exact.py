@@ -5,12 +5,12 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
+from sysgym.solution import Solution
 from sysgym.solvers.vm_resched import model as vm_model
 from sysgym.solvers.vm_resched.common import order_migrations, to_fr
-
-from sysgym.solution import Solution
 
 
 @dataclass

@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 
 import numpy as np
+
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
-from sysgym.solvers.base import Solver, register
-
 from sysgym.solution import Solution
+from sysgym.solvers.base import Solver, register
 
 
 def _best_move(state: ClusterState) -> tuple[float, int, int, int] | None:

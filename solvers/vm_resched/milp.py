@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from ortools.linear_solver import pywraplp
+
+from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.vm_resched import model as vm_model
 from sysgym.solvers.vm_resched.exact import BackendResult, fixed_places, initial_usage, solve_exact
-
-from sysgym.solution import Solution
 
 
 @register

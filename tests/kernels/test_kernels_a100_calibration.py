@@ -1,0 +1,74 @@
+"""The fitted model against vidur's A100 measurements (skipped where ../shared/data is absent).
+
+Stated tolerances (MAPE over rows with num_tokens >= 128, as measured when the fit was made):
+  * shipped calibration, in sample (all three models): every operator < 10 % (measured 5.0-8.4 %);
+  * held out: fit on Llama-2-7B + Llama-2-70B, score Meta-Llama-3-8B: every operator < 10 %
+    (measured 4.6-9.4 %);
+  * collectives, all 9,000 rows of network/*.csv pooled: < 20 % (measured 17.1 %). The 15 % goal is
+    not met: inter-node groups are bimodal (busbw switching between ~6 and ~11 GB/s for 4 ranks on
+    2 nodes), which an alpha-beta model cannot follow; intra-node all-reduce groups are < 16 %.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sysgym import kernels
+from sysgym.kernels.profiles import read_compute_profile, read_network_profile
+
+
+def _compute_files(folder: Path, *stems):
+    return [folder / "compute" / f"{s}.csv" for s in stems]
+
+
+def test_shipped_calibration_in_sample(a100_profiles):
+    cal = kernels.load_calibration()
+    report = kernels.evaluate_compute(cal, sorted((a100_profiles / "compute").glob("*.csv")))
+    assert set(kernels.LAYER_OPS) <= set(report)
+    for op, scores in report.items():
+        assert scores["tokens>=128"] < 10.0, (op, scores)
+
+
+def test_held_out_model(a100_profiles):
+    cal = kernels.fit_calibration(a100_profiles, "a100-80gb", models=["Llama-2-7b-hf", "Llama-2-70b-hf"])
+    held_out = kernels.evaluate_compute(cal, _compute_files(a100_profiles, "Meta-Llama-3-8B"))
+    for op, scores in held_out.items():
+        assert scores["tokens>=128"] < 10.0, (op, scores)
+
+
+def test_predict_op_times_matches_rows(a100_profiles):
+    """The public API (not only the fitting path) reproduces measured rows."""
+    prof = read_compute_profile(a100_profiles / "compute" / "Meta-Llama-3-8B.csv")
+    sel = (prof["tp"] == 2) & (prof["num_tokens"] >= 128)
+    pred = kernels.predict_op_times("a100-80gb", "llama-3-8b", prof["num_tokens"][sel], 2)
+    for op in ("attn_pre_proj", "mlp_up_proj", "mlp_down_proj"):
+        mape = np.mean(np.abs(pred[op] / prof["times_ms"][op][sel] - 1))
+        assert mape < 0.10, (op, mape)
+
+
+def test_collectives_against_network_profiles(a100_profiles):
+    cal = kernels.load_calibration()
+    report = kernels.evaluate_collectives(cal.params["collective"],
+                                          sorted((a100_profiles / "network").glob("*.csv")))
+    assert report["all"] < 20.0, report
+    for workers in (2, 4, 8):
+        assert report[f"all_reduce workers={workers} per_node={workers}"] < 16.0, report
+    # Through the public API: 8-way all-reduce in one DGX node.
+    rows = read_network_profile(a100_profiles / "network" / "all_reduce.csv")
+    sel = (rows["num_workers"] == 8) & (rows["devices_per_node"] == 8) & (rows["size_bytes"] >= 1 << 20)
+    pred = kernels.predict_collective_time("all_reduce", rows["size_bytes"][sel], 8,
+                                           kernels.get_cluster("dgx-a100"))
+    assert np.mean(np.abs(pred / rows["times_ms"][sel] - 1)) < 0.16
+
+
+def test_shipped_file_is_reproducible(a100_profiles):
+    """Refitting the sources named in the provenance gives the shipped parameters (same sha256 too)."""
+    shipped = json.loads((Path(kernels.__file__).parent / "data" / "calibration_a100.json").read_text())
+    import hashlib
+    for entry in shipped["provenance"]["fitted_on"]:
+        assert hashlib.sha256((a100_profiles / entry["file"]).read_bytes()).hexdigest() == entry["sha256"]
+    refit = kernels.fit_calibration(a100_profiles, "a100-80gb")
+    for cls, params in shipped["params"].items():
+        for name, value in params.items():
+            assert refit.params[cls][name] == pytest.approx(value, rel=1e-6, abs=1e-12), (cls, name)

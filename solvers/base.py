@@ -92,6 +92,7 @@ def _ensure_loaded() -> None:
         return
     _LOADED = True
     import importlib
+    import importlib.util
     import pkgutil
 
     import sysgym.solvers as pkg
@@ -99,3 +100,6 @@ def _ensure_loaded() -> None:
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.ispkg and not info.name.startswith("_"):
             importlib.import_module(f"{pkg.__name__}.{info.name}")
+    # Learned methods register from agents/ (`sysgym.agents.methods`), when that module exists.
+    if importlib.util.find_spec("sysgym.agents.methods") is not None:
+        importlib.import_module("sysgym.agents.methods")

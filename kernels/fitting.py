@@ -6,6 +6,7 @@ Residuals are log(predicted / measured), so every row weighs by its relative err
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import math
 from pathlib import Path
@@ -35,8 +36,19 @@ CLASS_SPACES = {
                "l2_gain": (0.3, "log")},
 }
 COLLECTIVE_SPACE = {name: (COLLECTIVE_DEFAULTS[name], "log") for name in (
-    "intra_eff", "inter_eff", "inter_cap_nics", "intra_reduce_eff", "inter_reduce_eff",
-    "intra_latency_us", "inter_latency_us", "base_latency_us", "ll_bandwidth_frac")}
+    "intra_eff", "reduce_eff", "inter_eff", "inter_reduce_eff", "nic_cap", "intra_latency_us",
+    "net_latency_extra_us", "coll_base_us", "p2p_base_us", "ll_bandwidth_frac", "ll_latency_frac",
+    "ll128_bandwidth_frac", "ll128_latency_frac", "tree_eff")}
+# Which profile content identifies a parameter: reductions, several nodes, send/recv, one node.
+_NEEDS = {"reduce_eff": "reduce", "inter_reduce_eff": "reduce_multi", "inter_eff": "multi", "nic_cap": "multi",
+          "net_latency_extra_us": "multi", "tree_eff": "ar_multi",
+          "p2p_base_us": "p2p", "coll_base_us": "coll", "ll128_bandwidth_frac": "single",
+          "ll128_latency_frac": "single"}
+# The tuner's choice is piecewise in tuner_tree (NCCL's correction table is a step function), so the
+# fit starts from a few values of it and keeps the best; IRLS_PASSES re-weight the log residuals to
+# minimise their absolute value (what MAPE measures) rather than their square.
+TUNER_GRID = (1.5, 1.75, 2.0)
+IRLS_PASSES = 2
 SMALL_TOKENS = 128  # MAPE is reported separately below this: those kernels run a few µs, timed to 1 µs
 
 
@@ -50,13 +62,14 @@ def _encode(space: dict) -> np.ndarray:
     return np.array([math.log(v) if kind == "log" else math.log(v - 1.0) for v, kind in space.values()])
 
 
-def _fit(space: dict, predict, measured_s: np.ndarray) -> dict:
+def _fit(space: dict, predict, measured_s: np.ndarray, weights: np.ndarray | None = None) -> dict:
     ok = np.isfinite(measured_s) & (measured_s > 0)
     target = np.log(measured_s[ok])
+    w = np.ones(target.size) if weights is None else np.asarray(weights, dtype=float)[ok]
 
     def residuals(x):
         pred = predict(_decode(space, x))[ok]
-        return np.log(np.maximum(pred, 1e-15)) - target
+        return (np.log(np.maximum(pred, 1e-15)) - target) * w
 
     return _decode(space, levenberg_marquardt(residuals, _encode(space)))
 
@@ -152,13 +165,20 @@ def evaluate_compute(calibration: Calibration, files, gpu: GPU | None = None) ->
     return report
 
 
-def _network_groups(files):
+def _network_groups(files, split: str | None = None):
+    """(kind, workers, per_node, sizes, seconds) per measured group; `split` keeps the "even" or
+    "odd" rows of each group in size order (a held-out split: fit on one, score on the other)."""
+    if split not in (None, "even", "odd"):
+        raise ValueError("split must be None, 'even' or 'odd'")
     groups = []
     for path in files:
         prof = read_network_profile(path)
         keys = sorted(set(zip(prof["num_workers"], prof["devices_per_node"])))
         for workers, per_node in keys:
-            sel = (prof["num_workers"] == workers) & (prof["devices_per_node"] == per_node)
+            sel = np.flatnonzero((prof["num_workers"] == workers) & (prof["devices_per_node"] == per_node))
+            sel = sel[np.argsort(prof["size_bytes"][sel], kind="stable")]
+            if split is not None:
+                sel = sel[(0 if split == "even" else 1)::2]
             groups.append((prof["kind"], int(workers), int(per_node), prof["size_bytes"][sel],
                            prof["times_ms"][sel] * 1e-3))
     return groups
@@ -168,28 +188,55 @@ def _group_cluster(base: Cluster, workers: int, per_node: int) -> Cluster:
     return get_cluster(base, gpus_per_node=per_node, num_nodes=max(1, -(-workers // per_node)))
 
 
-def fit_collectives(files, cluster: Cluster | str = "dgx-a100-pod") -> dict:
+def fit_collectives(files, cluster: Cluster | str = "dgx-a100-pod", *, split: str | None = None) -> dict:
+    """Fits the collective parameters on network profiles (median time per row, see profiles.py).
+
+    Only parameters the profiles identify are fitted (e.g. no network terms without multi-node rows);
+    the rest keep DEFAULT_PARAMS. `split` fits on half the rows (see _network_groups).
+    """
     base = get_cluster(cluster)
-    groups = _network_groups(files)
-    kinds = {g[0] for g in groups}
-    multi_node = any(w > p for _, w, p, _, _ in groups)
-    space = {k: v for k, v in COLLECTIVE_SPACE.items()
-             if ("reduce" not in k or kinds & {"all_reduce", "reduce_scatter"})
-             and ("inter" not in k or multi_node)}
+    groups = _network_groups(files, split)
+    has = set()
+    for kind, w, per, _, _ in groups:
+        multi = w > per
+        has |= {"coll"} if kind != "send_recv" else {"p2p"}
+        has |= {"multi"} if multi else {"single"}
+        if kind in ("all_reduce", "reduce_scatter"):
+            has |= {"reduce", "reduce_multi"} if multi else {"reduce"}
+        if kind == "all_reduce" and multi:
+            has.add("ar_multi")
+    space = {k: v for k, v in COLLECTIVE_SPACE.items() if k not in _NEEDS or _NEEDS[k] in has}
     measured = np.concatenate([g[4] for g in groups])
+    clusters = [_group_cluster(base, w, per) for _, w, per, _, _ in groups]
 
-    def predict(p):
-        full = {**COLLECTIVE_DEFAULTS, **p}
-        return np.concatenate([collective_seconds(kind, size, w, _group_cluster(base, w, per), params=full)
-                               for kind, w, per, size, _ in groups])
+    def predict(p, tuner_tree):
+        full = {**COLLECTIVE_DEFAULTS, **p, "tuner_tree": tuner_tree}
+        return np.concatenate([collective_seconds(kind, size, w, c, params=full)
+                               for (kind, w, _, size, _), c in zip(groups, clusters)])
 
-    return {**COLLECTIVE_DEFAULTS, **_fit(space, predict, measured)}
+    best = None
+    grid = TUNER_GRID if "ar_multi" in has else (COLLECTIVE_DEFAULTS["tuner_tree"],)
+    for tuner_tree in grid:
+        sp = space
+        predict_at = functools.partial(predict, tuner_tree=tuner_tree)
+        weights = np.ones(measured.size)
+        for _ in range(IRLS_PASSES + 1):
+            params = _fit(sp, predict_at, measured, weights)
+            resid = np.abs(np.log(predict_at(params) / measured))
+            weights = 1.0 / np.sqrt(np.maximum(resid, 0.02))
+            sp = {name: (params[name], kind) for name, (_, kind) in sp.items()}
+        score = _mape(predict_at(params), measured)
+        if best is None or score < best[0]:
+            best = (score, {**params, "tuner_tree": tuner_tree})
+    return {**COLLECTIVE_DEFAULTS, **best[1]}
 
 
-def evaluate_collectives(params: dict, files, cluster: Cluster | str = "dgx-a100-pod") -> dict[str, float]:
+def evaluate_collectives(params: dict, files, cluster: Cluster | str = "dgx-a100-pod", *,
+                         split: str | None = None) -> dict[str, float]:
+    """MAPE (%) per (collective, workers, GPUs per node) group and pooled ("all") over every row."""
     base = get_cluster(cluster)
     report, preds, meas = {}, [], []
-    for kind, w, per, size, seconds in _network_groups(files):
+    for kind, w, per, size, seconds in _network_groups(files, split):
         pred = collective_seconds(kind, size, w, _group_cluster(base, w, per), params=params)
         report[f"{kind} workers={w} per_node={per}"] = _mape(pred, seconds)
         preds.append(pred)
@@ -239,6 +286,8 @@ def fit_calibration(profile_dir: str | Path, gpu: str | GPU, *, dtype: str = "fp
         "date": _dt.date.today().isoformat(),
         "command": command or f"sysgym calibrate --profiles {profile_dir} --gpu {gpu.name}",
         "mape_note": "MAPE in percent over rows with num_tokens >= 128 (all rows for collectives)",
+        "statistic": "median time per row (time_stats.<op>.median); collectives fitted by IRLS on "
+                     "|log(predicted / measured)|",
     }
     if out is not None:
         cal.save(out)

@@ -90,7 +90,6 @@ def _ensure_loaded() -> None:
     global _LOADED
     if _LOADED:
         return
-    _LOADED = True
     import importlib
     import importlib.util
     import pkgutil
@@ -103,3 +102,4 @@ def _ensure_loaded() -> None:
     # Learned methods register from agents/ (`sysgym.agents.methods`), when that module exists.
     if importlib.util.find_spec("sysgym.agents.methods") is not None:
         importlib.import_module("sysgym.agents.methods")
+    _LOADED = True  # only after every import succeeded: a failure is raised again, not half-hidden

@@ -1,5 +1,5 @@
 """Registers the VM-rescheduling family and `sysgym/VmResched-v0`."""
-from sysgym.envs.vm_resched.evaluate import evaluate
+from sysgym.envs.vm_resched.evaluator import evaluate
 from sysgym.envs.vm_resched.generator import PRESETS, generate
 from sysgym.envs.vm_resched.instance import load
 from sysgym.registry import Family, register_env, register_family

@@ -16,7 +16,7 @@ from sysgym.solvers.vm_resched.common import order_migrations, to_fr
 @dataclass
 class BackendResult:
     status: str  # optimal | feasible | timeout | infeasible
-    chosen: list[int] | None  # place index per candidate VM
+    counts: list[list[int]] | None  # per group: how many of its VMs end at each place
     objective: float | None  # sum of remainders
     bound: float | None  # proven lower bound on the sum of remainders
     stats: dict = field(default_factory=dict)
@@ -33,7 +33,7 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
         warm_state, warm = greedy_migrations(inst, ClusterState(inst), inst.mnl)
     data = vm_model.build(inst, max_vms=max_vms, must_include=[v for v, _, _ in warm or []])
     if warm is not None:
-        hint = vm_model.hint_indices(data, warm_state.vm_pm, warm_state.vm_numa)
+        hint = vm_model.hint_counts(data, warm_state.vm_pm, warm_state.vm_numa)
     no_reliance: set[int] = set()
     first_bound, rounds, status = None, 0, "timeout"
     migrations: list[tuple[int, int, int]] = []
@@ -43,15 +43,15 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
         res = backend(data, remaining, seed, no_reliance, hint)
         rounds += 1
         stats = {**res.stats, "rounds": rounds, "candidate_vms": int(len(data.vms)), "exact_model": data.exact,
-                 "variables": int(sum(len(p) for p in data.places))}
+                 "variables": int(sum(len(g.places) for g in data.groups))}
         if first_bound is None and res.bound is not None:
             # Remainders are >= 0, so a solver's weaker (or -inf) bound is clamped to the trivial 0.
             first_bound = max(0.0, res.bound)  # the first model is a relaxation of all repaired ones: its bound holds
-        if res.chosen is None:
+        if res.counts is None:
             status = res.status
             migrations = []
             break
-        pm, numa = vm_model.placement_from(data, res.chosen)
+        pm, numa = vm_model.placement_from(data, res.counts)
         migrations, stuck = order_migrations(inst, pm, numa)
         status = res.status
         if not stuck:
@@ -86,19 +86,6 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
         status = "timeout" if status == "timeout" else "feasible"
     return Solution(decisions=migrations, objective=fr, status=status, wall_time_s=wall, bound=bound,
                     stats={"solver": solver_name, **stats})
-
-
-def fixed_places(data: vm_model.ModelData):
-    """(node -> list of (candidate i, place j, cpu, mem)) for building capacity rows."""
-    rows: dict[int, list[tuple[int, int, int, int]]] = {}
-    inst = data.inst
-    state = ClusterState(inst)
-    for i, v in enumerate(data.vms):
-        c, m = state.per_node_demand(int(v))
-        for j, (_p, _k, nodes) in enumerate(data.places[i]):
-            for n in nodes:
-                rows.setdefault(n, []).append((i, j, c, m))
-    return rows
 
 
 def initial_usage(inst: VmInstance) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ from ortools.linear_solver import pywraplp
 from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.vm_resched import model as vm_model
-from sysgym.solvers.vm_resched.exact import BackendResult, fixed_places, initial_usage, solve_exact
+from sysgym.solvers.vm_resched.exact import BackendResult, initial_usage, solve_exact
 
 
 @register
@@ -34,18 +34,18 @@ class VmMilp(Solver):
         s.SetNumThreads(self.threads)
         if self.backend.upper() == "SCIP":
             s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(seed)}\n")
-        x = [[s.BoolVar(f"x_{i}_{j}") for j in range(len(opts))] for i, opts in enumerate(data.places)]
-        for row in x:
-            s.Add(sum(row) == 1)
-        s.Add(sum(1 - x[i][data.current[i]] for i in range(len(x))) <= inst.mnl)
-        rows = fixed_places(data)
+        y = [[s.IntVar(0, len(g.vms), f"y_{i}_{j}") for j in range(len(g.places))] for i, g in enumerate(data.groups)]
+        for g, row in zip(data.groups, y):
+            s.Add(sum(row) == len(g.vms))
+        s.Add(sum(len(g.vms) - y[i][g.current] for i, g in enumerate(data.groups)) <= inst.mnl)
+        rows = data.node_rows()
         used_cpu, used_mem = initial_usage(inst)
         unit = inst.frag_unit
         r_vars = []
         for n in range(len(inst.node_cpu)):
             terms = rows.get(n, [])
-            cpu = sum(c * x[i][j] for i, j, c, _ in terms) + int(data.base_cpu[n])
-            mem = sum(m * x[i][j] for i, j, _, m in terms) + int(data.base_mem[n])
+            cpu = sum(c * y[i][j] for i, j, c, _ in terms) + int(data.base_cpu[n])
+            mem = sum(m * y[i][j] for i, j, _, m in terms) + int(data.base_mem[n])
             cap_c, cap_m = int(inst.node_cpu[n]), int(inst.node_mem[n])
             s.Add(mem <= cap_m)
             q = s.IntVar(0, cap_c // unit, f"q_{n}")
@@ -53,20 +53,19 @@ class VmMilp(Solver):
             s.Add(cap_c - cpu == unit * q + r)  # also enforces cpu <= cap since q, r >= 0
             r_vars.append(r)
             if n in no_reliance:
-                incoming = [(i, j, c, m) for i, j, c, m in terms if j != data.current[i]]
+                incoming = [(i, j, c, m) for i, j, c, m in terms if j != data.groups[i].current]
                 if incoming:
-                    s.Add(int(used_cpu[n]) + sum(c * x[i][j] for i, j, c, _ in incoming) <= cap_c)
-                    s.Add(int(used_mem[n]) + sum(m * x[i][j] for i, j, _, m in incoming) <= cap_m)
+                    s.Add(int(used_cpu[n]) + sum(c * y[i][j] for i, j, c, _ in incoming) <= cap_c)
+                    s.Add(int(used_mem[n]) + sum(m * y[i][j] for i, j, _, m in incoming) <= cap_m)
         s.Minimize(sum(r_vars))
         if hint is not None:
-            s.SetHint([x[i][j] for i in range(len(x)) for j in range(len(x[i]))],
-                      [1.0 if j == hint[i] else 0.0 for i in range(len(x)) for j in range(len(x[i]))])
+            s.SetHint([v for row in y for v in row], [float(c) for row in hint for c in row])
         code = s.Solve()
         stats = {"nodes": s.nodes(), "iterations": s.iterations()}
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-            chosen = [max(range(len(row)), key=lambda j, row=row: row[j].solution_value()) for row in x]
+            counts = [[int(round(v.solution_value())) for v in row] for row in y]
             status = "optimal" if code == pywraplp.Solver.OPTIMAL else "timeout"
-            return BackendResult(status, chosen, s.Objective().Value(), s.Objective().BestBound(), stats)
+            return BackendResult(status, counts, s.Objective().Value(), s.Objective().BestBound(), stats)
         if code == pywraplp.Solver.INFEASIBLE:
             return BackendResult("infeasible", None, None, None, stats)
         return BackendResult("timeout", None, None, None, stats)

@@ -1,13 +1,16 @@
 """The exact model of VM rescheduling shared by the MILP and the CP-SAT solvers.
 
-Variables: x[v, d] = 1 when VM v ends at place d (a NUMA node for a single-NUMA VM, a PM for a
-double-NUMA VM). Per node n: free_n = cap_n - usage_n = 16 q_n + r_n with 0 <= r_n <= 15 and integer q_n.
-Migrations never change the total free CPU, so minimising the fragment rate sum(r_n) / total_free is
-minimising sum(r_n): a linear objective. At most MNL VMs leave their current place.
+VMs of one shape (cores, memory, single/double NUMA) on one place are interchangeable, so the model counts
+them instead of naming them (a per-VM binary model is full of symmetric optima and was 3-10x slower on
+the `small` preset). For each group g = (shape, source place) with n_g VMs, an integer y[g, d] counts the
+VMs that end at place d (a NUMA node for single-NUMA VMs, a PM for double-NUMA ones); sum_d y[g, d] = n_g.
+Per node: free = cap - usage = 16 q + r with 0 <= r <= 15, integer q >= 0. Migrations never change the
+total free CPU, so minimising the fragment rate sum(r) / total_free is minimising sum(r): linear. At most
+MNL VMs leave their place: sum_g (n_g - y[g, source]) <= MNL.
 
-Large instances (VMR2L's medium has 2,089 VMs x 560 nodes = 1.2 M binaries) are restricted to
-`max_vms` candidate VMs (those on the most fragmented nodes) and the nodes that can take them; the
-model is then a heuristic and its bound is not a bound of the full problem (reported as such).
+Large instances (VMR2L's medium: 2,089 VMs x 560 nodes) are restricted to `max_vms` candidate VMs (those
+on the most fragmented nodes, plus any a warm start moves); the others stay put. The model is then a
+heuristic and its bound is not a bound of the full problem (reported as such).
 """
 from __future__ import annotations
 
@@ -20,25 +23,42 @@ from sysgym.envs.vm_resched.state import ClusterState
 
 
 @dataclass
+class Group:
+    cpu: int  # per node
+    mem: int  # per node
+    double: bool
+    vms: list[int]  # the interchangeable candidate VMs
+    places: list[tuple[int, int, tuple[int, ...]]]  # destinations (pm, numa, nodes); numa -1 for double
+    current: int  # index of the source place in `places`
+
+
+@dataclass
 class ModelData:
     inst: VmInstance
-    vms: np.ndarray  # candidate VMs (free variables); the others stay put
-    places: list[list[tuple[int, int, tuple[int, ...]]]]  # per candidate: (pm, numa, nodes)
-    current: list[int]  # per candidate: index of its current place in `places`
-    base_cpu: np.ndarray  # per node: usage by fixed VMs
+    vms: np.ndarray  # candidate VMs
+    groups: list[Group]
+    base_cpu: np.ndarray  # per node: usage by fixed (non-candidate) VMs
     base_mem: np.ndarray
     exact: bool  # True when nothing was restricted: the model's bound is the problem's bound
 
+    def node_rows(self) -> dict[int, list[tuple[int, int, int, int]]]:
+        """node -> [(group, place, cpu, mem)]: what each count variable puts on each node."""
+        rows: dict[int, list[tuple[int, int, int, int]]] = {}
+        for g, grp in enumerate(self.groups):
+            for j, (_p, _k, nodes) in enumerate(grp.places):
+                for n in nodes:
+                    rows.setdefault(n, []).append((g, j, grp.cpu, grp.mem))
+        return rows
 
-def build(inst: VmInstance, max_vms: int | None = 200, max_places: int | None = None,
-          must_include: list[int] | tuple[int, ...] = ()) -> ModelData:
+
+def build(inst: VmInstance, max_vms: int | None = 200, must_include: list[int] | tuple[int, ...] = ()) -> ModelData:
     state = ClusterState(inst)
     unit = inst.frag_unit
     v_all = np.arange(inst.num_vms)
     if max_vms is None or inst.num_vms <= max_vms:
         vms = v_all
     else:
-        # Candidates: VMs on nodes with a non-zero remainder, small VMs first (they fix remainders).
+        # Candidates: VMs on nodes with a large remainder, small VMs first (they fix remainders).
         node_rem = state.free_cpu % unit
         score = np.array([max(node_rem[n] for n in state.nodes_of(v)) for v in v_all], float)
         key = np.lexsort((v_all, state.vm_cpu, -score))
@@ -46,7 +66,7 @@ def build(inst: VmInstance, max_vms: int | None = 200, max_places: int | None = 
         must = np.unique(np.asarray(must_include, np.int64))
         rest = key[~np.isin(key, must)][: max(0, max_vms - len(must))]
         vms = np.sort(np.concatenate([must, rest]).astype(np.int64))
-    exact = len(vms) == inst.num_vms and max_places is None
+    exact = len(vms) == inst.num_vms
     fixed = np.setdiff1d(v_all, vms)
     base_cpu, base_mem = np.zeros(len(inst.node_cpu), np.int64), np.zeros(len(inst.node_cpu), np.int64)
     for v in fixed:
@@ -54,45 +74,55 @@ def build(inst: VmInstance, max_vms: int | None = 200, max_places: int | None = 
         for n in state.nodes_of(int(v)):
             base_cpu[n] += c
             base_mem[n] += m
-    places, current = [], []
-    n_pm = inst.num_pms
+    free_c, free_m = inst.node_cpu - base_cpu, inst.node_mem - base_mem
+    by_key: dict[tuple, list[int]] = {}
     for v in vms:
         v = int(v)
         c, m = state.per_node_demand(v)
-        opts = []
-        if inst.vm_double[v]:
-            ok = ((inst.node_cpu.reshape(-1, 2) - base_cpu.reshape(-1, 2)).min(axis=1) >= c) & \
-                 ((inst.node_mem.reshape(-1, 2) - base_mem.reshape(-1, 2)).min(axis=1) >= m)
-            for p in range(n_pm):
-                if ok[p] or p == inst.vm_pm[v]:
-                    opts.append((p, -1, (2 * p, 2 * p + 1)))
+        src = int(inst.vm_pm[v]) if inst.vm_double[v] else 2 * int(inst.vm_pm[v]) + int(inst.vm_numa[v])
+        by_key.setdefault((c, m, bool(inst.vm_double[v]), src), []).append(v)
+    groups = []
+    for (c, m, double, src), members in sorted(by_key.items()):
+        if double:
+            ok = (free_c.reshape(-1, 2).min(axis=1) >= c) & (free_m.reshape(-1, 2).min(axis=1) >= m)
+            ok[src] = True
+            places = [(int(p), -1, (2 * int(p), 2 * int(p) + 1)) for p in np.flatnonzero(ok)]
+            current = next(j for j, pl in enumerate(places) if pl[0] == src)
         else:
-            ok = ((inst.node_cpu - base_cpu) >= c) & ((inst.node_mem - base_mem) >= m)
-            for n in range(2 * n_pm):
-                if ok[n] or n == 2 * inst.vm_pm[v] + inst.vm_numa[v]:
-                    opts.append((n // 2, n % 2, (n,)))
-        if max_places is not None and len(opts) > max_places:
-            cur = [o for o in opts if state.is_current(v, o[0], o[1])]
-            opts = cur + [o for o in opts if o not in cur][: max_places - 1]
-        places.append(opts)
-        current.append(next(i for i, o in enumerate(opts) if state.is_current(v, o[0], max(o[1], 0))))
-    return ModelData(inst, vms, places, current, base_cpu, base_mem, exact)
+            ok = (free_c >= c) & (free_m >= m)
+            ok[src] = True
+            places = [(int(n) // 2, int(n) % 2, (int(n),)) for n in np.flatnonzero(ok)]
+            current = next(j for j, pl in enumerate(places) if pl[2][0] == src)
+        groups.append(Group(c, m, double, members, places, current))
+    return ModelData(inst, vms, groups, base_cpu, base_mem, exact)
 
 
-def placement_from(data: ModelData, chosen: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Full final placement from the chosen place index of each candidate VM."""
+def placement_from(data: ModelData, counts: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A full final placement from the count of each group's VMs at each place (VMs stay first)."""
     pm, numa = data.inst.vm_pm.copy(), data.inst.vm_numa.copy()
-    for i, v in enumerate(data.vms):
-        p, k, _ = data.places[i][chosen[i]]
-        pm[v], numa[v] = p, k
+    for grp, row in zip(data.groups, counts):
+        members = list(grp.vms)
+        stay = int(row[grp.current])
+        movers = members[stay:]  # deterministic: the lowest-numbered VMs stay
+        k = 0
+        for j, cnt in enumerate(row):
+            if j == grp.current:
+                continue
+            for _ in range(int(cnt)):
+                p, nm, _ = grp.places[j]
+                pm[movers[k]], numa[movers[k]] = p, nm
+                k += 1
     return pm, numa
 
 
-def hint_indices(data: ModelData, final_pm: np.ndarray, final_numa: np.ndarray) -> list[int]:
-    """Place indices matching a known placement (a warm start); current place when not a candidate."""
+def hint_counts(data: ModelData, final_pm: np.ndarray, final_numa: np.ndarray) -> list[list[int]]:
+    """Counts matching a known placement (a warm start)."""
     out = []
-    for i, v in enumerate(data.vms):
-        target = (int(final_pm[v]), int(final_numa[v]) if not data.inst.vm_double[v] else -1)
-        idx = next((j for j, o in enumerate(data.places[i]) if (o[0], o[1]) == target), data.current[i])
-        out.append(idx)
+    for grp in data.groups:
+        row = [0] * len(grp.places)
+        index = {(p, k): j for j, (p, k, _) in enumerate(grp.places)}
+        for v in grp.vms:
+            target = (int(final_pm[v]), -1 if grp.double else int(final_numa[v]))
+            row[index.get(target, grp.current)] += 1
+        out.append(row)
     return out

@@ -4,9 +4,13 @@ Stated tolerances (MAPE over rows with num_tokens >= 128, as measured when the f
   * shipped calibration, in sample (all three models): every operator < 10 % (measured 5.0-8.4 %);
   * held out: fit on Llama-2-7B + Llama-2-70B, score Meta-Llama-3-8B: every operator < 10 %
     (measured 4.6-9.4 %);
-  * collectives, all 9,000 rows of network/*.csv pooled: < 20 % (measured 17.1 %). The 15 % goal is
-    not met: inter-node groups are bimodal (busbw switching between ~6 and ~11 GB/s for 4 ranks on
-    2 nodes), which an alpha-beta model cannot follow; intra-node all-reduce groups are < 16 %.
+  * collectives (median time per row; vidur's medians are the robust statistic, the means carry
+    bimodal outliers at small sizes), all 8,946 rows of network/*.csv pooled: < 15 % (measured 11.0 %);
+    intra-node all-reduce and send/recv groups < 15 % each (measured 1.5-13.8 %); multi-node all-reduce
+    groups < 30 % (measured 2.8-24.2 %; the worst are 8 and 16 GPUs over 2 nodes, whose ring/tree switch
+    points and per-node network bandwidths the shared NCCL-tuner model follows only in part);
+  * collectives held out: fit on every other size of each group, score the other half: pooled < 15 %
+    (measured 12.1 %).
 """
 import json
 from pathlib import Path
@@ -15,6 +19,7 @@ import numpy as np
 import pytest
 
 from sysgym import kernels
+from sysgym.kernels.fitting import fit_collectives
 from sysgym.kernels.profiles import read_compute_profile, read_network_profile
 
 
@@ -51,15 +56,25 @@ def test_collectives_against_network_profiles(a100_profiles):
     cal = kernels.load_calibration()
     report = kernels.evaluate_collectives(cal.params["collective"],
                                           sorted((a100_profiles / "network").glob("*.csv")))
-    assert report["all"] < 20.0, report
+    assert report["all"] < 15.0, report
     for workers in (2, 4, 8):
-        assert report[f"all_reduce workers={workers} per_node={workers}"] < 16.0, report
+        assert report[f"all_reduce workers={workers} per_node={workers}"] < 15.0, report
+    assert report["send_recv workers=2 per_node=2"] < 15.0 and report["send_recv workers=2 per_node=1"] < 15.0
+    assert all(v < 30.0 for v in report.values()), report
     # Through the public API: 8-way all-reduce in one DGX node.
     rows = read_network_profile(a100_profiles / "network" / "all_reduce.csv")
     sel = (rows["num_workers"] == 8) & (rows["devices_per_node"] == 8) & (rows["size_bytes"] >= 1 << 20)
     pred = kernels.predict_collective_time("all_reduce", rows["size_bytes"][sel], 8,
                                            kernels.get_cluster("dgx-a100"))
-    assert np.mean(np.abs(pred / rows["times_ms"][sel] - 1)) < 0.16
+    assert np.mean(np.abs(pred / rows["times_ms"][sel] - 1)) < 0.15
+
+
+def test_collectives_held_out_sizes(a100_profiles):
+    """A model, not a lookup table: fitted on half the sizes of each group, it predicts the other half."""
+    files = sorted((a100_profiles / "network").glob("*.csv"))
+    params = fit_collectives(files, split="even")
+    held_out = kernels.evaluate_collectives(params, files, split="odd")
+    assert held_out["all"] < 15.0, held_out
 
 
 def test_shipped_file_is_reproducible(a100_profiles):

@@ -16,35 +16,77 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _first_line(obj) -> str:
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
+    """The catalogue: envs, solvers, agents, generators and trace loaders, with one-line descriptions."""
+    from importlib import resources
+
     import sysgym
     from sysgym import solvers
+    from sysgym.experiments.leaderboard import make_console
+    from sysgym.registry import env_family
 
-    console = Console()
-    envs = Table(title="environments")
-    for col in ("env id", "family", "objective", "presets"):
-        envs.add_column(col)
+    console = make_console()
+    envs = Table(title="environments (sysgym.make / gymnasium.make)")
+    for col in ("env id", "family", "objective", "description") + (("action space", "observation space")
+                                                                     if args.spaces else ()):
+        envs.add_column(col, no_wrap=col in ("env id", "family"))
     for env_id in sysgym.list_envs():
-        from sysgym.registry import env_family
-
         fam = sysgym.get_family(env_family(env_id))
-        envs.add_row(env_id, fam.name, f"{fam.objective} ({fam.sense})", ", ".join(fam.presets))
+        if args.family and fam.name != args.family:
+            continue
+        row = [env_id, fam.name, f"{fam.objective} ({fam.sense})", fam.description]
+        if args.spaces:
+            env = sysgym.make(env_id)
+            row += [str(env.action_space), str(env.observation_space)[:200]]
+            env.close()
+        envs.add_row(*row)
     console.print(envs)
-    table = Table(title="solvers")
-    for col in ("name", "family", "kind"):
-        table.add_column(col)
+    table = Table(title="solvers (sysgym.solvers.get)")
+    for col in ("name", "family", "kind", "description"):
+        table.add_column(col, no_wrap=col != "description")
     for name in solvers.list(args.family):
         cls = solvers.solver_class(name)
-        table.add_row(name, cls.family, cls.kind)
+        table.add_row(name, cls.family, cls.kind, _first_line(cls))
     console.print(table)
+    agents = sorted(p.name[:-5] for p in resources.files("sysgym.conf").joinpath("agent").iterdir()
+                    if p.name.endswith(".yaml")) if resources.files("sysgym.conf").joinpath("agent").is_dir() else []
+    if agents:
+        console.print(f"[bold]agents[/] (sysgym train agent=...): {', '.join(agents)}")
+    gens = Table(title="instance generators and trace loaders")
+    for col in ("family", "presets (generate(preset=..., seed=...))", "generator", "loader (load(path))"):
+        gens.add_column(col)
+    for name in sysgym.list_families():
+        if args.family and name != args.family:
+            continue
+        fam = sysgym.get_family(name)
+        gens.add_row(name, ", ".join(fam.presets), _first_line(fam.generate),
+                     _first_line(fam.load) if fam.load else "-")
+    console.print(gens)
     return 0
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from sysgym.experiments.leaderboard import leaderboard
 
-    leaderboard(args.results, fmt=args.format, plot_path=args.plot)
+    leaderboard(args.results, fmt=args.format, plot_path=args.plot, validated_only=not args.all)
     return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from sysgym.experiments.validate import validate
+
+    verdicts = validate(args.results, use_cache=not args.fresh)
+    bad = {k: v for k, v in verdicts.items() if v["status"] != "ok"}
+    console = Console()
+    console.print(f"{len(verdicts) - len(bad)} of {len(verdicts)} records validated")
+    for run_id, v in sorted(bad.items()):
+        console.print(f"[red]{v['status']}[/] {run_id}: {v['detail']}", markup=True, highlight=False)
+    return 1 if bad else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -61,14 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
                        add_help=False, prefix_chars="\0")
     p.add_argument("overrides", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("list", help="registered envs and solvers")
-    p.add_argument("--family", default=None)
+    p = sub.add_parser("list", help="the catalogue: envs, solvers, agents, generators, trace loaders")
+    p.add_argument("--family", default=None, help="only this family")
+    p.add_argument("--spaces", action="store_true", help="also build each env to show its spaces")
     p.set_defaults(func=_cmd_list)
     p = sub.add_parser("leaderboard", help="rank the methods of result records")
     p.add_argument("results", help="a results directory or *.jsonl file")
-    p.add_argument("--format", choices=("table", "csv"), default="table")
-    p.add_argument("--plot", default=None, help="also write a bar chart (PNG)")
+    p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
+    p.add_argument("--plot", default=None, help="also write plots (PNG)")
+    p.add_argument("--all", action="store_true", help="also count records that fail validation")
     p.set_defaults(func=_cmd_leaderboard)
+    p = sub.add_parser("validate", help="re-score every record's solution with its family's evaluator")
+    p.add_argument("results", help="a results directory")
+    p.add_argument("--fresh", action="store_true", help="ignore cached verdicts")
+    p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("demo", help="the main job: a small VM-rescheduling sweep and its leaderboard")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--sweep", default="demo")

@@ -41,5 +41,5 @@ def demo(results_dir: str | Path | None = None, sweep: str = "demo", console: Co
                 progress.advance(task)
     plot_path = out / "leaderboard.png"
     leaderboard(out, plot_path=plot_path, console=console)
-    console.print(f"records: {out}  plot: {plot_path}")
+    console.print(f"records: {out}  table: {out / 'leaderboard.md'}  plot: {plot_path}")
     return out

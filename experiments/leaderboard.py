@@ -1,4 +1,10 @@
-"""The comparison table: reads only result records, groups by (family, env) and ranks methods."""
+"""The comparison table: reads only result records, counts only validated ones, ranks methods per env.
+
+Per (family, env) and method: mean and interquartile mean (IQM) of the family objective with
+stratified-bootstrap 95 % confidence intervals across seeds and instances (rliable's estimators, Agarwal
+et al., NeurIPS'21), the time-aware objective where the family has one, the gap to the best proven bound
+on the same instances (exact solvers' bounds), and wall time.
+"""
 from __future__ import annotations
 
 import math
@@ -16,14 +22,20 @@ from sysgym.errors import UnknownNameError
 from sysgym.records import read_records
 from sysgym.registry import get_family
 
+BOOTSTRAP_REPS = 2000
 
-def _mean(xs: list[float]) -> float:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
+
+def _finite(xs: Iterable[Any]) -> list[float]:
+    return [float(x) for x in xs if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)]
+
+
+def _mean(xs: Iterable[Any]) -> float:
+    xs = _finite(xs)
     return float(np.mean(xs)) if xs else math.nan
 
 
-def _std(xs: list[float]) -> float:
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
+def _std(xs: Iterable[Any]) -> float:
+    xs = _finite(xs)
     return float(np.std(xs)) if len(xs) > 1 else 0.0
 
 
@@ -32,117 +44,256 @@ def instance_group(spec: str) -> str:
     return re.sub(r"(\?|&)seed=\d+", r"\1", spec).replace("?&", "?").rstrip("?&")
 
 
-def summarise(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (family, env, method): mean objective (static and time-aware), wall time, rank."""
+def interval_estimates(scores: dict[str, list[list[float]]], seed: int = 0) -> dict[str, dict[str, float]]:
+    """Mean and IQM with stratified-bootstrap 95 % CIs (rliable). `scores[method]` is a list of strata, each
+    a list of runs; strata of unequal size are padded by cycling so rliable gets a (runs x strata) matrix."""
+    from rliable import library as rly
+    from rliable import metrics
+
+    matrices = {}
+    for method, strata in scores.items():
+        strata = [s for s in strata if s]
+        width = max(len(s) for s in strata)
+        # rliable wants (runs x tasks); instances are the tasks, seeds the runs. Uneven run counts are
+        # filled deterministically by cycling a stratum's runs (no new information, no bias in the mean).
+        cols = [[s[i % len(s)] for i in range(width)] for s in strata]
+        matrices[method] = np.array(cols, float).T
+    agg = lambda x: np.array([metrics.aggregate_mean(x), metrics.aggregate_iqm(x)])  # noqa: E731
+    np.random.seed(seed)  # rliable's bootstrap draws from NumPy's global generator
+    point, ci = rly.get_interval_estimates(matrices, agg, reps=BOOTSTRAP_REPS)
+    return {m: {"mean": float(point[m][0]), "iqm": float(point[m][1]), "mean_lo": float(ci[m][0, 0]),
+                "mean_hi": float(ci[m][1, 0]), "iqm_lo": float(ci[m][0, 1]), "iqm_hi": float(ci[m][1, 1])}
+            for m in matrices}
+
+
+def summarise(records: Iterable[dict[str, Any]], *, bootstrap: bool = True) -> list[dict[str, Any]]:
+    """One row per (family, env, method)."""
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for rec in records:
         env = rec.get("env") or instance_group(rec["instance"])
         groups[(rec["family"], env, rec["method"])].append(rec)
+    best_bound: dict[tuple[str, str], float] = {}
+    senses: dict[str, str] = {}
     rows = []
     for (family_name, env, method), recs in groups.items():
         try:
             fam = get_family(family_name)
-            key, sense = fam.objective, fam.sense
-            timed_key = fam.extra.get("timed_objective")
+            key, sense, timed_key = fam.objective, fam.sense, fam.extra.get("timed_objective")
         except UnknownNameError:
             key, sense, timed_key = "objective", "min", None
-        objs = [r["metrics"].get(key) for r in recs]
-        timed = [r["metrics"].get(timed_key) for r in recs] if timed_key else []
-        before = [r["metrics"].get(key + "_before") for r in recs]
-        statuses = defaultdict(int)
+        senses[family_name] = sense
         for r in recs:
-            statuses[r.get("solver_stats", {}).get("status", "-")] += 1
-        gaps = [r.get("solver_stats", {}).get("gap") for r in recs]
+            bound = (r.get("solver_stats") or {}).get("bound")
+            if isinstance(bound, (int, float)) and math.isfinite(bound):
+                k = (family_name, r["instance"])
+                best = best_bound.get(k)
+                best_bound[k] = bound if best is None else (max(best, bound) if sense == "min" else min(best, bound))
+        statuses: dict[str, int] = defaultdict(int)
+        for r in recs:
+            statuses[(r.get("solver_stats") or {}).get("status", "-")] += 1
         rows.append({
             "family": family_name, "env": env, "method": method, "runs": len(recs),
-            "seeds": sorted({r["seed"] for r in recs}), "objective_name": key, "sense": sense,
-            "objective": _mean(objs), "objective_std": _std(objs), "objective_timed": _mean(timed),
-            "objective_before": _mean(before), "wall_time_s": _mean([r["wall_time_s"] for r in recs]),
-            "gap": _mean(gaps), "status": dict(statuses), "instances": sorted({r["instance"] for r in recs}),
+            "seeds": sorted({r["seed"] for r in recs}), "instances": sorted({r["instance"] for r in recs}),
+            "objective_name": key, "sense": sense,
+            "objective": _mean(r["metrics"].get(key) for r in recs),
+            "objective_std": _std(r["metrics"].get(key) for r in recs),
+            "objective_timed": _mean(r["metrics"].get(timed_key) for r in recs) if timed_key else math.nan,
+            "objective_before": _mean(r["metrics"].get(key + "_before") for r in recs),
+            "wall_time_s": _mean(r["wall_time_s"] for r in recs),
+            "status": dict(statuses), "_records": recs,
         })
+    for row in rows:
+        key, recs = row["objective_name"], row.pop("_records")
+        gaps = []
+        for r in recs:
+            bound, value = best_bound.get((row["family"], r["instance"])), r["metrics"].get(key)
+            if bound is not None and isinstance(value, (int, float)):
+                gaps.append(abs(value - bound) / max(abs(value), 1e-9))
+        row["gap_to_best_bound"] = _mean(gaps)
+        # Seeds usually draw different instances (instance_seed follows seed), so the runs of one env block
+        # are one stratum and the bootstrap resamples (instance, seed) pairs; where several seeds share an
+        # instance, instances are the strata.
+        by_instance: dict[str, list[float]] = defaultdict(list)
+        for r in recs:
+            value = r["metrics"].get(key)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                by_instance[r["instance"]].append(float(value))
+        if by_instance and all(len(v) == 1 for v in by_instance.values()):
+            by_instance = {"all": [v[0] for v in by_instance.values()]}
+        row["_strata"] = by_instance
     for (family_name, env) in {(r["family"], r["env"]) for r in rows}:
         block = [r for r in rows if r["family"] == family_name and r["env"] == env]
+        if bootstrap:
+            scored = {r["method"]: list(r["_strata"].values()) for r in block if r["_strata"]}
+            if scored:
+                for method, est in interval_estimates(scored).items():
+                    next(r for r in block if r["method"] == method).update(est)
         sign = 1 if block[0]["sense"] == "min" else -1
-        for field in ("objective", "objective_timed"):
+        for field, rank in (("objective", "rank"), ("objective_timed", "rank_timed")):
             ranked = sorted((r for r in block if math.isfinite(r[field])), key=lambda r: sign * r[field])
             for i, r in enumerate(ranked, 1):
-                r["rank" if field == "objective" else "rank_timed"] = i
+                r[rank] = i
+    for r in rows:
+        r.pop("_strata", None)
     rows.sort(key=lambda r: (r["family"], r["env"], r.get("rank", 1e9)))
     return rows
 
 
 def make_console() -> Console:
     """Rich's 80 columns are too narrow for the table when output is not a terminal (CI logs, pipes)."""
-    return Console(width=None if Console().is_terminal else 140)
+    return Console(width=None if Console().is_terminal else 160)
 
 
-def render(rows: list[dict[str, Any]], console: Console | None = None, fmt: str = "table") -> str | None:
-    if fmt == "csv":
-        cols = ["family", "env", "method", "runs", "objective_name", "objective", "objective_std",
-                "objective_timed", "objective_before", "wall_time_s", "gap", "rank", "rank_timed"]
-        lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]
-        text = "\n".join(lines)
-        (console or make_console()).print(text, markup=False, highlight=False, soft_wrap=True)
-        return text
+def _ci(r: dict, key: str) -> str:
+    if f"{key}_lo" not in r:
+        return "-"
+    return f"{r[key]:.4f} [{r[key + '_lo']:.4f},{r[key + '_hi']:.4f}]"
+
+
+COLUMNS = ("rank", "method", "runs", "mean [95% CI]", "IQM [95% CI]", "time-aware", "rank (time-aware)",
+           "gap to best bound", "wall s", "status")
+
+
+def _cells(r: dict) -> list[str]:
+    return [str(r.get("rank", "-")), r["method"], str(r["runs"]), _ci(r, "mean") if "mean_lo" in r else
+            f"{r['objective']:.4f}", _ci(r, "iqm"),
+            "-" if math.isnan(r["objective_timed"]) else f"{r['objective_timed']:.4f}", str(r.get("rank_timed", "-")),
+            "-" if math.isnan(r["gap_to_best_bound"]) else f"{r['gap_to_best_bound']:.3f}",
+            f"{r['wall_time_s']:.3f}", ", ".join(f"{k}:{v}" for k, v in sorted(r["status"].items()))]
+
+
+def _blocks(rows):
+    for family_name, env in dict.fromkeys((r["family"], r["env"]) for r in rows):
+        yield family_name, env, [r for r in rows if r["family"] == family_name and r["env"] == env]
+
+
+def _title(family_name: str, env: str, block: list[dict]) -> str:
+    key = block[0]["objective_name"]
+    arrow = "lower is better" if block[0]["sense"] == "min" else "higher is better"
+    before = _mean(r["objective_before"] for r in block)
+    return f"{family_name} / {env}: {key} ({arrow}" + (f"; before any action {before:.4f})" if math.isfinite(before)
+                                                        else ")")
+
+
+def render(rows: list[dict[str, Any]], console: Console | None = None) -> None:
     console = console or make_console()
-    for (family_name, env) in dict.fromkeys((r["family"], r["env"]) for r in rows):
-        block = [r for r in rows if r["family"] == family_name and r["env"] == env]
-        key = block[0]["objective_name"]
-        arrow = "lower is better" if block[0]["sense"] == "min" else "higher is better"
-        table = Table(title=f"{family_name} / {env}: {key} ({arrow}; before any action "
-                            f"{_mean([r['objective_before'] for r in block]):.4f})")
-        for col in ("rank", "method", "runs", key, "time-aware", "rank (time-aware)", "wall s", "gap", "status"):
-            table.add_column(col, justify="left" if col in ("method", "status") else "right")
+    for family_name, env, block in _blocks(rows):
+        table = Table(title=_title(family_name, env, block))
+        for col in COLUMNS:
+            table.add_column(col, justify="left" if col in ("method", "status") else "right",
+                             no_wrap=col != "status")
         for r in block:
-            table.add_row(str(r.get("rank", "-")), r["method"].split(".", 1)[-1], str(r["runs"]),
-                          f"{r['objective']:.4f}±{r['objective_std']:.4f}",
-                          "-" if math.isnan(r["objective_timed"]) else f"{r['objective_timed']:.4f}",
-                          str(r.get("rank_timed", "-")), f"{r['wall_time_s']:.3f}",
-                          "-" if math.isnan(r["gap"]) else f"{r['gap']:.3f}",
-                          ", ".join(f"{k}:{v}" for k, v in sorted(r["status"].items())))
+            table.add_row(*_cells(r))
         console.print(table)
-        instance_sets = {tuple(r["instances"]) for r in block}
-        if len(instance_sets) > 1:
+        if len({tuple(r["instances"]) for r in block}) > 1:
             console.print("[yellow]warning:[/] methods in this table ran on different instances/seeds; "
                           "their means are not directly comparable")
-    return None
 
 
-def plot(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Grouped bars per env: each method's objective, static and time-aware."""
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    out = []
+    for family_name, env, block in _blocks(rows):
+        out.append(f"### {_title(family_name, env, block)}\n")
+        out.append("| " + " | ".join(COLUMNS) + " |")
+        out.append("|" + "---|" * len(COLUMNS))
+        out += ["| " + " | ".join(_cells(r)) + " |" for r in block]
+        out.append("")
+    return "\n".join(out)
+
+
+CSV_COLUMNS = ["family", "env", "method", "runs", "objective_name", "objective", "objective_std", "mean_lo", "mean_hi",
+               "iqm", "iqm_lo", "iqm_hi", "objective_timed", "objective_before", "gap_to_best_bound", "wall_time_s",
+               "rank", "rank_timed"]
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    return "\n".join([",".join(CSV_COLUMNS)] + [",".join(str(r.get(c, "")) for c in CSV_COLUMNS) for r in rows]) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], path: str | Path, records: list[dict] | None = None) -> Path:
+    """Per env: bars of each method's objective (static and time-aware) with 95 % CIs; with the records,
+    a performance profile (share of runs at or better than tau) and gap-to-bound vs wall time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     envs = list(dict.fromkeys((r["family"], r["env"]) for r in rows))
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
-    for ax, (family_name, env) in zip(axes[0], envs):
+    n_rows = 2 if records else 1
+    fig, axes = plt.subplots(n_rows, len(envs), figsize=(6 * len(envs), 4.2 * n_rows), squeeze=False)
+    for col, (family_name, env) in enumerate(envs):
         block = [r for r in rows if r["family"] == family_name and r["env"] == env]
+        ax = axes[0][col]
         x = np.arange(len(block))
-        ax.bar(x - 0.2, [r["objective"] for r in block], 0.4, yerr=[r["objective_std"] for r in block],
-               label="static", capsize=3)
+        err = None
+        if all("mean_lo" in r for r in block):
+            err = np.array([[r["objective"] - r["mean_lo"] for r in block],
+                            [r["mean_hi"] - r["objective"] for r in block]])
+        ax.bar(x - 0.2, [r["objective"] for r in block], 0.4, yerr=err, label="static (95% CI)", capsize=3)
         if any(math.isfinite(r["objective_timed"]) for r in block):
             ax.bar(x + 0.2, [r["objective_timed"] for r in block], 0.4, label="time-aware")
-        ax.axhline(block[0]["objective_before"], color="grey", ls="--", lw=1, label="before")
+        before = _mean(r["objective_before"] for r in block)
+        if math.isfinite(before):
+            ax.axhline(before, color="grey", ls="--", lw=1, label="before")
         ax.set_xticks(x, [r["method"].split(".", 1)[-1] for r in block], rotation=30, ha="right")
-        ax.set_title(f"{env}")
+        ax.set_title(env)
         ax.set_ylabel(block[0]["objective_name"])
         ax.legend(fontsize=8)
+        if records:
+            ax = axes[1][col]
+            key, sense = block[0]["objective_name"], block[0]["sense"]
+            mine = [r for r in records if r["family"] == family_name and (r.get("env") or instance_group(
+                r["instance"])) == env]
+            values = _finite(r["metrics"].get(key) for r in mine)
+            if values:
+                taus = np.linspace(min(values), max(values), 200)
+                for row in block:
+                    vals = np.array(_finite(r["metrics"].get(key) for r in mine if r["method"] == row["method"]))
+                    if len(vals):
+                        frac = [(vals <= t).mean() if sense == "min" else (vals >= t).mean() for t in taus]
+                        ax.plot(taus, frac, label=row["method"].split(".", 1)[-1])
+                ax.set_xlabel(f"{key} threshold tau")
+                ax.set_ylabel("fraction of runs at least as good")
+                ax.set_title(f"{env}: performance profile")
+                ax.legend(fontsize=7)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def leaderboard(results: str | Path, fmt: str = "table", plot_path: str | Path | None = None,
-                console: Console | None = None) -> list[dict[str, Any]]:
-    rows = summarise(read_records(results))
-    if not rows:
+def leaderboard(results: str | Path, *, plot_path: str | Path | None = None, console: Console | None = None,
+                validated_only: bool = True, write: bool = True, fmt: str = "table") -> list[dict[str, Any]]:
+    """Print the table; with `write`, also `leaderboard.md` and `leaderboard.csv` beside the records."""
+    records = list(read_records(results))
+    if not records:
         raise FileNotFoundError(f"no result records (*.jsonl) under {results}")
-    render(rows, console, fmt)
+    console = console or make_console()
+    if validated_only:
+        from sysgym.experiments.validate import validate
+
+        verdicts = validate(results, progress=False)
+        rejected = [r for r in records if verdicts[r["run_id"]]["status"] != "ok"]
+        for r in rejected:
+            v = verdicts[r["run_id"]]
+            console.print(f"[yellow]not counted[/] ({v['status']}): {r['method']} on {r['instance']} "
+                          f"seed {r['seed']}: {v['detail']}")
+        records = [r for r in records if verdicts[r["run_id"]]["status"] == "ok"]
+        if not records:
+            raise FileNotFoundError(f"no validated records under {results}")
+    rows = summarise(records)
+    if fmt == "csv":
+        console.print(to_csv(rows), markup=False, highlight=False, soft_wrap=True)
+    elif fmt == "markdown":
+        console.print(to_markdown(rows), markup=False, highlight=False, soft_wrap=True)
+    else:
+        render(rows, console)
+    root = Path(results) if Path(results).is_dir() else Path(results).parent
+    if write:
+        (root / "leaderboard.md").write_text(to_markdown(rows))
+        (root / "leaderboard.csv").write_text(to_csv(rows))
     if plot_path:
-        plot(rows, plot_path)
+        plot(rows, plot_path, records)
     return rows

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import hydra
 from omegaconf import DictConfig
-from rich.console import Console
 
 from sysgym.experiments.runner import run_from_config
 
-console = Console()
 
-
+# The decorated name shadows the task function, so process launchers (joblib, submitit) pickle it by value:
+# it must not close over unpicklable globals such as a rich Console (it holds a lock).
 @hydra.main(config_path="pkg://sysgym.conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from rich.console import Console
+
+    console = Console()
     result = run_from_config(cfg)
     if result.skipped:
         console.print(f"[yellow]skipped[/]: {result.skipped}")

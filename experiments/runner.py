@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sysgym import solvers
-from sysgym.records import make_record, write_record
+from sysgym.records import attach_solution, find_done, make_record, run_key, write_record
 from sysgym.registry import get_family
 
 
@@ -40,6 +40,11 @@ def build_instance(cfg: DictConfig):
     return family.generate(seed=int(cfg.env.instance_seed), preset=cfg.env.preset, **params)
 
 
+def _digest(instance: Any) -> str | None:
+    digest = getattr(instance, "digest", None)
+    return digest() if callable(digest) else None
+
+
 def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
     family = get_family(cfg.env.family)
     solver_cls = solvers.solver_class(cfg.solver.name)
@@ -48,6 +53,12 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
         return RunResult(None, None, skipped=f"{cfg.solver.name} does not solve {family.name}")
     params = solver_params(cfg)
     solver = solvers.get(cfg.solver.name, **params)  # unknown options fail here, before any work
+    key = run_key({"env": _plain(cfg.env), "method": cfg.solver.name, "params": params, "seed": int(cfg.seed),
+                   "time_limit": cfg.time_limit, "time_aware": bool(cfg.get("time_aware", False))})
+    if write and cfg.get("resume", True):
+        done = find_done(cfg.results_dir, key)
+        if done is not None:  # a restarted sweep skips what it already finished
+            return RunResult(None, done, skipped=f"already done: {done}")
     instance = build_instance(cfg)
     t0 = time.perf_counter()
     solution = solver.solve(instance, time_limit=cfg.time_limit, seed=int(cfg.seed))
@@ -58,8 +69,11 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
         family=family.name, env=cfg.env.name, instance=instance.name, method=cfg.solver.name,
         method_config=params, seed=int(cfg.seed), metrics=metrics, wall_time_s=wall,
         solver_stats={**solution.solver_stats(), "claimed_objective": solution.objective},
-        extra={"time_limit": cfg.time_limit, "tag": cfg.get("tag"), "instance_digest": instance.digest()},
+        extra={"time_limit": cfg.time_limit, "tag": cfg.get("tag"), "instance_digest": _digest(instance),
+               "run_key": key, "time_aware": timed},
     )
+    if write:
+        attach_solution(record, solution, cfg.results_dir)
     path = write_record(record, cfg.results_dir, name=f"{cfg.env.name}__{cfg.solver.name}__seed{cfg.seed}") \
         if write else None
     return RunResult(record, path)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import json
 import math
 import os
@@ -70,16 +71,77 @@ def make_record(*, family: str, instance: str, method: str, method_config: dict[
     }
 
 
+def run_key(parts: dict[str, Any]) -> str:
+    """What identifies a run for resuming a sweep (env config, method and options, seed, limits):
+    same key, same work."""
+    blob = json.dumps(_jsonable(parts), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+SOLUTION_INLINE_LIMIT = 256 * 1024  # bytes; larger solutions go to a side file
+
+
+def attach_solution(record: dict[str, Any], solution: Any, results_dir: str | os.PathLike) -> None:
+    """Store what `validate` needs to re-score the run: the decisions, inline or in `solutions/<run_id>.json`."""
+    payload = {"decisions": _jsonable(solution.decisions), "objective": solution.objective,
+               "status": solution.status, "bound": solution.bound}
+    text = json.dumps(payload, sort_keys=True)
+    if len(text) <= SOLUTION_INLINE_LIMIT:
+        record["solution"] = payload
+        return
+    side = Path(results_dir) / "solutions" / f"{record['run_id']}.json"
+    side.parent.mkdir(parents=True, exist_ok=True)
+    tmp = side.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(side)
+    record["solution_file"] = str(side.relative_to(results_dir))
+
+
+def load_solution(record: dict[str, Any], results_dir: str | os.PathLike) -> dict[str, Any] | None:
+    if "solution" in record:
+        return record["solution"]
+    if "solution_file" in record:
+        return json.loads((Path(results_dir) / record["solution_file"]).read_text())
+    return None
+
+
+def find_done(results_dir: str | os.PathLike, key: str) -> Path | None:
+    """An intact record file of run `key` under `results_dir`, if one exists."""
+    out = Path(results_dir)
+    if not out.is_dir():
+        return None
+    for path in out.glob(f"*__{key}__*.jsonl"):
+        text = path.read_text(encoding="utf-8")
+        if text.endswith("\n"):
+            try:
+                json.loads(text)
+                return path
+            except json.JSONDecodeError:
+                continue
+    return None
+
+
 def write_record(record: dict[str, Any], results_dir: str | os.PathLike, name: str | None = None) -> Path:
-    """Write one record to a new `*.jsonl` file under `results_dir`; never overwrites an existing file."""
+    """Write one record to a new `*.jsonl` file under `results_dir`; never overwrites an existing file.
+
+    The line is written to a temporary file and then hard-linked into place, so a run killed midway leaves
+    no partial record (only a `.tmp-*` file, which readers ignore) and an existing file is never replaced.
+    """
     out = Path(results_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = name or f"{record['family']}__{record['method']}__seed{record['seed']}"
     stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)
-    path = out / f"{stem}__{record['run_id'][:12]}.jsonl"
-    # "x" refuses to open an existing file: results already written can never be clobbered.
-    with open(path, "x", encoding="utf-8") as fh:
+    key = record.get("run_key", "nokey")
+    path = out / f"{stem}__{key}__{record['run_id'][:12]}.jsonl"
+    tmp = out / f".tmp-{record['run_id']}"
+    with open(tmp, "x", encoding="utf-8") as fh:
         fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    try:
+        os.link(tmp, path)  # fails if `path` exists: results already written are never clobbered
+    finally:
+        tmp.unlink()
     return path
 
 
@@ -94,6 +156,9 @@ def read_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
             for lineno, line in enumerate(fh, 1):
                 if not line.strip():
                     continue
+                if not line.endswith("\n"):
+                    raise TraceFormatError(f"{file}:{lineno}: torn last line (the writer was killed mid-write?); "
+                                           "move the file away to use the other records")
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:

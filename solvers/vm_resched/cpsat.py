@@ -11,6 +11,8 @@ from sysgym.solvers.vm_resched.exact import BackendResult, initial_usage, solve_
 
 @register
 class VmCpSat(Solver):
+    """Exact CP-SAT model of the same counting model; status, bound and gap."""
+
     name = "vm_resched.cpsat"
     family = "vm_resched"
     kind = "exact"

@@ -11,6 +11,8 @@ from sysgym.solvers.vm_resched.exact import BackendResult, initial_usage, solve_
 
 @register
 class VmMilp(Solver):
+    """Exact MILP (pywraplp on SCIP or HiGHS) of the counting model; status, bound and gap."""
+
     name = "vm_resched.milp"
     family = "vm_resched"
     kind = "exact"

@@ -34,10 +34,19 @@ def test_a_run_writes_a_complete_record(tmp_path):
 
 
 def test_same_seed_and_config_give_the_same_numbers(tmp_path):
-    runs = [run_from_config(_cfg("solver=vm_resched.random", "seed=4", f"results_dir={tmp_path}")) for _ in range(2)]
+    runs = [run_from_config(_cfg("solver=vm_resched.random", "seed=4", f"results_dir={tmp_path}", "resume=false"))
+            for _ in range(2)]
     a, b = (r.record["metrics"] for r in runs)
     assert a["fragment_rate"] == b["fragment_rate"] and a["num_migrations"] == b["num_migrations"]
     assert runs[0].path != runs[1].path  # a second run never overwrites the first
+
+
+def test_resume_skips_finished_runs(tmp_path):
+    first = run_from_config(_cfg("solver=vm_resched.greedy", "seed=2", f"results_dir={tmp_path}"))
+    again = run_from_config(_cfg("solver=vm_resched.greedy", "seed=2", f"results_dir={tmp_path}"))
+    assert first.skipped is None and again.skipped and again.path == first.path
+    other = run_from_config(_cfg("solver=vm_resched.greedy", "seed=3", f"results_dir={tmp_path}"))
+    assert other.skipped is None and len(list(tmp_path.glob("*.jsonl"))) == 2
 
 
 def test_per_env_solver_overrides_apply():
@@ -45,6 +54,70 @@ def test_per_env_solver_overrides_apply():
 
     assert solver_params(_cfg("env=vm_resched_large", "solver=vm_resched.milp"))["max_vms"] == 150
     assert solver_params(_cfg("env=vm_resched", "solver=vm_resched.milp"))["max_vms"] == 200
+
+
+def test_validate_flags_a_corrupted_metric_and_the_leaderboard_drops_it(tmp_path, capsys):
+    from sysgym.experiments.validate import validate
+
+    paths = [run_from_config(_cfg(f"solver={s}", "seed=0", "env.preset=tiny", f"results_dir={tmp_path}")).path
+             for s in ("vm_resched.greedy", "vm_resched.random", "vm_resched.cpsat")]
+    assert {v["status"] for v in validate(tmp_path).values()} == {"ok"}
+    rec = json.loads(paths[0].read_text())
+    rec["metrics"]["fragment_rate"] = 0.0001  # a too-good number
+    paths[0].write_text(json.dumps(rec) + "\n")
+    verdicts = validate(tmp_path, use_cache=False)
+    assert verdicts[rec["run_id"]]["status"] == "mismatch" and "fragment_rate" in verdicts[rec["run_id"]]["detail"]
+    assert sum(v["status"] == "ok" for v in verdicts.values()) == 2
+    (tmp_path / "validation.json").unlink()
+    rows = leaderboard(tmp_path)
+    assert "vm_resched.greedy" not in {r["method"] for r in rows}
+    assert "not counted (mismatch)" in capsys.readouterr().out
+    rec2 = json.loads(paths[1].read_text())
+    rec2["solution"]["decisions"] = [[0, 99, 0]]  # a migration to a PM that does not exist
+    paths[1].write_text(json.dumps(rec2) + "\n")
+    assert validate(tmp_path, use_cache=False)[rec2["run_id"]]["status"] == "infeasible"
+    assert cli_main(["validate", str(tmp_path), "--fresh"]) == 1
+    assert (tmp_path / "leaderboard.md").exists() and (tmp_path / "leaderboard.csv").exists()
+
+
+def test_a_torn_record_is_reported_with_its_line(tmp_path):
+    path = run_from_config(_cfg("solver=vm_resched.greedy", "env.preset=tiny", f"results_dir={tmp_path}")).path
+    path.write_text(path.read_text().rstrip("\n")[:-20])
+    with pytest.raises(Exception, match="torn last line"):
+        list(read_records(tmp_path))
+
+
+def test_joblib_and_submitit_local_launchers(tmp_path):
+    for launcher in ("sysgym_joblib", "sysgym_submitit_local"):
+        out = tmp_path / launcher
+        proc = subprocess.run(SYSGYM + ["run", "--multirun", f"hydra/launcher={launcher}", "env=vm_resched",
+                                        "env.preset=tiny", "solver=vm_resched.greedy", "seed=0,1",
+                                        f"results_dir={out}"], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert sorted(r["seed"] for r in read_records(out)) == [0, 1], launcher
+
+
+def test_a_killed_sweep_resumes_to_exactly_the_full_record_set(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "res"
+    cmd = SYSGYM + ["run", "--multirun", "env=vm_resched", "env.preset=small", "solver=vm_resched.greedy",
+                    "seed=0,1,2,3,4,5,6,7", f"results_dir={out}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(out.glob("*.jsonl"))) < 2:
+        time.sleep(0.05)
+    os_kill = __import__("os").killpg
+    os_kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(list(out.glob("*.jsonl")))
+    assert 2 <= partial < 8, partial  # killed midway
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = list(read_records(out))
+    assert sorted(r["seed"] for r in records) == list(range(8))  # every run once: nothing lost or duplicated
+    assert "already done" in done.stdout
 
 
 def test_cli_multirun_then_leaderboard(tmp_path, capsys):

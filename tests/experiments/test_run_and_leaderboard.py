@@ -186,3 +186,17 @@ def test_list_shows_envs_and_solvers(capsys):
     assert cli_main(["list"]) == 0
     out = capsys.readouterr().out
     assert "sysgym/VmResched-v0" in out and "vm_resched.cpsat" in out
+
+
+def test_a_users_own_config_directory_is_searched(tmp_path):
+    conf = tmp_path / "myconf" / "env"
+    conf.mkdir(parents=True)
+    (conf / "my_cluster.yaml").write_text("name: my_cluster\nfamily: vm_resched\nid: sysgym/VmResched-v0\n"
+                                          "preset: tiny\ninstance_seed: ${seed}\nparams: {mnl: 2}\n")
+    out = tmp_path / "res"
+    proc = subprocess.run(SYSGYM + ["run", f"hydra.searchpath=[file://{tmp_path / 'myconf'}]", "env=my_cluster",
+                                    "solver=vm_resched.greedy", f"results_dir={out}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (rec,) = read_records(out)
+    assert rec["env"] == "my_cluster" and rec["metrics"]["num_migrations"] <= 2

@@ -18,14 +18,19 @@ def main(cfg: DictConfig) -> float | None:
     if result.skipped:
         console.print(f"[yellow]skipped[/]: {result.skipped}")
         return None
+    from sysgym.registry import get_family
+
     rec = result.record
-    family_obj = rec["metrics"]
-    key = next(k for k in ("fragment_rate", "objective") if k in family_obj)
-    timed = family_obj.get(key + "_timed")
-    console.print(f"[bold]{rec['env']}[/] {rec['method']} seed={rec['seed']}: {key}={family_obj[key]:.4f}"
-                  + (f" (time-aware {timed:.4f})" if timed is not None else "")
+    metrics = rec["metrics"]
+    family = get_family(rec["family"])
+    key = family.objective
+    value = metrics.get(key)
+    timed = metrics.get(family.extra.get("timed_objective", ""))
+    shown = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
+    console.print(f"[bold]{rec['env']}[/] {rec['method']} seed={rec['seed']}: {key}={shown}"
+                  + (f" (time-aware {timed:.4f})" if isinstance(timed, (int, float)) else "")
                   + f" status={rec['solver_stats'].get('status')} wall={rec['wall_time_s']:.2f}s -> {result.path}")
-    return family_obj[key]
+    return value if isinstance(value, (int, float)) else None
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def from_spec(spec: str) -> Any:
         if family.load is None:
             raise SysgymError(f"family {family_name!r} cannot load instances from files")
         return family.load(preset[len("file:"):])
+    if preset == "custom":  # generated from explicit parameters only
+        return family.generate(seed=0 if seed is None else seed, **params)
     if preset not in family.presets:
         raise UnknownNameError(f"{family_name} preset", preset, family.presets)
     return family.generate(seed=0 if seed is None else seed, preset=preset, **params)

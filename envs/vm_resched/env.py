@@ -4,8 +4,8 @@ Action: `a = vm * (2 * num_pms) + 2 * pm + numa` (Discrete(max_vms * 2 * num_pms
 VMR2L's "destination PM x 2". A double-NUMA VM takes both nodes of its PM, so only its even (numa 0)
 entries are valid. Choosing the VM's own place is a valid no-op that uses a step; an episode is exactly
 MNL steps. `action_masks()` (for sb3-contrib's MaskablePPO) marks where the VM fits (CPU and memory per
-NUMA node) and is updated incrementally: after a migration only the columns of the two PMs involved and
-the moved VM's row are recomputed.
+NUMA node; no other VM of its anti-affinity group on the destination PM) and is updated incrementally:
+after a migration only the columns of the two PMs involved and the moved VM's row are recomputed.
 
 Observation (Dict, all in [0, 1]):
 * `pm` (num_pms, 8): per NUMA node 0/1: free CPU / capacity, free memory / capacity,
@@ -172,6 +172,9 @@ class VmReschedEnv(gym.Env):
         self._v_dbl = np.zeros(self.max_vms, bool)
         self._present = np.zeros(self.max_vms, bool)
         self._present[:n] = True
+        self._v_group = np.full(self.max_vms, -1, np.int64)
+        self._v_group[:n] = st.vm_group
+        self._anti_affinity = bool((st.vm_group >= 0).any())
         self._v_dbl[:n] = st.vm_double
         self._v_c[:n] = np.where(st.vm_double, st.vm_cpu // 2, st.vm_cpu)
         self._v_m[:n] = np.where(st.vm_double, st.vm_mem // 2, st.vm_mem)
@@ -209,6 +212,12 @@ class VmReschedEnv(gym.Env):
         both = (min(f[2 * p], f[2 * p + 1]) >= self._v_c) & (min(fm[2 * p], fm[2 * p + 1]) >= self._v_m)
         dbl = self._present & self._v_dbl
         self._mask[:, 2 * p] |= dbl & (both | (own_pm == p))
+        if self._anti_affinity:
+            # A VM may not join a PM where another VM of its anti-affinity group runs.
+            here = st.vm_group[(st.vm_pm == p) & (st.vm_group >= 0)]
+            if len(here):
+                blocked = np.isin(self._v_group, here) & (own_pm != p)
+                self._mask[blocked, 2 * p:2 * p + 2] = False
 
     def _update_row(self, v: int) -> None:
         """The moved VM's own place changed: its row's no-op entry moves with it."""
@@ -224,6 +233,8 @@ class VmReschedEnv(gym.Env):
             ok = (st.free_cpu >= c) & (st.free_mem >= m)
             ok[2 * st.vm_pm[v] + st.vm_numa[v]] = True
             self._mask[v, :] = ok
+        for pm in st.group_blocked_pms(v):
+            self._mask[v, 2 * pm:2 * pm + 2] = False
         self._vm_static_row(v)
 
     def _update_pm_features(self, pms=None) -> None:

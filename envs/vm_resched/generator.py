@@ -51,13 +51,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 def generate(*, seed: int = 0, preset: str | None = None, num_pms: int | None = None, num_vms: int | None = None,
              mnl: int | None = None, churn_rounds: float = 1.0, best_fit_prob: float = 0.4, numa_cpu: int = NUMA_CPU,
              numa_mem_mib: int = NUMA_MEM_MIB, vm_mix: tuple[float, ...] | list[float] | None = None,
-             frag_unit: int = 16, mean_lifetime_s: float = 3600.0) -> VmInstance:
+             frag_unit: int = 16, mean_lifetime_s: float = 3600.0, anti_affinity_groups: int = 0,
+             anti_affinity_size: int = 3) -> VmInstance:
     """A fragmented but feasible start state.
 
     `preset` fills defaults (`tiny`, `small`, `medium`, `large`); explicit arguments override them.
     `churn_rounds` is how many times the population is replaced by departures and arrivals before the
     snapshot; `best_fit_prob` is the share of arrivals placed best-fit (less of it, more fragmentation).
+    `anti_affinity_groups` groups of `anti_affinity_size` VMs (replicas) must stay on distinct PMs.
     """
+    explicit = {k: v for k, v in locals().items() if k in _DEFAULTS and k != "seed" and k != "preset"
+                and v is not None and v != _DEFAULTS[k]}
     params: dict[str, Any] = {}
     if preset is not None:
         if preset not in PRESETS:
@@ -109,15 +113,44 @@ def generate(*, seed: int = 0, preset: str | None = None, num_pms: int | None = 
             tries += 1
             arrive()
     idx = np.array(sorted(live), np.int64)
-    name = format_spec("vm_resched", preset or "custom", seed,
-                       {k: v for k, v in {"num_pms": num_pms, "num_vms": num_vms, "mnl": mnl}.items()
-                        if v is not None and preset is not None} if preset else
-                       {"num_pms": p, "num_vms": v_target, "mnl": mnl_value})
+    if isinstance(explicit.get("vm_mix"), np.ndarray):
+        explicit["vm_mix"] = explicit["vm_mix"].tolist()
+    name = format_spec("vm_resched", preset or "custom", seed, explicit)
+    vm_pm = state.vm_pm[idx]
+    groups = _anti_affinity_groups(vm_pm, int(anti_affinity_groups), int(anti_affinity_size), seed)
     return VmInstance(node_cpu=node_cpu, node_mem=node_mem, vm_cpu=state.vm_cpu[idx], vm_mem=state.vm_mem[idx],
-                      vm_double=state.vm_double[idx], vm_pm=state.vm_pm[idx], vm_numa=state.vm_numa[idx],
-                      mnl=mnl_value, frag_unit=frag_unit, name=name,
+                      vm_double=state.vm_double[idx], vm_pm=vm_pm, vm_numa=state.vm_numa[idx],
+                      mnl=mnl_value, frag_unit=frag_unit, name=name, vm_group=groups,
                       dynamics={"seed": int(seed), "mean_lifetime_s": float(mean_lifetime_s),
                                 "vm_mix": mix.tolist()})
+
+
+def _anti_affinity_groups(vm_pm: np.ndarray, n_groups: int, size: int, seed: int) -> np.ndarray:
+    """Groups of `size` VMs on distinct PMs (a service's replicas); -1 for ungrouped VMs."""
+    groups = np.full(len(vm_pm), -1, np.int64)
+    if n_groups <= 0:
+        return groups
+    if size < 2:
+        raise InvalidInstanceError(f"anti_affinity_size must be >= 2, got {size}")
+    rng = np.random.default_rng([int(seed), 0x414646])  # "AFF": its own stream, other draws unchanged
+    order = rng.permutation(len(vm_pm))
+    g = 0
+    members: list[int] = []
+    for v in order:
+        if g >= n_groups:
+            break
+        if groups[v] >= 0 or any(vm_pm[m] == vm_pm[v] for m in members):
+            continue
+        members.append(int(v))
+        if len(members) == size:
+            groups[members] = g
+            g, members = g + 1, []
+    if g < n_groups:
+        raise InvalidInstanceError(f"cannot form {n_groups} anti-affinity groups of {size} VMs on distinct PMs")
+    return groups
+
+
+_DEFAULTS = {k: p.default for k, p in __import__("inspect").signature(generate).parameters.items()}
 
 
 def place_new_vm(state: ClusterState, rng: np.random.Generator, cores: int, mem: int, double: bool,

@@ -34,10 +34,15 @@ class VmInstance:
     frag_unit: int = 16  # reference VM size of the fragment rate (VMR2L: 16 cores)
     name: str = "vm_resched/custom"
     dynamics: dict[str, Any] = field(default_factory=dict)  # arrival/lifetime process for time-aware eval
+    # Anti-affinity group of each VM (-1: none). VMs of one group must sit on different PMs (replicas of a
+    # service spread for availability, as in VMR2L's constrained experiments).
+    vm_group: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        conv = {"node_cpu": np.int64, "node_mem": np.int64, "vm_cpu": np.int64, "vm_mem": np.int64,
-                "vm_double": bool, "vm_pm": np.int64, "vm_numa": np.int64}
+        if self.vm_group is None or len(self.vm_group) == 0:
+            object.__setattr__(self, "vm_group", np.full(len(self.vm_cpu), -1, np.int64))
+        conv = {"vm_group": np.int64, "node_cpu": np.int64, "node_mem": np.int64, "vm_cpu": np.int64,
+                "vm_mem": np.int64, "vm_double": bool, "vm_pm": np.int64, "vm_numa": np.int64}
         for key, dtype in conv.items():
             arr = np.array(getattr(self, key), dtype=dtype)
             arr.setflags(write=False)
@@ -60,11 +65,18 @@ class VmInstance:
         """Used (cpu, mem) per node from the placement."""
         return placement_usage(self, self.vm_pm, self.vm_numa)
 
+    @property
+    def has_anti_affinity(self) -> bool:
+        return bool((self.vm_group >= 0).any())
+
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "name": self.name, "mnl": self.mnl, "frag_unit": self.frag_unit,
+        data = {"format": FORMAT, "name": self.name, "mnl": self.mnl, "frag_unit": self.frag_unit,
                 "dynamics": self.dynamics,
                 **{k: getattr(self, k).tolist() for k in
                    ("node_cpu", "node_mem", "vm_cpu", "vm_mem", "vm_double", "vm_pm", "vm_numa")}}
+        if self.has_anti_affinity:  # kept out otherwise, so digests of unconstrained instances stay stable
+            data["vm_group"] = self.vm_group.tolist()
+        return data
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -89,7 +101,7 @@ def validate(inst: VmInstance) -> None:
     n, v = len(inst.node_cpu), len(inst.vm_cpu)
     if n == 0 or n % 2:
         raise InvalidInstanceError(f"{inst.name}: need 2 NUMA nodes per PM, got {n} nodes")
-    for key in ("vm_mem", "vm_double", "vm_pm", "vm_numa"):
+    for key in ("vm_mem", "vm_double", "vm_pm", "vm_numa", "vm_group"):
         if len(getattr(inst, key)) != v:
             raise InvalidInstanceError(f"{inst.name}: {key} has {len(getattr(inst, key))} entries, vm_cpu has {v}")
     if len(inst.node_mem) != n:
@@ -124,6 +136,14 @@ def validate(inst: VmInstance) -> None:
             raise InvalidInstanceError(
                 f"{inst.name}: VM {v_i} ({cpu} cores, {mem} MiB, {'double' if inst.vm_double[v_i] else 'single'}-NUMA) "
                 f"is larger than any NUMA node")
+    grouped = np.flatnonzero(inst.vm_group >= 0)
+    seen: dict[tuple[int, int], int] = {}
+    for v_i in grouped:
+        key = (int(inst.vm_group[v_i]), int(inst.vm_pm[v_i]))
+        if key in seen:
+            raise InvalidInstanceError(f"{inst.name}: VMs {seen[key]} and {v_i} of anti-affinity group {key[0]} "
+                                       f"share PM {key[1]}")
+        seen[key] = int(v_i)
     cpu, mem = inst.node_usage()
     over = np.flatnonzero((cpu > inst.node_cpu) | (mem > inst.node_mem))
     if len(over):
@@ -160,7 +180,7 @@ def load(path: str | Path) -> VmInstance:
         except KeyError as exc:
             raise TraceFormatError(f"{path}: missing field {exc.args[0]!r}") from None
         return VmInstance(**kwargs, name=data.get("name", f"vm_resched/file:{path}"),
-                          dynamics=data.get("dynamics", {}))
+                          dynamics=data.get("dynamics", {}), vm_group=data.get("vm_group"))
     if isinstance(data, dict) and "cluster_list" in data:
         from sysgym.envs.vm_resched.vmr2l_format import from_vmr2l
 

@@ -35,6 +35,7 @@ class ClusterState:
         self.vm_double = inst.vm_double.copy()
         self.vm_pm = inst.vm_pm.copy()
         self.vm_numa = inst.vm_numa.copy()
+        self.vm_group = inst.vm_group.copy()
         self.alive = np.ones(inst.num_vms, bool)
         used_cpu, used_mem = inst.node_usage()
         self.free_cpu = self.cap_cpu - used_cpu
@@ -75,6 +76,11 @@ class ClusterState:
             return f"NUMA node {numa} does not exist (0 or 1)"
         if self.is_current(v, pm, numa):
             return None
+        g = int(self.vm_group[v])
+        if g >= 0 and int(self.vm_pm[v]) != pm:
+            clash = np.flatnonzero((self.vm_group == g) & (self.vm_pm == pm) & self.alive)
+            if len(clash):
+                return f"anti-affinity group {g}: VM {int(clash[0])} already runs on PM {pm}"
         cpu, mem = self.per_node_demand(v)
         src = set(self.nodes_of(v))
         for node in self.nodes_of(v, pm, numa):
@@ -119,6 +125,7 @@ class ClusterState:
         self.vm_double = np.append(self.vm_double, double)
         self.vm_pm = np.append(self.vm_pm, pm)
         self.vm_numa = np.append(self.vm_numa, -1 if double else numa)
+        self.vm_group = np.append(self.vm_group, -1)
         self.alive = np.append(self.alive, True)
         v = len(self.vm_cpu) - 1
         c, m = self.per_node_demand(v)
@@ -126,6 +133,15 @@ class ClusterState:
             self.free_cpu[node] -= c
             self.free_mem[node] -= m
         return v
+
+    def group_blocked_pms(self, v: int) -> np.ndarray:
+        """PMs VM v may not move to because another VM of its anti-affinity group runs there."""
+        g = int(self.vm_group[v])
+        if g < 0:
+            return np.zeros(0, np.int64)
+        others = (self.vm_group == g) & self.alive
+        others[v] = False
+        return np.unique(self.vm_pm[others])
 
     def feasible_nodes(self, cpu: int, mem: int, double: bool) -> np.ndarray:
         """Destinations where a new VM of this shape fits: node ids (single) or PM ids (double)."""

@@ -52,6 +52,8 @@ class VmCpSat(Solver):
                 if incoming:
                     m.Add(int(used_cpu[n]) + sum(c * y[i][j] for i, j, c, _ in incoming) <= cap_c)
                     m.Add(int(used_mem[n]) + sum(mm * y[i][j] for i, j, _, mm in incoming) <= cap_m)
+        for terms in data.affinity_rows():
+            m.Add(sum(y[i][j] for i, j in terms) + data.affinity_fixed(terms) <= 1)
         m.Minimize(sum(r_vars))
         if hint is not None:
             for row, hrow in zip(y, hint):

@@ -32,6 +32,19 @@ def _best_move(state: ClusterState) -> tuple[float, int, int, int] | None:
             d_dst = np.where(ok, (f - sc) % unit - rem, np.inf)
             order = np.argsort(d_dst, kind="stable")[:2]
             for idx in np.flatnonzero(sel):
+                v = int(singles[idx])
+                if state.vm_group[v] >= 0:  # anti-affinity: its own scan with blocked PMs removed
+                    d_v = d_dst.copy()
+                    for pm in state.group_blocked_pms(v):
+                        d_v[2 * pm:2 * pm + 2] = np.inf
+                    d_v[src[idx]] = np.inf
+                    dst = int(np.argmin(d_v))
+                    if not np.isfinite(d_v[dst]):
+                        continue
+                    delta = float(gain_src[idx] + d_v[dst])
+                    if best is None or delta < best[0]:
+                        best = (delta, v, dst // 2, dst % 2)
+                    continue
                 dst = order[0] if order[0] != src[idx] else order[1] if len(order) > 1 else None
                 if dst is None or not np.isfinite(d_dst[dst]):
                     continue
@@ -46,6 +59,7 @@ def _best_move(state: ClusterState) -> tuple[float, int, int, int] | None:
             gain = float(((f2[p] + c) % unit - rem2[p]).sum())
             ok = (f2.min(1) >= c) & (fm2.min(1) >= m)
             ok[p] = False
+            ok[state.group_blocked_pms(int(v))] = False
             if not ok.any():
                 continue
             d = np.where(ok, ((f2 - c) % unit - rem2).sum(1), np.inf)
@@ -117,6 +131,7 @@ class VmFilterScore(Solver):
                 f2, fm2 = state.free_cpu.reshape(-1, 2), state.free_mem.reshape(-1, 2)
                 ok = (f2.min(1) >= c) & (fm2.min(1) >= m)
                 ok[state.vm_pm[v]] = False
+                ok[state.group_blocked_pms(v)] = False
                 after = f2 - c
                 score = -self.align_weight * (after % unit).sum(1) / unit - self.pack_weight * after.sum(1) / (
                     2 * instance.node_cpu.max())
@@ -125,6 +140,8 @@ class VmFilterScore(Solver):
             else:
                 ok = (state.free_cpu >= c) & (state.free_mem >= m)
                 ok[state.nodes_of(v)[0]] = False
+                for pm in state.group_blocked_pms(v):
+                    ok[2 * pm:2 * pm + 2] = False
                 after = state.free_cpu - c
                 score = -self.align_weight * (after % unit) / unit - self.pack_weight * after / instance.node_cpu.max()
                 cand = [(n // 2, n % 2) for n in np.flatnonzero(ok)]
@@ -163,10 +180,12 @@ class VmRandom(Solver):
                 c, m = state.per_node_demand(v)
                 cand = state.feasible_nodes(c * (2 if state.vm_double[v] else 1),
                                             m * (2 if state.vm_double[v] else 1), bool(state.vm_double[v]))
+                blocked = set(state.group_blocked_pms(v).tolist())
                 if state.vm_double[v]:
-                    cand = [(int(p), 0) for p in cand if p != state.vm_pm[v]]
+                    cand = [(int(p), 0) for p in cand if p != state.vm_pm[v] and p not in blocked]
                 else:
-                    cand = [(int(n) // 2, int(n) % 2) for n in cand if n != state.nodes_of(v)[0]]
+                    cand = [(int(n) // 2, int(n) % 2) for n in cand
+                            if n != state.nodes_of(v)[0] and n // 2 not in blocked]
                 if cand:
                     pm, numa = cand[int(rng.integers(len(cand)))]
                     state.move(v, pm, numa)

@@ -59,6 +59,8 @@ class VmMilp(Solver):
                 if incoming:
                     s.Add(int(used_cpu[n]) + sum(c * y[i][j] for i, j, c, _ in incoming) <= cap_c)
                     s.Add(int(used_mem[n]) + sum(m * y[i][j] for i, j, _, m in incoming) <= cap_m)
+        for terms in data.affinity_rows():
+            s.Add(sum(y[i][j] for i, j in terms) + data.affinity_fixed(terms) <= 1)
         s.Minimize(sum(r_vars))
         if hint is not None:
             s.SetHint([v for row in y for v in row], [float(c) for row in hint for c in row])

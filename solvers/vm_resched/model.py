@@ -6,7 +6,7 @@ the `small` preset). For each group g = (shape, source place) with n_g VMs, an i
 VMs that end at place d (a NUMA node for single-NUMA VMs, a PM for double-NUMA ones); sum_d y[g, d] = n_g.
 Per node: free = cap - usage = 16 q + r with 0 <= r <= 15, integer q >= 0. Migrations never change the
 total free CPU, so minimising the fragment rate sum(r) / total_free is minimising sum(r): linear. At most
-MNL VMs leave their place: sum_g (n_g - y[g, source]) <= MNL.
+MNL VMs leave their place: sum_g (n_g - y[g, source]) <= MNL. Anti-affinity: at most one VM of a group per PM.
 
 Large instances (VMR2L's medium: 2,089 VMs x 560 nodes) are restricted to `max_vms` candidate VMs (those
 on the most fragmented nodes, plus any a warm start moves); the others stay put. The model is then a
@@ -30,6 +30,7 @@ class Group:
     vms: list[int]  # the interchangeable candidate VMs
     places: list[tuple[int, int, tuple[int, ...]]]  # destinations (pm, numa, nodes); numa -1 for double
     current: int  # index of the source place in `places`
+    aff: int = -1  # anti-affinity group of its VMs (-1: none)
 
 
 @dataclass
@@ -40,6 +41,23 @@ class ModelData:
     base_cpu: np.ndarray  # per node: usage by fixed (non-candidate) VMs
     base_mem: np.ndarray
     exact: bool  # True when nothing was restricted: the model's bound is the problem's bound
+    aff_fixed: dict[tuple[int, int], int] | None = None  # (anti-affinity group, PM) -> fixed VMs there
+
+    def affinity_rows(self) -> list[list[tuple[int, int]]]:
+        """Per (anti-affinity group, PM) with a candidate that could land there: the count variables that
+        put a group member on that PM; their sum (plus fixed members there) must stay <= 1."""
+        rows: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for g, grp in enumerate(self.groups):
+            if grp.aff < 0:
+                continue
+            for j, (pm, _k, _nodes) in enumerate(grp.places):
+                rows.setdefault((grp.aff, pm), []).append((g, j))
+        fixed = self.aff_fixed or {}
+        return [terms for key, terms in rows.items() if len(terms) > 1 or fixed.get(key, 0)]
+
+    def affinity_fixed(self, terms: list[tuple[int, int]]) -> int:
+        g, j = terms[0]
+        return (self.aff_fixed or {}).get((self.groups[g].aff, self.groups[g].places[j][0]), 0)
 
     def node_rows(self) -> dict[int, list[tuple[int, int, int, int]]]:
         """node -> [(group, place, cpu, mem)]: what each count variable puts on each node."""
@@ -68,6 +86,11 @@ def build(inst: VmInstance, max_vms: int | None = 200, must_include: list[int] |
         vms = np.sort(np.concatenate([must, rest]).astype(np.int64))
     exact = len(vms) == inst.num_vms
     fixed = np.setdiff1d(v_all, vms)
+    aff_fixed: dict[tuple[int, int], int] = {}
+    for v in fixed:
+        if inst.vm_group[v] >= 0:
+            key = (int(inst.vm_group[v]), int(inst.vm_pm[v]))
+            aff_fixed[key] = aff_fixed.get(key, 0) + 1
     base_cpu, base_mem = np.zeros(len(inst.node_cpu), np.int64), np.zeros(len(inst.node_cpu), np.int64)
     for v in fixed:
         c, m = state.per_node_demand(int(v))
@@ -80,9 +103,9 @@ def build(inst: VmInstance, max_vms: int | None = 200, must_include: list[int] |
         v = int(v)
         c, m = state.per_node_demand(v)
         src = int(inst.vm_pm[v]) if inst.vm_double[v] else 2 * int(inst.vm_pm[v]) + int(inst.vm_numa[v])
-        by_key.setdefault((c, m, bool(inst.vm_double[v]), src), []).append(v)
+        by_key.setdefault((c, m, bool(inst.vm_double[v]), src, int(inst.vm_group[v])), []).append(v)
     groups = []
-    for (c, m, double, src), members in sorted(by_key.items()):
+    for (c, m, double, src, aff), members in sorted(by_key.items()):
         if double:
             ok = (free_c.reshape(-1, 2).min(axis=1) >= c) & (free_m.reshape(-1, 2).min(axis=1) >= m)
             ok[src] = True
@@ -93,8 +116,8 @@ def build(inst: VmInstance, max_vms: int | None = 200, must_include: list[int] |
             ok[src] = True
             places = [(int(n) // 2, int(n) % 2, (int(n),)) for n in np.flatnonzero(ok)]
             current = next(j for j, pl in enumerate(places) if pl[2][0] == src)
-        groups.append(Group(c, m, double, members, places, current))
-    return ModelData(inst, vms, groups, base_cpu, base_mem, exact)
+        groups.append(Group(c, m, double, members, places, current, aff))
+    return ModelData(inst, vms, groups, base_cpu, base_mem, exact, aff_fixed)
 
 
 def placement_from(data: ModelData, counts: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

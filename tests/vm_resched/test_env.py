@@ -27,11 +27,13 @@ def _full_mask(env) -> np.ndarray:
     return m
 
 
-def test_incremental_mask_equals_recomputed_mask():
-    env = sysgym.make("VmResched-v0", preset="tiny", mnl=20)
+@pytest.mark.parametrize("groups", [0, 4])
+def test_incremental_mask_equals_recomputed_mask(groups):
+    inst = generate(preset="tiny", seed=3, mnl=30, anti_affinity_groups=groups, anti_affinity_size=2)
+    env = sysgym.make("VmResched-v0", instance=inst)
     rng = np.random.default_rng(1)
     env.reset(seed=3)
-    for _ in range(20):
+    for _ in range(30):
         np.testing.assert_array_equal(env.unwrapped.action_masks().reshape(env.unwrapped.max_vms, -1),
                                       _full_mask(env))
         env.step(masked_random_action(env, rng))

@@ -75,3 +75,11 @@ def test_time_aware_mode_skips_migrations_that_became_invalid():
     assert fast["skipped_migrations"] == 0
     assert slow["skipped_migrations"] > 0  # VMs left or destinations filled while "thinking"
     assert slow["num_migrations_timed"] + slow["skipped_migrations"] == len(sol.decisions)
+
+
+def test_anti_affinity_is_checked():
+    inst = VmInstance(node_cpu=[44] * 4, node_mem=[1000] * 4, vm_cpu=[8, 8], vm_mem=[1, 1], vm_double=[False] * 2,
+                      vm_pm=[0, 1], vm_numa=[0, 0], mnl=1, vm_group=[5, 5])
+    with pytest.raises(InfeasibleSolutionError, match="anti-affinity group 5: VM 1 already runs on PM 1"):
+        evaluate(inst, [(0, 1, 1)])
+    assert evaluate(inst, [(0, 0, 1)])["num_migrations"] == 1  # a NUMA change on its own PM is fine

@@ -75,3 +75,11 @@ def test_vmr2l_dataset_format_loads(tmp_path):
 def test_vmr2l_file_missing_field_names_it(tmp_path):
     with pytest.raises(TraceFormatError, match=r"vm_instance\[0\]: missing field 'cpu'"):
         load(_vmr2l_file(tmp_path, [{"node": 1, "mem_mb": 32768}]))
+
+
+def test_anti_affinity_groups_sharing_a_pm_are_rejected_and_saved_groups_round_trip(tmp_path):
+    with pytest.raises(InvalidInstanceError, match="VMs 0 and 1 of anti-affinity group 3 share PM 0"):
+        VmInstance(**_tiny(), vm_group=[3, 3])
+    inst = generate(preset="small", seed=1, anti_affinity_groups=5)
+    assert (inst.vm_group >= 0).sum() == 15
+    assert load(save(inst, tmp_path / "g.json")).vm_group.tolist() == inst.vm_group.tolist()

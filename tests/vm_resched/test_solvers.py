@@ -54,11 +54,11 @@ def _brute_force(inst: VmInstance) -> float:
     return best
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_exact_optimum_equals_brute_force_on_tiny_instances(seed):
-    base = generate(preset="tiny", seed=seed)
+@pytest.mark.parametrize("seed,groups", [(0, 0), (1, 0), (2, 0), (3, 0), (0, 3), (1, 3), (2, 3)])
+def test_exact_optimum_equals_brute_force_on_tiny_instances(seed, groups):
+    base = generate(preset="tiny", seed=seed, anti_affinity_groups=groups, anti_affinity_size=3)
     inst = VmInstance(**{k: getattr(base, k) for k in ("node_cpu", "node_mem", "vm_cpu", "vm_mem", "vm_double",
-                                                         "vm_pm", "vm_numa")}, mnl=2, name=base.name)
+                                                         "vm_pm", "vm_numa", "vm_group")}, mnl=2, name=base.name)
     expected = _brute_force(inst)
     for name in ("vm_resched.milp", "vm_resched.cpsat"):
         sol = solvers.get(name, warm_start=False).solve(inst, time_limit=30)
@@ -111,3 +111,18 @@ def test_restricted_model_on_medium_reports_no_global_bound():
     assert sol.objective <= greedy.objective + 1e-12  # never worse than its warm start
     assert evaluate(inst, sol)["fragment_rate"] == pytest.approx(sol.objective)
     assert len(sol.decisions) <= inst.mnl and np.isfinite(sol.wall_time_s)
+
+
+def test_anti_affinity_binds_for_every_method():
+    # Free CPUs: PM0 (8, 0), PM1 (24, 0); both NUMA 1 nodes are full. Moving VM 0 (8 cores) to PM1/NUMA0 would
+    # leave (16, 0, 16, 0): FR 0. But VM 2, of VM 0's anti-affinity group, runs on PM1: no improving move is left.
+    kw = dict(node_cpu=[44, 44, 44, 44], node_mem=[1000] * 4, vm_cpu=[8, 28, 2, 18, 44, 44], vm_mem=[1] * 6,
+              vm_double=[False] * 6, vm_pm=[0, 0, 1, 1, 0, 1], vm_numa=[0, 0, 0, 0, 1, 1], mnl=1)
+    free = VmInstance(**kw)
+    bound = VmInstance(**kw, vm_group=[0, -1, 0, -1, -1, -1])
+    assert solvers.get("vm_resched.milp").solve(free).objective == pytest.approx(0.0)
+    for name in ALL:
+        sol = solvers.get(name).solve(bound, time_limit=30)
+        assert all(not (v == 0 and pm == 1) for v, pm, _ in sol.decisions), name
+        assert evaluate(bound, sol)["fragment_rate"] == pytest.approx(sol.objective)
+    assert solvers.get("vm_resched.cpsat").solve(bound).objective == pytest.approx(0.5)

@@ -1,0 +1,137 @@
+"""Batch latency of one serving iteration, priced by `sysgym.kernels` and cached per batch shape.
+
+An iteration runs every transformer layer once over the batch's tokens (prefill chunks plus one token per
+decoding request). Its time is
+
+    num_layers x [linear/elementwise ops(T) + attention(batch) + 2 TP all-reduces of T x hidden fp16 values]
+    + embedding(T) + (pp - 1) pipeline send/recv of T x hidden fp16 values + iteration_overhead
+
+with T the batch's token count. Operator and collective times come from `kernels.predict_op_times` and
+`kernels.predict_collective_time` (tabulated once for every T up to the largest batch, then looked up);
+attention from `kernels.predict_attention_time`: a prefill chunk's attention is cached per (chunk, past)
+pair, and decode attention, which the kernel model prices as linear in the KV bytes a batch reads (paged,
+whole blocks), is decomposed once into an overhead plus a per-KV-token cost so that fast-forwarded decode
+iterations are priced with array arithmetic. `decompose_check()` verifies this decomposition against
+`predict_attention_time` (a test calls it). Pipeline stages run one after the other inside an iteration
+(no cross-iteration micro-batching; a conservative latency model for pp > 1).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from sysgym import kernels
+from sysgym.kernels.operators import prefill_attention_seconds
+
+FP16 = 2
+
+
+class BatchLatency:
+    """Seconds per iteration for one replica (`tp` x `pp` GPUs of `gpu` serving `model`)."""
+
+    def __init__(self, model: str, gpu: str, *, tp: int = 1, pp: int = 1, block_size: int = 16,
+                 max_batch_tokens: int = 8192, iteration_overhead_s: float = 0.0, calibration=None,
+                 gpus_per_node: int = 8):
+        self.spec = kernels.models.get(model)
+        self.gpu = kernels.get_gpu(gpu)
+        self.tp, self.pp, self.block_size = int(tp), int(pp), int(block_size)
+        self.calibration = kernels.load_calibration(calibration)  # loaded once, passed to every kernels call
+        self._pf_params = self.calibration.class_params("attn_prefill")
+        self._dtype = self.calibration.dtype
+        self._heads = self.spec.num_heads / self.tp
+        self._kv_heads = max(1.0, self.spec.num_kv_heads / self.tp)
+        self.cluster = kernels.Cluster(gpu=self.gpu, num_nodes=max(1, math.ceil(tp * pp / gpus_per_node)),
+                                       gpus_per_node=gpus_per_node)
+        self.layers = self.spec.num_layers
+        self.overhead = float(iteration_overhead_s)
+        self._base = np.zeros(0)
+        self._extend(int(max_batch_tokens) + 1)
+        self._prefill: dict[tuple[int, int], float] = {}
+        # Attention decomposition (one layer, seconds).
+        f = self._attn
+        bs = self.block_size
+        one, two = f(decode=[bs]), f(decode=[2 * bs])
+        self.decode_coef = (two - one) / bs  # s per KV token read
+        self.decode_ovh = one - self.decode_coef * bs
+        a, b = (64, 0), (128, 0)
+        self.prefill_ovh = f(prefill=[a]) + f(prefill=[b]) - f(prefill=[a, b])
+
+    # -- kernels calls -------------------------------------------------------------------------------
+    def _attn(self, prefill=(), decode=()) -> float:
+        return kernels.predict_attention_time(self.gpu, self.spec, prefill_lens=list(prefill),
+                                              decode_context_lens=list(decode), tp=self.tp,
+                                              calibration=self.calibration, block_size=self.block_size) * 1e-3
+
+    def _extend(self, n: int) -> None:
+        """Tabulate the token-count-dependent part for T = 0..n-1."""
+        t = np.arange(n, dtype=float)
+        ops = kernels.predict_op_times(self.gpu, self.spec, t, tp=self.tp, calibration=self.calibration)
+        emb = ops.pop("emb")
+        per_layer = sum(ops.values())
+        nbytes = t * self.spec.hidden_size * FP16
+        comm = np.zeros(n)
+        if self.tp > 1:
+            comm += 2 * kernels.predict_collective_time("all_reduce", nbytes, self.tp, self.cluster,
+                                                        calibration=self.calibration)
+        base = self.layers * (per_layer + comm) + emb
+        if self.pp > 1:
+            p2p = kernels.predict_collective_time("send_recv", nbytes, 2, self.cluster, calibration=self.calibration)
+            base = base + (self.pp - 1) * p2p
+        base = base * 1e-3 + self.overhead
+        base[0] = 0.0
+        self._base = base
+
+    def base(self, num_tokens: int) -> float:
+        """Seconds of everything but attention for an iteration of `num_tokens` tokens."""
+        if num_tokens >= len(self._base):
+            self._extend(max(num_tokens + 1, 2 * len(self._base)))
+        return float(self._base[num_tokens])
+
+    def base_table(self, upto: int) -> np.ndarray:
+        if upto >= len(self._base):
+            self._extend(max(upto + 1, 2 * len(self._base)))
+        return self._base
+
+    def prefill_item(self, chunk: int, past: int) -> float:
+        """Attention seconds (all layers, without the kernel's launch overhead) of one prefill chunk."""
+        key = (int(chunk), int(past))
+        v = self._prefill.get(key)
+        if v is None:
+            # The same FlashAttention-2 cost function `predict_attention_time` sums (kernels.operators),
+            # called per item so the launch overhead is added once per iteration, not per request.
+            v = float(prefill_attention_seconds(self.gpu, key[0], key[0] + key[1], self._heads, self._kv_heads,
+                                                self.spec.head_dim, self._pf_params,
+                                                kernels.dtype_bytes(self._dtype), self._dtype)) * self.layers
+            self._prefill[key] = v
+        return v
+
+    def iteration(self, num_tokens: int, prefill_items=(), decode_kv_tokens: float = 0.0,
+                  num_decodes: int = 0) -> float:
+        """Seconds of one iteration. `decode_kv_tokens` is the sum over decoding requests of their
+        context rounded up to whole blocks."""
+        t = self.base(num_tokens)
+        if prefill_items:
+            t += sum(self.prefill_item(c, p) for c, p in prefill_items) + self.prefill_ovh * self.layers
+        if num_decodes:
+            t += (self.decode_ovh + self.decode_coef * decode_kv_tokens) * self.layers
+        return t
+
+    def decode_times(self, num_decodes: int, kv_tokens: np.ndarray) -> np.ndarray:
+        """Seconds of pure-decode iterations with `num_decodes` requests and per-iteration KV token sums."""
+        return self.base(num_decodes) + (self.decode_ovh + self.decode_coef * kv_tokens) * self.layers
+
+    def min_decode_time(self, num_decodes: int) -> float:
+        return self.base(num_decodes) + self.decode_ovh * self.layers
+
+    def decompose_check(self, prefill_items, decode_ctx) -> tuple[float, float]:
+        """(kernels' attention time, this decomposition's) in seconds for one layer, for a test."""
+        direct = self._attn(prefill=prefill_items, decode=decode_ctx)
+        bs = self.block_size
+        ours = 0.0
+        if len(prefill_items):
+            ours += sum(self.prefill_item(c, p) for c, p in prefill_items) / self.layers + self.prefill_ovh
+        if len(decode_ctx):
+            kv = float(np.sum(np.ceil(np.asarray(decode_ctx) / bs) * bs))
+            ours += self.decode_ovh + self.decode_coef * kv
+        return direct, ours

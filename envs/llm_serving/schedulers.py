@@ -1,0 +1,398 @@
+"""Request schedulers of one replica: admission order and rule, batching style, preemption victim.
+
+Every scheduler keeps these documented, stable knobs (keyword arguments of `simulate` and of the
+registered solvers):
+
+* ``max_num_seqs`` -- batch cap: requests running at once (default: the memory plan's `max_batch_size`).
+* ``max_num_batched_tokens`` -- token budget of one iteration (default: max(max_tokens, 4096) when not
+  chunking; for ``sarathi`` it is the chunk size / token budget, default 512).
+* ``watermark`` -- fraction of KV blocks admission keeps free (vLLM: 0.01).
+* ``block_size`` -- tokens per KV block (vLLM: 16); passed to the memory planner.
+* ``preemption_mode`` -- ``"recompute"`` (default: drop the victim's KV, re-prefill prompt + generated
+  tokens later) or ``"swap"`` (copy its KV blocks to host memory over PCIe and back).
+
+Schedulers (registry names `llm_serving.<name>`):
+
+* ``vllm`` -- vLLM v0 (Kwon et al., SOSP'23): FCFS; a prefill iteration admits waiting requests in order
+  while ``free_blocks - needed >= watermark x num_blocks`` (head-of-line blocking), else a decode
+  iteration; when a decode needs a block and none is free the newest running request (latest arrival) is
+  preempted (recompute: it goes back to the front of the queue).
+* ``orca`` -- Orca (Yu et al., OSDI'22) as the vLLM paper models it: iteration-level batching mixing whole
+  prefills with decodes; admission reserves the worst case up front (``reserve="max"``: max_tokens per
+  request; ``"pow2"``: prompt + output rounded up to a power of two; ``"oracle"``: prompt + output), so it
+  never preempts.
+* ``sarathi`` -- Sarathi-Serve (Agrawal et al., OSDI'24) / DeepSpeed-FastGen: stall-free batching with a
+  token budget per iteration: all decodes first, then ongoing prefill chunks, then new prefills chunked to
+  fit the budget.
+* ``past_future`` -- LightLLM's Past-Future scheduler (Gong et al., arXiv 2507.10150 / LightLLM router):
+  admit while the batch's predicted *peak* KV use, ``max_k sum_{j<=k} c_j + k r_k`` over requests sorted
+  by predicted remaining tokens r (descending) with current tokens c, stays within the KV cache.
+  ``predictor="oracle"`` uses the true output lengths; ``"past"`` uses the ``quantile`` of the output
+  lengths of recently finished requests longer than what the request has already generated.
+* ``vtc`` -- Virtual Token Counter (Sheng et al., OSDI'24 "Fairness in Serving Large Language Models"):
+  admit from the backlogged client with the smallest counter; counters grow by ``w_prompt`` per prompt
+  token admitted and ``w_output`` per generated token; a client that arrives to an empty queue is lifted
+  to the smallest counter of the backlogged clients (or of the client that left last).
+* ``sjf`` -- shortest job first on predicted output length (``predictor="oracle"`` or ``"noisy"`` with
+  log-normal error ``noise_sigma``).
+"""
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from sysgym.errors import UnknownNameError
+
+
+class Scheduler:
+    """Base: FCFS waiting queue, vLLM admission rule, newest-first preemption, no mixing, no chunks."""
+
+    name = "base"
+    mixed = False  # prefills and decodes share an iteration
+    chunked = False  # prefills may be split over iterations
+    fcfs = True  # a refused queue head blocks the queue (later arrivals cannot overtake it)
+    counts_tokens = False  # on_tokens is called for every generated token
+
+    def __init__(self, *, max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
+                 watermark: float = 0.01, block_size: int = 16, preemption_mode: str = "recompute"):
+        if preemption_mode not in ("recompute", "swap"):
+            raise UnknownNameError("preemption mode", preemption_mode, ("recompute", "swap"))
+        if not 0 <= watermark < 1:
+            raise ValueError(f"watermark must be in [0, 1), got {watermark}")
+        self.max_num_seqs = max_num_seqs
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self.watermark = float(watermark)
+        self.block_size = int(block_size)
+        self.preemption_mode = preemption_mode
+
+    def params(self) -> dict[str, Any]:
+        return {"max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens,
+                "watermark": self.watermark, "block_size": self.block_size,
+                "preemption_mode": self.preemption_mode}
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+    def bind(self, sim) -> None:
+        """Called once by the replica; `sim` exposes the request arrays and the block pool."""
+        self.sim = sim
+        self.queue: deque[int] = deque()
+        self.watermark_blocks = int(self.watermark * sim.num_blocks)
+
+    def __len__(self) -> int:
+        return len(self.queue)
+
+    def on_arrival(self, rid: int) -> None:
+        self.queue.append(rid)
+
+    def requeue(self, rid: int) -> None:
+        """A preempted (recompute) request goes back to the front (vLLM `waiting.appendleft`)."""
+        self.queue.appendleft(rid)
+
+    def peek(self) -> int | None:
+        return self.queue[0] if self.queue else None
+
+    def pop(self, rid: int) -> None:
+        if self.queue and self.queue[0] == rid:
+            self.queue.popleft()
+        else:
+            self.queue.remove(rid)
+
+    def waiting(self) -> list[int]:
+        return list(self.queue)
+
+    # -- rules -----------------------------------------------------------------------------------------
+    def admit_blocks(self, rid: int) -> int:
+        """Blocks to allocate at admission: the KV of prompt + generated tokens."""
+        s = self.sim
+        return -(-int(s.prompt[rid] + s.generated[rid]) // s.block_size)
+
+    def can_admit(self, rid: int, need: int) -> bool:
+        return self.sim.free_blocks - need >= self.watermark_blocks
+
+    def on_admit(self, rid: int) -> None:
+        pass
+
+    def on_tokens(self, rids: np.ndarray, counts) -> None:
+        pass
+
+    def on_finish(self, rid: int) -> None:
+        pass
+
+    def victim(self, running: list[int]) -> int:
+        """Newest request (latest arrival, then highest id) among the running ones."""
+        s = self.sim
+        best, key = running[-1], (s.arrival[running[-1]], running[-1])
+        for r in running:
+            k = (s.arrival[r], r)
+            if k > key:
+                best, key = r, k
+        return best
+
+
+class VllmScheduler(Scheduler):
+    name = "vllm"
+
+
+class OrcaScheduler(Scheduler):
+    name = "orca"
+    mixed = True
+
+    def __init__(self, *, reserve: str = "max", **kw):
+        super().__init__(**kw)
+        if reserve not in ("max", "pow2", "oracle"):
+            raise UnknownNameError("orca reservation", reserve, ("max", "pow2", "oracle"))
+        self.reserve = reserve
+
+    def params(self):
+        return {**super().params(), "reserve": self.reserve}
+
+    def admit_blocks(self, rid: int) -> int:
+        s = self.sim
+        if self.reserve == "max":
+            tokens = s.max_tokens
+        else:
+            tokens = int(s.prompt[rid] + s.output[rid])
+            if self.reserve == "pow2":
+                tokens = 1 << (tokens - 1).bit_length()
+            tokens = min(tokens, s.max_tokens) if self.reserve == "pow2" else tokens
+        tokens = max(tokens, int(s.prompt[rid] + s.output[rid]))
+        return -(-tokens // s.block_size)
+
+    def can_admit(self, rid: int, need: int) -> bool:
+        return self.sim.free_blocks - need >= 0
+
+
+class SarathiScheduler(Scheduler):
+    name = "sarathi"
+    mixed = True
+    chunked = True
+
+    def __init__(self, *, chunk_size: int = 512, **kw):
+        super().__init__(**kw)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.chunk_size = int(chunk_size)
+        if self.max_num_batched_tokens is None:
+            self.max_num_batched_tokens = self.chunk_size
+
+    def params(self):
+        return {**super().params(), "chunk_size": self.chunk_size}
+
+
+class PastFutureScheduler(Scheduler):
+    name = "past_future"
+
+    def __init__(self, *, predictor: str = "past", quantile: float = 0.9, history: int = 1000,
+                 min_history: int = 20, **kw):
+        super().__init__(**kw)
+        if predictor not in ("past", "oracle"):
+            raise UnknownNameError("past_future predictor", predictor, ("past", "oracle"))
+        self.predictor, self.quantile = predictor, float(quantile)
+        self.history, self.min_history = int(history), int(min_history)
+
+    def params(self):
+        return {**super().params(), "predictor": self.predictor, "quantile": self.quantile,
+                "history": self.history, "min_history": self.min_history}
+
+    def bind(self, sim) -> None:
+        super().bind(sim)
+        self._past: deque[int] = deque(maxlen=self.history)
+        self._sorted = np.zeros(0)
+        self._dirty = False
+
+    def on_finish(self, rid: int) -> None:
+        self._past.append(int(self.sim.output[rid]))
+        self._dirty = True
+
+    def predicted_remaining(self, rids: np.ndarray) -> np.ndarray:
+        """Predicted tokens still to generate (>= 1) for requests `rids`."""
+        s = self.sim
+        g = s.generated[rids]
+        if self.predictor == "oracle":
+            return np.maximum(s.output[rids] - g, 1)
+        if len(self._past) < self.min_history:  # no past yet: assume the longest (Orca's worst case)
+            return np.maximum(s.max_tokens - s.prompt[rids] - g, 1)
+        if self._dirty:
+            self._sorted = np.sort(np.fromiter(self._past, np.int64, len(self._past)))
+            self._dirty = False
+        hist = self._sorted
+        lo = np.searchsorted(hist, g, side="right")  # history entries longer than what was generated
+        count = len(hist) - lo
+        idx = np.minimum(lo + np.floor(self.quantile * np.maximum(count - 1, 0)).astype(np.int64), len(hist) - 1)
+        pred = np.where(count > 0, hist[idx], g + 1)
+        pred = np.minimum(pred, s.max_tokens - s.prompt[rids])
+        return np.maximum(pred - g, 1)
+
+    def can_admit(self, rid: int, need: int) -> bool:
+        s = self.sim
+        if s.free_blocks - need < self.watermark_blocks:
+            return False
+        rids = np.fromiter(list(s.running) + [rid], np.int64)
+        cur = s.prompt[rids] + s.generated[rids]
+        rem = self.predicted_remaining(rids)
+        capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
+        slack = (s.block_size - 1) * len(rids)  # each request may leave its last block partly empty
+        return peak_tokens(cur, rem) + slack <= capacity
+
+
+def peak_tokens(current: np.ndarray, remaining: np.ndarray) -> int:
+    """Past-Future peak KV tokens of a batch: request j holds current_j + t tokens at step t <= remaining_j
+    and frees them after; the peak is max_k (sum of current over the k longest-remaining) + k x r_(k)."""
+    if len(current) == 0:
+        return 0
+    order = np.argsort(-np.asarray(remaining), kind="stable")
+    r = np.asarray(remaining)[order]
+    c = np.cumsum(np.asarray(current)[order])
+    return int((c + np.arange(1, len(r) + 1) * r).max())
+
+
+class VtcScheduler(Scheduler):
+    name = "vtc"
+    fcfs = False
+    counts_tokens = True
+
+    def __init__(self, *, w_prompt: float = 1.0, w_output: float = 2.0, **kw):
+        super().__init__(**kw)
+        self.w_prompt, self.w_output = float(w_prompt), float(w_output)  # VTC paper: w_p = 1, w_q = 2
+
+    def params(self):
+        return {**super().params(), "w_prompt": self.w_prompt, "w_output": self.w_output}
+
+    def bind(self, sim) -> None:
+        super().bind(sim)
+        n = max(1, int(sim.client.max()) + 1 if len(sim.client) else 1)
+        self.counter = np.zeros(n)
+        self.queues: dict[int, deque[int]] = {}
+        self.last_left = -1
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def lift(self, client: int) -> None:
+        """VTC's counter lift for a client whose queue was empty (Sheng et al., Alg. 2)."""
+        backlogged = [c for c, q in self.queues.items() if q]
+        if backlogged:
+            self.counter[client] = max(self.counter[client], min(self.counter[c] for c in backlogged))
+        elif self.last_left >= 0:
+            self.counter[client] = max(self.counter[client], self.counter[self.last_left])
+
+    def on_arrival(self, rid: int) -> None:
+        c = int(self.sim.client[rid])
+        q = self.queues.get(c)
+        if not q:
+            self.lift(c)
+            q = self.queues.setdefault(c, deque())
+        q.append(rid)
+        self._n += 1
+
+    def requeue(self, rid: int) -> None:
+        c = int(self.sim.client[rid])
+        self.queues.setdefault(c, deque()).appendleft(rid)
+        self._n += 1
+
+    def peek(self) -> int | None:
+        best = None
+        for c, q in self.queues.items():
+            if q and (best is None or self.counter[c] < self.counter[best] or
+                      (self.counter[c] == self.counter[best] and c < best)):
+                best = c
+        return None if best is None else self.queues[best][0]
+
+    def pop(self, rid: int) -> None:
+        c = int(self.sim.client[rid])
+        q = self.queues[c]
+        if q[0] == rid:
+            q.popleft()
+        else:
+            q.remove(rid)
+        self._n -= 1
+        self.last_left = c
+
+    def waiting(self) -> list[int]:
+        return sorted((r for q in self.queues.values() for r in q), key=lambda r: (self.sim.arrival[r], r))
+
+    def on_admit(self, rid: int) -> None:
+        s = self.sim
+        if s.generated[rid] == 0:
+            self.counter[s.client[rid]] += self.w_prompt * s.prompt[rid]
+
+    def on_tokens(self, rids: np.ndarray, counts) -> None:
+        np.add.at(self.counter, self.sim.client[rids], self.w_output * np.asarray(counts, float))
+
+
+class SjfScheduler(Scheduler):
+    name = "sjf"
+    fcfs = False
+
+    def __init__(self, *, predictor: str = "oracle", noise_sigma: float = 0.5, seed: int = 0, **kw):
+        super().__init__(**kw)
+        if predictor not in ("oracle", "noisy"):
+            raise UnknownNameError("sjf predictor", predictor, ("oracle", "noisy"))
+        self.predictor, self.noise_sigma, self.seed = predictor, float(noise_sigma), int(seed)
+
+    def params(self):
+        return {**super().params(), "predictor": self.predictor, "noise_sigma": self.noise_sigma}
+
+    def bind(self, sim) -> None:
+        super().bind(sim)
+        self.heap: list[tuple[float, float, int]] = []
+        out = sim.output.astype(float)
+        if self.predictor == "noisy":
+            rng = np.random.default_rng([self.seed, 0x534A46])
+            out = out * np.exp(self.noise_sigma * rng.standard_normal(len(out)))
+        self.pred = out
+        self._gone: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.heap) - len(self._gone)
+
+    def on_arrival(self, rid: int) -> None:
+        heapq.heappush(self.heap, (self.pred[rid] - self.sim.generated[rid], self.sim.arrival[rid], rid))
+
+    requeue = on_arrival
+
+    def _clean(self) -> None:
+        while self.heap and self.heap[0][2] in self._gone:
+            self._gone.discard(heapq.heappop(self.heap)[2])
+
+    def peek(self) -> int | None:
+        self._clean()
+        return self.heap[0][2] if self.heap else None
+
+    def pop(self, rid: int) -> None:
+        self._clean()
+        if self.heap and self.heap[0][2] == rid:
+            heapq.heappop(self.heap)
+        else:
+            self._gone.add(rid)
+
+    def waiting(self) -> list[int]:
+        return [r for _, _, r in sorted(self.heap) if r not in self._gone]
+
+
+SCHEDULERS: dict[str, type[Scheduler]] = {c.name: c for c in (
+    VllmScheduler, OrcaScheduler, SarathiScheduler, PastFutureScheduler, VtcScheduler, SjfScheduler)}
+
+
+def make_scheduler(name: str | Scheduler, **params: Any) -> Scheduler:
+    """A scheduler by name; unknown names list the known ones, unknown parameters the accepted ones."""
+    if isinstance(name, Scheduler):
+        if params:
+            raise TypeError("pass parameters to the Scheduler's constructor, not with an instance")
+        return name
+    if name not in SCHEDULERS:
+        raise UnknownNameError("scheduler", name, SCHEDULERS)
+    cls = SCHEDULERS[name]
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        import inspect
+
+        accepted = set()
+        for k in cls.__mro__:
+            if "__init__" in vars(k):
+                accepted |= {p for p in inspect.signature(k.__init__).parameters if p not in ("self", "kw")}
+        raise TypeError(f"scheduler {name!r}: {exc}; accepted parameters: {', '.join(sorted(accepted))}") from None

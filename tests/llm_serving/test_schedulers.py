@@ -1,0 +1,175 @@
+"""The schedulers' defining rules: watermark, newest-first recompute preemption, chunked-prefill budget,
+Past-Future's peak formula, VTC's counter lift, Orca's reservation, SJF's order."""
+import numpy as np
+import pytest
+
+from sysgym.envs.llm_serving import Trace, make_scheduler, peak_tokens, simulate
+from sysgym.envs.llm_serving.schedulers import VllmScheduler, VtcScheduler
+from sysgym.errors import UnknownNameError
+
+
+class FakeSim:
+    """The scheduler-facing view of a replica, for unit tests of single rules."""
+
+    def __init__(self, n=8, num_blocks=1000, clients=None):
+        self.num_blocks, self.block_size, self.max_tokens = num_blocks, 16, 4096
+        self.used = 0
+        self.prompt = np.full(n, 32)
+        self.output = np.full(n, 8)
+        self.generated = np.zeros(n, np.int64)
+        self.arrival = np.arange(n, dtype=float)
+        self.client = np.zeros(n, np.int64) if clients is None else np.asarray(clients)
+        self.running = []
+
+    @property
+    def free_blocks(self):
+        return self.num_blocks - self.used
+
+
+def test_watermark_rule_keeps_one_percent_of_blocks_free():
+    sim = FakeSim(num_blocks=1000)
+    s = VllmScheduler(watermark=0.01)
+    s.bind(sim)
+    assert s.watermark_blocks == 10
+    sim.used = 890  # 110 free
+    assert s.can_admit(0, 100)  # leaves 10 = watermark
+    assert not s.can_admit(0, 101)  # would leave 9
+
+
+def test_watermark_delays_admission_in_the_simulator():
+    # one long request holds almost all blocks; a second one fits the pool but not above the watermark
+    tr = Trace([0.0, 0.01], [16 * 90, 16 * 6], [50, 5])
+    r = simulate(tr, num_blocks=100, watermark=0.05)  # watermark 5 blocks: 100 - 90 - 6 < 5
+    first_done = r.requests.finish[0]
+    assert r.requests.first_scheduled[1] >= first_done - 1e-12
+    r0 = simulate(tr, num_blocks=100, watermark=0.0)
+    assert r0.requests.first_scheduled[1] < r0.requests.finish[0]
+
+
+def test_newest_request_is_preempted_first_by_recompute():
+    # three requests of 1 block each grow to 14 blocks; 30 blocks hold only two of them at the end
+    tr = Trace([0.0, 0.001, 0.002], [15, 15, 15], [200, 200, 200])
+    r = simulate(tr, num_blocks=30, watermark=0.0)
+    pre = r.requests.num_preemptions
+    assert pre[2] >= 1 and pre[0] == 0 and pre[1] == 0
+    # recompute: the victim re-prefills prompt + generated tokens, so it finishes after the others
+    assert r.requests.finish[2] > r.requests.finish[1]
+    assert r.metrics["num_preemptions"] == int(pre.sum())
+    # victim choice on a running list: latest arrival, whatever its position
+    sim = FakeSim()
+    s = VllmScheduler()
+    s.bind(sim)
+    assert s.victim([3, 5, 1]) == 5
+
+
+def test_swap_preemption_keeps_the_kv_and_costs_pcie_time():
+    tr = Trace([0.0, 0.001, 0.002], [15, 15, 15], [200, 200, 200])
+    r = simulate(tr, num_blocks=30, watermark=0.0, preemption_mode="swap")
+    assert r.requests.num_preemptions[2] >= 1
+    assert r.metrics["num_requests"] == 3
+
+
+@pytest.mark.parametrize("chunk", [64, 256])
+def test_sarathi_iterations_respect_the_token_budget(chunk):
+    tr = Trace(np.linspace(0, 1, 30), np.full(30, 700), np.full(30, 20))
+    r = simulate(tr, scheduler="sarathi", chunk_size=chunk)
+    tokens = r.iterations["tokens"]
+    assert tokens.max() == chunk  # the budget is used in full while prompts wait
+    assert np.all(tokens <= chunk)
+    # a 700-token prompt needs ceil(700 / chunk) iterations before its first token
+    first_iters = np.searchsorted(r.iterations["end"], r.requests.first_token[0]) + 1
+    assert first_iters >= int(np.ceil(700 / chunk))
+    whole = simulate(tr, scheduler="vllm")
+    assert whole.iterations["tokens"].max() >= 700  # without chunks, one iteration takes whole prompts
+
+
+def _brute_peak(cur, rem):
+    best = int(np.sum(cur))
+    for t in range(1, int(rem.max()) + 1):
+        alive = rem >= t
+        best = max(best, int(np.sum(cur[alive] + t)))
+    return best
+
+
+def test_past_future_peak_formula_equals_brute_force():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 12))
+        cur = rng.integers(1, 500, n)
+        rem = rng.integers(1, 300, n)
+        assert peak_tokens(cur, rem) == _brute_peak(cur, rem)
+
+
+def test_past_future_admits_less_than_its_peak_allows_and_oracle_avoids_preemption():
+    tr = Trace(np.linspace(0, 0.5, 40), np.full(40, 100), np.full(40, 300))
+    oracle = simulate(tr, scheduler="past_future", predictor="oracle", num_blocks=200, watermark=0.0)
+    greedy = simulate(tr, scheduler="vllm", num_blocks=200, watermark=0.0)
+    assert greedy.metrics["num_preemptions"] > 0
+    assert oracle.metrics["num_preemptions"] == 0  # exact lengths: the peak never exceeds the pool
+    assert oracle.iterations["blocks_max"].max() <= 200
+
+
+def test_vtc_counter_lift():
+    sim = FakeSim(n=6, clients=[0, 0, 1, 1, 2, 2])
+    s = VtcScheduler()
+    s.bind(sim)
+    s.on_arrival(0)  # client 0 backlogged
+    s.counter[0] = 1000.0
+    s.on_arrival(2)  # client 1 arrives to an empty queue of its own: lifted to min backlogged counter
+    assert s.counter[1] == 1000.0
+    s.counter[2] = 5000.0
+    s.on_arrival(4)  # a client already above the others keeps its counter
+    assert s.counter[2] == 5000.0
+    # the least-served backlogged client goes first
+    s.counter[1] = 900.0
+    assert s.peek() == 2
+    s.pop(2)
+    assert s.last_left == 1
+    # when nobody is backlogged, a newcomer is lifted to the counter of the client that left last
+    s.pop(0)
+    s.pop(4)
+    s.counter[0] = 0.0
+    s.on_arrival(1)
+    assert s.counter[0] == s.counter[2]
+
+
+def test_vtc_counts_service_tokens():
+    tr = Trace([0.0, 0.0], [100, 50], [10, 20], client=[0, 1])
+    sched = make_scheduler("vtc")
+    simulate(tr, scheduler=sched)
+    assert sched.counter.tolist() == [100 + 2 * 10, 50 + 2 * 20]
+
+
+def test_orca_reserves_the_worst_case_and_never_preempts():
+    tr = Trace(np.linspace(0, 0.2, 20), np.full(20, 100), np.full(20, 400))
+    orca = simulate(tr, scheduler="orca", reserve="oracle", num_blocks=200, watermark=0.0)
+    assert orca.metrics["num_preemptions"] == 0
+    assert orca.iterations["blocks_max"].max() <= 200
+    mx = simulate(tr, scheduler="orca", reserve="max", max_tokens=1024, num_blocks=200)
+    assert mx.iterations["seqs"].max() <= 200 // 64  # 1024-token reservations: three at a time
+
+
+def test_sjf_runs_short_jobs_first():
+    tr = Trace([0, 0, 0, 0.0], [50, 50, 50, 50], [400, 10, 300, 5])
+    r = simulate(tr, scheduler="sjf", max_num_seqs=1)
+    order = np.argsort(r.requests.first_scheduled)
+    assert order.tolist() == [3, 1, 2, 0]
+
+
+def test_unknown_scheduler_and_parameter_errors():
+    with pytest.raises(UnknownNameError, match="sarathi"):
+        simulate(Trace([0.0], [10], [5]), scheduler="fastserve")
+    with pytest.raises(TypeError, match="chunk_size"):
+        make_scheduler("sarathi", chunk=5)
+
+
+def test_vtc_shields_light_clients_from_a_heavy_one():
+    from sysgym.envs.llm_serving import generate
+
+    inst = generate(preset="multi_tenant", seed=0, num_requests=600, client_rates=[8.0, 0.5, 0.5, 0.5])
+    fcfs = simulate(inst.trace, scheduler="vllm").metrics
+    fair = simulate(inst.trace, scheduler="vtc").metrics
+    light = [f"client{c}_ttft_mean" for c in (1, 2, 3)]
+    for key in light:
+        assert fair[key] < 0.2 * fcfs[key]  # FCFS makes everyone queue behind the heavy client
+    assert fair["client0_ttft_mean"] >= fcfs["client0_ttft_mean"]  # the heavy client pays for it

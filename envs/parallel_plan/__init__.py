@@ -1,0 +1,19 @@
+"""Parallel-plan search for LLM training (Megatron-style cost model; exhaustive, DP, CP-SAT, Optuna, RL).
+
+`estimate_training(model, cluster, plan, *, seq_len, global_batch)` is the family's only scorer;
+`PlanInstance(model, cluster, seq_len, global_batch, memory_limit_gib=None)` is what the solvers take.
+"""
+from sysgym.envs.parallel_plan.cost import (
+    CostConstants,
+    CostModel,
+    MemoryBreakdown,
+    TrainingEstimate,
+    cost_model,
+    estimate_training,
+)
+from sysgym.envs.parallel_plan.evaluate import evaluate
+from sysgym.envs.parallel_plan.instance import PRESETS, PlanInstance, generate
+from sysgym.envs.parallel_plan.plan import RECOMPUTE, TrainingPlan, legality
+
+__all__ = ["PRESETS", "RECOMPUTE", "CostConstants", "CostModel", "MemoryBreakdown", "PlanInstance",
+           "TrainingEstimate", "TrainingPlan", "cost_model", "estimate_training", "evaluate", "generate", "legality"]

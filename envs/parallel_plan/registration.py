@@ -1,0 +1,11 @@
+"""Registers the parallel-plan family and `sysgym/ParallelPlan-v0`."""
+from sysgym.envs.parallel_plan.evaluate import evaluate
+from sysgym.envs.parallel_plan.instance import PRESETS, generate
+from sysgym.registry import Family, register_env, register_family
+
+register_family(Family(
+    name="parallel_plan", generate=generate, presets=PRESETS, evaluate=evaluate,
+    objective="iteration_time_s", sense="min", env_ids=("sysgym/ParallelPlan-v0",),
+    description="Data/tensor/pipeline/sequence parallel plan of LLM training (Megatron-style cost model)",
+))
+register_env("sysgym/ParallelPlan-v0", "sysgym.envs.parallel_plan.env:ParallelPlanEnv", family="parallel_plan")

@@ -1,0 +1,55 @@
+"""`parallel_plan.megatron`: the rules of thumb of Narayanan et al. (SC'21), Sec. 3.3 takeaways.
+
+1. Model parallelism (t * p) only as large as needed for the model to fit; data parallelism for the rest
+   (takeaway #2: "use model parallelism to fit, data parallelism to scale").
+2. Tensor parallelism up to the GPUs of a server, pipeline parallelism across servers (takeaway #1).
+3. Full activation recomputation, the 1F1B schedule, no optimizer sharding (the paper's runs).
+4. The micro-batch size that gives the best throughput among those that fit (takeaway #3: the optimum depends
+   on the model; the paper measured it, this heuristic asks the cost model for b in {1, 2, 4, 8}).
+"""
+from __future__ import annotations
+
+import time
+
+from sysgym.envs.parallel_plan.plan import TrainingPlan
+from sysgym.envs.parallel_plan.space import divisors, tp_options
+from sysgym.solvers.base import Solver, register
+from sysgym.solvers.parallel_plan.common import infeasible_report, scored_solution
+
+
+def megatron_plan(inst, micro_batches=(1, 2, 4, 8)) -> TrainingPlan | None:
+    n, g, L = inst.num_gpus, inst.cluster.gpus_per_node, inst.model.num_layers
+    legal_t = set(tp_options(inst))
+    for mp in divisors(n):  # model-parallel size, smallest first
+        t = min(mp, g)
+        if mp % t or t not in legal_t:
+            continue
+        p = mp // t
+        if L % p:
+            continue
+        best = None
+        for b in micro_batches:
+            plan = TrainingPlan(tp=t, pp=p, dp=n // mp, micro_batch=b, recompute="full")
+            est = inst.estimate(plan)
+            if est.feasible and (best is None or est.iteration_time_s < best[0]):
+                best = (est.iteration_time_s, plan)
+        if best is not None:
+            return best[1]
+    return None
+
+
+@register
+class Megatron(Solver):
+    name = "parallel_plan.megatron"
+    family = "parallel_plan"
+    kind = "heuristic"
+
+    def __init__(self):
+        super().__init__()
+
+    def solve(self, instance, *, time_limit: float | None = None, seed: int = 0):
+        t0 = time.perf_counter()
+        plan = megatron_plan(instance)
+        if plan is None:
+            return scored_solution(instance, None, t0, "infeasible", stats=infeasible_report(instance))
+        return scored_solution(instance, plan, t0, "feasible")

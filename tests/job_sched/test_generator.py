@@ -1,0 +1,85 @@
+"""The workload generator: seeded, calibrated on Decima's TPC-H data, bad input named."""
+import json
+
+import numpy as np
+import pytest
+
+from sysgym.envs.job_sched import build, generate, load, offered_load, partition_runtime, save
+from sysgym.envs.job_sched.generator import DATA, tpch_job
+from sysgym.errors import InvalidInstanceError, UnknownNameError
+from sysgym.instances import from_spec
+
+
+def test_same_seed_same_instance_and_spec_replays():
+    a = generate(num_executors=10, num_users=3, num_jobs=8, seed=4)
+    b = generate(num_executors=10, num_users=3, num_jobs=8, seed=4)
+    c = generate(num_executors=10, num_users=3, num_jobs=8, seed=5)
+    assert a.digest() == b.digest() != c.digest()
+    assert from_spec(a.name).digest() == a.digest()
+    assert generate(preset="small", seed=2).digest() == from_spec("job_sched/small?seed=2").digest()
+
+
+def test_tpch_shapes_match_decima_data():
+    table = json.loads(DATA.read_text())["sizes"]
+    assert len(table) == 7 and all(len(q) == 22 for q in table.values())
+    rng = np.random.default_rng(0)
+    job = tpch_job(rng, 9, "2g")
+    spec = table["2g"]["9"]
+    assert [len(s) for s in job["stages"]] == [st["num_tasks"] for st in spec["stages"]]
+    # sampled durations reproduce the measured median of a big stage within 10 % (200 tasks)
+    big = max(range(len(spec["stages"])), key=lambda s: spec["stages"][s]["num_tasks"])
+    med = np.median(job["stages"][big]) * 1000
+    assert med == pytest.approx(spec["stages"][big]["q_ms"][5], rel=0.10)
+    # larger inputs mean more work (Decima's 2g -> 100g scaling)
+    w = {s: sum(sum(x) for x in tpch_job(np.random.default_rng(1), 9, s)["stages"]) for s in ("2g", "100g")}
+    assert w["100g"] > 5 * w["2g"]
+
+
+def test_decima_arrival_rate_and_load():
+    inst = generate(preset="decima", seed=0, num_jobs=300)
+    gaps = np.diff(np.sort(inst.job_arrival[10:]))
+    assert gaps.mean() == pytest.approx(25.0, rel=0.15)  # Decima: 25 s mean inter-arrival at 100 executors
+    assert (inst.job_arrival[:10] == 0).all()  # num_init_dags
+    assert 0.1 < offered_load(inst) < 1.0
+
+
+def test_heterogeneous_mix_heavy_users_submit_small_jobs():
+    inst = generate(preset="multiuser", seed=1)
+    heavy = inst.job_user < inst.meta["heavy_users"]
+    assert heavy.mean() == pytest.approx(0.8, abs=0.1)
+    assert inst.job_small[heavy].all() and not inst.job_small[~heavy].any()
+    w = inst.job_work_s()
+    assert w[heavy].mean() < w[~heavy].mean() / 3
+
+
+def test_bad_input_is_named():
+    with pytest.raises(InvalidInstanceError, match="num_executors must be >= 1"):
+        generate(num_executors=0, num_users=1, num_jobs=1, seed=0)
+    with pytest.raises(InvalidInstanceError, match="at least one executor"):
+        build(0, [{"arrival": 0, "stages": [[1.0]]}])
+    with pytest.raises(UnknownNameError, match="known job_sched presets"):
+        generate(preset="nope")
+    with pytest.raises(TypeError, match="unknown parameter"):
+        generate(preset="small", bogus=1)
+    cyc = [{"arrival": 0, "stages": [[1.0], [1.0], [1.0]], "edges": [(0, 1), (1, 2), (2, 1)]}]
+    with pytest.raises(InvalidInstanceError, match="job 0 .*cyclic DAG"):
+        build(2, cyc)
+    with pytest.raises(InvalidInstanceError, match="job 0 stage 1 task 0 lasts 9.000 s, longer than the horizon"):
+        build(2, [{"arrival": 0, "stages": [[1.0], [9.0]], "edges": [(0, 1)]}], horizon_s=5.0)
+    with pytest.raises(InvalidInstanceError, match="job 0 stage 0 task 1 has duration"):
+        build(2, [{"arrival": 0, "stages": [[1.0, -1.0]]}])
+
+
+def test_save_load_roundtrip(tmp_path):
+    inst = generate(preset="tiny", seed=3)
+    back = load(save(inst, tmp_path / "i.json"))
+    assert back.digest() == inst.digest()
+
+
+def test_runtime_partitioning_keeps_work():
+    inst = generate(preset="small", seed=0)
+    part = partition_runtime(inst, 0.5)
+    assert part.num_tasks > inst.num_tasks
+    assert part.stage_work_s == pytest.approx(inst.stage_work_s, abs=1e-6)
+    sizes = part.task_duration_s
+    assert sizes.max() <= 0.5 + 1e-9

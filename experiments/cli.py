@@ -78,10 +78,10 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sysgym.experiments.validate import validate
+    from sysgym.experiments.validate import COUNTED, validate
 
     verdicts = validate(args.results, use_cache=not args.fresh)
-    bad = {k: v for k, v in verdicts.items() if v["status"] != "ok"}
+    bad = {k: v for k, v in verdicts.items() if v["status"] not in COUNTED}
     console = Console()
     console.print(f"{len(verdicts) - len(bad)} of {len(verdicts)} records validated")
     for run_id, v in sorted(bad.items()):

@@ -272,15 +272,15 @@ def leaderboard(results: str | Path, *, plot_path: str | Path | None = None, con
         raise FileNotFoundError(f"no result records (*.jsonl) under {results}")
     console = console or make_console()
     if validated_only:
-        from sysgym.experiments.validate import validate
+        from sysgym.experiments.validate import COUNTED, validate
 
         verdicts = validate(results, progress=False)
-        rejected = [r for r in records if verdicts[r["run_id"]]["status"] != "ok"]
+        rejected = [r for r in records if verdicts[r["run_id"]]["status"] not in COUNTED]
         for r in rejected:
             v = verdicts[r["run_id"]]
             console.print(f"[yellow]not counted[/] ({v['status']}): {r['method']} on {r['instance']} "
                           f"seed {r['seed']}: {v['detail']}")
-        records = [r for r in records if verdicts[r["run_id"]]["status"] == "ok"]
+        records = [r for r in records if verdicts[r["run_id"]]["status"] in COUNTED]
         if not records:
             raise FileNotFoundError(f"no validated records under {results}")
     rows = summarise(records)

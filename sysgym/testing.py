@@ -26,6 +26,7 @@ def _flatten_obs(obs: Any) -> list[np.ndarray]:
 def _rollout(env: gymnasium.Env, seed: int, steps: int) -> tuple[list, list[float]]:
     rng = np.random.default_rng(seed)
     obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)  # unmasked (e.g. Box) actions are sampled from the space: seed it too
     trace, rewards = [_flatten_obs(obs)], []
     for _ in range(steps):
         action = masked_random_action(env, rng)

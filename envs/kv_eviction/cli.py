@@ -1,0 +1,129 @@
+"""`sysgym kv-eviction {train,eval,curve}`: the token-level KV-eviction family from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _train(args: argparse.Namespace) -> int:
+    _threads(args.threads)
+    from sysgym.envs.kv_eviction.model import get_model
+    from sysgym.errors import UnknownNameError
+
+    try:
+        m = get_model(args.model, retrain=args.retrain)
+    except UnknownNameError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"model {m.name} ({m.cfg.n_layer} layers, {m.cfg.n_head} heads, d={m.cfg.d_model}, "
+          f"{m.stats['params']} parameters) at {m.path}")
+    print(f"weights {m.digest}; training: {m.stats['train_seconds']:.0f} s, final loss "
+          f"{m.stats['final_train_loss']:.3f} nats/byte")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    _threads(args.threads)
+    from sysgym.envs.kv_eviction.evaluate import evaluate_policy
+    from sysgym.errors import SysgymError
+
+    budget = float(args.budget) if "." in args.budget else int(args.budget)
+    params = json.loads(args.params) if args.params else {}
+    try:
+        m = evaluate_policy(args.policy, budget=budget, num_sequences=args.num_sequences, seq_len=args.seq_len,
+                            seed=args.seed, model=args.model, **params)
+    except (SysgymError, TypeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(m, indent=1, sort_keys=True))
+    return 0
+
+
+def _curve(args: argparse.Namespace) -> int:
+    _threads(args.threads)
+    from pathlib import Path
+
+    from sysgym.envs.kv_eviction.curve import budget_curve, plot_curve, write_rows
+
+    budgets = [float(b) for b in args.budgets.split(",")]
+    rows = budget_curve(model=args.model, budgets=budgets, policies=args.policies.split(","),
+                        num_sequences=args.num_sequences, seq_len=args.seq_len, seed=args.seed)
+    out = Path(args.out)
+    write_rows(rows, out / "kv_eviction_curve.jsonl")
+    png = plot_curve(rows, out / "kv_eviction_curve.png",
+                     title=f"model {args.model}, {args.num_sequences} x {args.seq_len} tokens")
+    print(f"{'policy':14s} {'budget':>6s} {'ppl ratio':>9s} {'top-1':>6s} {'mass':>6s}")
+    for r in rows:
+        print(f"{r['label']:14s} {r['budget']:6.2f} {r['perplexity_ratio']:9.4f} {r['top1_agreement']:6.3f} "
+              f"{r['attention_mass']:6.3f}")
+    print(f"plot: {png}")
+    return 0
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    from sysgym.envs.kv_eviction.sessions import (
+        SESSION_POLICIES,
+        evaluate_sessions,
+        generate_sessions,
+        run_session_policy,
+    )
+    from sysgym.solvers.kv_eviction.session_cpsat import solve_sessions_cpsat
+
+    w = generate_sessions(seed=args.seed, kind=args.kind, num_sessions=args.num_sessions, capacity=args.capacity)
+    rows = {p: evaluate_sessions(w, run_session_policy(w, p)) for p in SESSION_POLICIES}
+    items, stats = solve_sessions_cpsat(w, time_limit=args.time_limit)
+    rows["cpsat (offline)"] = evaluate_sessions(w, items)
+    print(f"{w.num_turns} turns of {args.num_sessions} {args.kind} sessions, pool {args.capacity} tokens; "
+          f"CP-SAT {stats['status']} in {stats['wall_time_s']:.2f} s")
+    print(f"{'policy':16s} {'hit rate':>8s} {'token hits':>10s} {'recompute':>10s} {'TTFT mean':>10s} {'TTFT p90':>9s}")
+    for p, m in rows.items():
+        print(f"{p:16s} {m['hit_rate']:8.3f} {m['token_hit_rate']:10.3f} {m['recompute_tokens']:10d} "
+              f"{m['ttft_mean'] * 1000:8.1f}ms {m['ttft_p90'] * 1000:7.1f}ms")
+    if args.plot:
+        from sysgym.envs.kv_eviction.curve import plot_sessions
+
+        print(f"plot: {plot_sessions(rows, args.plot, title=w.name)}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    kv = subparsers.add_parser("kv-eviction", help="token-level KV-cache eviction: train the model, score policies")
+    sub = kv.add_subparsers(dest="kv_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", default="default", help="model configuration: default, small or tiny")
+    common.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    tr = sub.add_parser("train", parents=[common], help="train (or load) and cache a model")
+    tr.add_argument("--retrain", action="store_true", help="train again even when cached")
+    tr.set_defaults(func=_train)
+    ev = sub.add_parser("eval", parents=[common], help="score one policy with the real model")
+    ev.add_argument("--policy", required=True, help="full, random, streaming_llm, h2o, tova or snapkv")
+    ev.add_argument("--budget", default="0.2", help="fraction of the sequence (0.2) or a token count (50)")
+    ev.add_argument("--params", default="", help='policy parameters as JSON, e.g. \'{"start_size": 0}\'')
+    ev.add_argument("--num-sequences", type=int, default=8)
+    ev.add_argument("--seq-len", type=int, default=256)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.set_defaults(func=_eval)
+    cu = sub.add_parser("curve", parents=[common], help="budget-vs-perplexity curve of every policy, with a plot")
+    cu.add_argument("--budgets", default="0.05,0.1,0.2,0.3,0.5")
+    cu.add_argument("--policies", default="random,window,streaming_llm,h2o,tova,snapkv")
+    cu.add_argument("--num-sequences", type=int, default=8)
+    cu.add_argument("--seq-len", type=int, default=256)
+    cu.add_argument("--seed", type=int, default=0)
+    cu.add_argument("--out", default="kv_eviction_curve", help="folder for the JSONL rows and the PNG")
+    cu.set_defaults(func=_curve)
+    se = sub.add_parser("sessions", help="session-level retention policies on a multi-turn workload (TTFT from "
+                        "the serving simulator)")
+    se.add_argument("--kind", choices=("agent", "chat"), default="agent")
+    se.add_argument("--num-sessions", type=int, default=20)
+    se.add_argument("--capacity", type=int, default=8000, help="retention pool, tokens")
+    se.add_argument("--seed", type=int, default=0)
+    se.add_argument("--time-limit", type=float, default=30.0, help="CP-SAT seconds")
+    se.add_argument("--plot", default=None, help="PNG path for a bar chart")
+    se.set_defaults(func=_sessions)

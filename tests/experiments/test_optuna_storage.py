@@ -20,6 +20,9 @@ WORKER = textwrap.dedent("""
 
 
 def _two_workers(storage: str) -> list:
+    # Create the schema and the study first, as a sweep's launcher does: two processes creating the same
+    # tables at the same instant race in the database (a documented Optuna caveat), not in the search.
+    open_study("shared", storage=storage)
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, storage, str(i)], stderr=subprocess.PIPE, text=True)
              for i in (1, 2)]
     for p in procs:

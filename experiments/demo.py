@@ -35,10 +35,16 @@ def demo(results_dir: str | Path | None = None, sweep: str = "demo", console: Co
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console) as progress:
             task = progress.add_task("sweep", total=len(cfgs))
+            failed = []
             for cfg in cfgs:
                 progress.update(task, description=f"{cfg.env.name} {cfg.solver.name} seed={cfg.seed}")
-                run_from_config(cfg)
+                try:
+                    run_from_config(cfg)
+                except Exception as exc:  # noqa: BLE001 - one broken run must not hide the others' results
+                    failed.append(f"{cfg.env.name} {cfg.solver.name} seed={cfg.seed}: {type(exc).__name__}: {exc}")
                 progress.advance(task)
+    for line in failed:
+        console.print(f"[red]run failed[/] {line}")
     plot_path = out / "leaderboard.png"
     leaderboard(out, plot_path=plot_path, console=console)
     console.print(f"records: {out}  table: {out / 'leaderboard.md'}  plot: {plot_path}")

@@ -147,19 +147,38 @@ def make_console() -> Console:
 def _ci(r: dict, key: str) -> str:
     if f"{key}_lo" not in r:
         return "-"
-    return f"{r[key]:.4f} [{r[key + '_lo']:.4f},{r[key + '_hi']:.4f}]"
+    if r[key + "_lo"] == r[key + "_hi"]:  # one run: no interval to show
+        return f"{r[key]:.4g}"
+    return f"{r[key]:.4g} [{r[key + '_lo']:.4g},{r[key + '_hi']:.4g}]"
 
 
 COLUMNS = ("rank", "method", "runs", "mean [95% CI]", "IQM [95% CI]", "time-aware", "rank (time-aware)",
            "gap to best bound", "wall s", "status")
 
 
-def _cells(r: dict) -> list[str]:
-    return [str(r.get("rank", "-")), r["method"], str(r["runs"]), _ci(r, "mean") if "mean_lo" in r else
-            f"{r['objective']:.4f}", _ci(r, "iqm"),
-            "-" if math.isnan(r["objective_timed"]) else f"{r['objective_timed']:.4f}", str(r.get("rank_timed", "-")),
-            "-" if math.isnan(r["gap_to_best_bound"]) else f"{r['gap_to_best_bound']:.3f}",
-            f"{r['wall_time_s']:.3f}", ", ".join(f"{k}:{v}" for k, v in sorted(r["status"].items()))]
+def _columns(block: list[dict]) -> list[str]:
+    """The columns worth showing for a block: no time-aware or gap columns where nothing has them."""
+    cols = list(COLUMNS)
+    if not any(math.isfinite(r["objective_timed"]) for r in block):
+        cols.remove("time-aware")
+        cols.remove("rank (time-aware)")
+    if not any(math.isfinite(r["gap_to_best_bound"]) for r in block):
+        cols.remove("gap to best bound")
+    return cols
+
+
+def _cells(r: dict, cols: list[str] | tuple[str, ...] = COLUMNS) -> list[str]:
+    values = {
+        "rank": str(r.get("rank", "-")), "method": r["method"], "runs": str(r["runs"]),
+        "mean [95% CI]": _ci(r, "mean") if "mean_lo" in r else f"{r['objective']:.4g}",
+        "IQM [95% CI]": _ci(r, "iqm"),
+        "time-aware": "-" if math.isnan(r["objective_timed"]) else f"{r['objective_timed']:.4g}",
+        "rank (time-aware)": str(r.get("rank_timed", "-")),
+        "gap to best bound": "-" if math.isnan(r["gap_to_best_bound"]) else f"{r['gap_to_best_bound']:.3f}",
+        "wall s": f"{r['wall_time_s']:.3f}",
+        "status": ", ".join(f"{k}:{v}" for k, v in sorted(r["status"].items())),
+    }
+    return [values[c] for c in cols]
 
 
 def _blocks(rows):
@@ -179,11 +198,12 @@ def render(rows: list[dict[str, Any]], console: Console | None = None) -> None:
     console = console or make_console()
     for family_name, env, block in _blocks(rows):
         table = Table(title=_title(family_name, env, block))
-        for col in COLUMNS:
+        cols = _columns(block)
+        for col in cols:
             table.add_column(col, justify="left" if col in ("method", "status") else "right",
                              no_wrap=col != "status")
         for r in block:
-            table.add_row(*_cells(r))
+            table.add_row(*_cells(r, cols))
         console.print(table)
         if len({tuple(r["instances"]) for r in block}) > 1:
             console.print("[yellow]warning:[/] methods in this table ran on different instances/seeds; "
@@ -194,9 +214,10 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     out = []
     for family_name, env, block in _blocks(rows):
         out.append(f"### {_title(family_name, env, block)}\n")
-        out.append("| " + " | ".join(COLUMNS) + " |")
-        out.append("|" + "---|" * len(COLUMNS))
-        out += ["| " + " | ".join(_cells(r)) + " |" for r in block]
+        cols = _columns(block)
+        out.append("| " + " | ".join(cols) + " |")
+        out.append("|" + "---|" * len(cols))
+        out += ["| " + " | ".join(_cells(r, cols)) + " |" for r in block]
         out.append("")
     return "\n".join(out)
 

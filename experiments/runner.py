@@ -64,7 +64,11 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
     solution = solver.solve(instance, time_limit=cfg.time_limit, seed=int(cfg.seed))
     wall = time.perf_counter() - t0
     timed = bool(cfg.get("time_aware", False)) and "timed_objective" in family.extra
-    metrics = family.evaluate(instance, solution, **({"wall_time_s": wall} if timed else {}))
+    if solution.decisions is None and solution.status in ("infeasible", "timeout"):
+        # The method found nothing to score (e.g. no plan fits its rules): the run is recorded as such.
+        metrics = {"feasible": False, family.objective: None, "no_solution": solution.status}
+    else:
+        metrics = family.evaluate(instance, solution, **({"wall_time_s": wall} if timed else {}))
     record = make_record(
         family=family.name, env=cfg.env.name, instance=instance.name, method=cfg.solver.name,
         method_config=params, seed=int(cfg.seed), metrics=metrics, wall_time_s=wall,

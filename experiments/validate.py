@@ -44,6 +44,9 @@ def validate_record(record: dict[str, Any], results_dir: str | os.PathLike) -> d
             # measurements agree only up to noise, so such records are accepted as measured, not re-run.
             return {"status": "measured", "detail": "real measurement; not re-run"}
         payload = load_solution(record, results_dir)
+        if record["metrics"].get("no_solution"):
+            why = record["metrics"]["no_solution"]
+            return {"status": "no_solution", "detail": f"the method found no solution ({why})"}
         if payload is None:
             return {"status": "unverifiable", "detail": "the record stores no solution"}
         instance = from_spec(record["instance"])

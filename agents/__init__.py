@@ -1,1 +1,34 @@
-"""sysgym.agents."""
+"""sysgym.agents: learned methods -- SB3 agents, feature extractors, masking, training, export, loading.
+
+* `sysgym train env=vm_resched agent=maskable_ppo seed=0` (Hydra app; `train(cfg, run_dir)` in Python)
+* `sysgym.agents.load(path)` -> a policy with `act(observation, mask=None)` (run dir, .zip, .onnx, .pt)
+* `sysgym export RUN_DIR --format onnx|torchscript` (`export(run_dir, fmt)`)
+* `<family>.agent` solvers (`sysgym.agents.methods`): a trained policy in sweeps and on the leaderboard
+* `sysgym tune-agent env=... agent=...`: Optuna (TPE + median pruner) over the agent's search space
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["export", "load", "train"]
+
+
+def load(path: Any, *, which: str = "final", device: str = "cpu"):
+    """Load a trained or exported policy (see `sysgym.agents.policy.load`)."""
+    from sysgym.agents.policy import load as _load
+
+    return _load(path, which=which, device=device)
+
+
+def export(run: Any, fmt: str = "onnx", output: Any = None, *, which: str = "final"):
+    """Export a run's policy to ONNX or TorchScript (see `sysgym.agents.export.export`)."""
+    from sysgym.agents.export import export as _export
+
+    return _export(run, fmt, output, which=which)
+
+
+def train(cfg: Any, run_dir: Any, cli_overrides: Any = ()):
+    """Train from a composed `train` config into `run_dir` (see `sysgym.agents.train.train`)."""
+    from sysgym.agents.train import train as _train
+
+    return _train(cfg, run_dir, cli_overrides)

@@ -1,0 +1,151 @@
+"""Benchmark of sysgym.agents on VM rescheduling (issue 9's evidence).
+
+1. Throughput: env steps/s of training MaskablePPO (VmResched-v0, `--preset`) with the chosen
+   vectorisation (DummyVecEnv x1 / x4, SubprocVecEnv x2), and of the bare env.
+2. Quality and speed: MaskablePPO trained for `--minutes` (wall clock) on the preset, its best
+   checkpoint (chosen on the training run's own held-out evaluation seeds) rolled out on *other* held-out
+   seeds, scored by the family's evaluator, against the MILP's proven optimum: per-instance gap, mean
+   gap, share within 5 %, and the speed ratio MILP wall time / agent wall time (and / pure decision time).
+
+    .venv/bin/python benchmarks/agents_bench.py --minutes 20            # the issue's setting
+    .venv/bin/python benchmarks/agents_bench.py --minutes 1 --seeds 3   # a quick look
+    .venv/bin/python benchmarks/agents_bench.py --run-dir runs/x --skip-train   # re-score a run
+
+Prints its figures and writes a plot (agent vs MILP vs greedy per instance) beside the run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hcompose
+    from hydra import initialize_config_module
+
+    with initialize_config_module(config_module="sysgym.conf", version_base="1.3"):
+        return hcompose(config_name="train", overrides=overrides)
+
+
+def throughput(preset: str, steps: int) -> list[tuple[str, float]]:
+    import sysgym
+    from sysgym.agents.train import train
+    from sysgym.testing import masked_random_action
+
+    out = []
+    env = sysgym.make("VmResched-v0", preset=preset)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        _, _, term, trunc, _ = env.step(masked_random_action(env, rng))
+        if term or trunc:
+            env.reset()
+    out.append(("bare env, random masked actions", steps / (time.perf_counter() - t0)))
+    import tempfile
+
+    for kind, n in (("dummy", 1), ("dummy", 4), ("subproc", 2)):
+        cfg = compose([f"env.preset={preset}", f"agent.total_timesteps={steps}", f"agent.n_envs={n}",
+                       f"vec_env={kind}", "eval.instances=0", "checkpoint_freq=0", "progress_bar=false",
+                       "tensorboard=false"])
+        with tempfile.TemporaryDirectory() as d:
+            res = train(cfg, d)
+        out.append((f"MaskablePPO training, {kind} x{n}", res.steps_per_s))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget")
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--seeds", type=int, default=10, help="held-out test instances")
+    ap.add_argument("--run-dir", default="runs/bench_agents")
+    ap.add_argument("--skip-train", action="store_true", help="score an existing run directory")
+    ap.add_argument("--throughput-steps", type=int, default=1024, help="0 skips the throughput part")
+    ap.add_argument("--milp-time-limit", type=float, default=120.0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    import sysgym
+    from sysgym import solvers
+    from sysgym.agents.train import train
+
+    if args.throughput_steps:
+        print(f"== training throughput (VmResched-v0 {args.preset}; shared 2-core machine) ==")
+        for label, sps in throughput(args.preset, args.throughput_steps):
+            print(f"{label:40s} {sps:8.1f} env steps/s")
+
+    run = Path(args.run_dir)
+    if not args.skip_train:
+        cfg = compose([f"env.preset={args.preset}", "agent.total_timesteps=10000000",
+                       f"time_limit_min={args.minutes}", "eval.freq=4096", "eval.instances=8",
+                       "checkpoint_freq=50000", "progress_bar=false", "overwrite=true"])
+        print(f"== training MaskablePPO for {args.minutes} min -> {run} ==")
+        res = train(cfg, run)
+        print(f"trained {res.timesteps} steps in {res.wall_time_s:.0f}s ({res.steps_per_s:.1f} env steps/s); "
+              f"best training-eval fragment_rate {res.best:.4f}")
+
+    fam = sysgym.get_family("vm_resched")
+    which = "best" if (run / "best_model.zip").exists() else "final"
+    agent = solvers.get("vm_resched.agent", path=str(run), which=which)
+    milp, greedy = solvers.get("vm_resched.milp"), solvers.get("vm_resched.greedy")
+    agent.solve(fam.generate(seed=0, preset=args.preset))  # warm the policy cache (load time is not decision time)
+    rows = []
+    print(f"== held-out instances ({args.preset}, seeds 2000000+i), scored by vm_resched.evaluate ==")
+    print(f"{'seed':>8} {'FR before':>9} {'agent':>8} {'MILP opt':>8} {'greedy':>8} {'gap':>7} "
+          f"{'agent s':>8} {'decide s':>9} {'MILP s':>8} {'status':>8}")
+    for i in range(args.seeds):
+        seed = 2_000_000 + i
+        inst = fam.generate(seed=seed, preset=args.preset)
+        a = agent.solve(inst)
+        m = milp.solve(inst, time_limit=args.milp_time_limit)
+        g = greedy.solve(inst)
+        fa = fam.evaluate(inst, a)["fragment_rate"]
+        fm = fam.evaluate(inst, m)["fragment_rate"]
+        fg = fam.evaluate(inst, g)["fragment_rate"]
+        before = fam.evaluate(inst, [])["fragment_rate"]
+        gap = (fa - fm) / max(fm, 1e-9)
+        rows.append((seed, before, fa, fm, fg, gap, a.wall_time_s, a.stats["decide_time_s"], m.wall_time_s, m.status))
+        print(f"{seed:>8} {before:9.4f} {fa:8.4f} {fm:8.4f} {fg:8.4f} {gap:7.1%} {a.wall_time_s:8.4f} "
+              f"{a.stats['decide_time_s']:9.4f} {m.wall_time_s:8.3f} {m.status:>8}")
+    arr = np.array([r[1:9] for r in rows], float)
+    opt_rows = [r for r in rows if r[9] == "optimal"]
+    print("== summary ==")
+    print(f"mean FR: before {arr[:, 0].mean():.4f}, agent {arr[:, 1].mean():.4f}, MILP {arr[:, 2].mean():.4f}, "
+          f"greedy {arr[:, 3].mean():.4f}")
+    print(f"agent gap to MILP optimum: mean {arr[:, 4].mean():.1%}, median {np.median(arr[:, 4]):.1%}, "
+          f"within 5%: {int((arr[:, 4] <= 0.05).sum())}/{len(rows)} (MILP proved optimality on "
+          f"{len(opt_rows)}/{len(rows)})")
+    print(f"gap of the mean FR: {(arr[:, 1].mean() - arr[:, 2].mean()) / arr[:, 2].mean():.1%}")
+    print(f"speed ratio MILP/agent: {arr[:, 7].sum() / arr[:, 5].sum():.0f}x (agent wall incl. env), "
+          f"{arr[:, 7].sum() / arr[:, 6].sum():.0f}x (policy decision time only)")
+    _plot(rows, run / "bench_vs_milp.png")
+    print(f"plot: {run / 'bench_vs_milp.png'}")
+    return 0
+
+
+def _plot(rows, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for k, (col, label) in enumerate(((1, "before"), (2, "MaskablePPO"), (4, "greedy"), (3, "MILP optimum"))):
+        ax.bar(x + (k - 1.5) * 0.2, [r[col] for r in rows], 0.2, label=label)
+    ax.set_xticks(x, [str(r[0] - 2_000_000) for r in rows])
+    ax.set_xlabel("held-out instance (seed - 2000000)")
+    ax.set_ylabel("fragment rate (lower is better)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

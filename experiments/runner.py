@@ -45,8 +45,19 @@ def _digest(instance: Any) -> str | None:
     return digest() if callable(digest) else None
 
 
+def _resolve_agent(cfg: DictConfig, family_name: str) -> None:
+    """`solver=agent agent.path=...`: the trained policy as this env family's `<family>.agent` method."""
+    if cfg.solver.name != "agent":
+        return
+    if not cfg.get("agent") or not cfg.agent.get("path"):
+        raise ValueError("solver=agent needs the policy file: add agent.path=RUN_DIR|model.zip|model.onnx")
+    cfg.solver.name = f"{family_name}.agent"
+    cfg.solver.params = {"path": str(cfg.agent.path), "which": cfg.agent.get("which", "final")}
+
+
 def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
     family = get_family(cfg.env.family)
+    _resolve_agent(cfg, family.name)
     solver_cls = solvers.solver_class(cfg.solver.name)
     if solver_cls.family != family.name:
         # A --multirun over envs x solvers crosses families; those pairs are not runs.

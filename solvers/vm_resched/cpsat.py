@@ -6,7 +6,7 @@ from ortools.sat.python import cp_model
 from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.vm_resched import model as vm_model
-from sysgym.solvers.vm_resched.exact import BackendResult, initial_usage, solve_exact
+from sysgym.solvers.vm_resched.exact import BackendResult, solve_exact
 
 
 @register
@@ -26,34 +26,8 @@ class VmCpSat(Solver):
                            warm_start=self.warm_start, solver_name="cp-sat")
 
     def _backend(self, data: vm_model.ModelData, time_limit, seed, no_reliance, hint) -> BackendResult:
-        inst = data.inst
         m = cp_model.CpModel()
-        y = [[m.NewIntVar(0, len(g.vms), f"y_{i}_{j}") for j in range(len(g.places))]
-             for i, g in enumerate(data.groups)]
-        for g, row in zip(data.groups, y):
-            m.Add(sum(row) == len(g.vms))
-        m.Add(sum(len(g.vms) - y[i][g.current] for i, g in enumerate(data.groups)) <= inst.mnl)
-        rows = data.node_rows()
-        used_cpu, used_mem = initial_usage(inst)
-        unit = inst.frag_unit
-        r_vars = []
-        for n in range(len(inst.node_cpu)):
-            terms = rows.get(n, [])
-            cap_c, cap_m = int(inst.node_cpu[n]), int(inst.node_mem[n])
-            cpu = sum(c * y[i][j] for i, j, c, _ in terms) + int(data.base_cpu[n])
-            mem = sum(mm * y[i][j] for i, j, _, mm in terms) + int(data.base_mem[n])
-            m.Add(mem <= cap_m)
-            q = m.NewIntVar(0, cap_c // unit, f"q_{n}")
-            r = m.NewIntVar(0, unit - 1, f"r_{n}")
-            m.Add(cap_c - cpu == unit * q + r)
-            r_vars.append(r)
-            if n in no_reliance:
-                incoming = [(i, j, c, mm) for i, j, c, mm in terms if j != data.groups[i].current]
-                if incoming:
-                    m.Add(int(used_cpu[n]) + sum(c * y[i][j] for i, j, c, _ in incoming) <= cap_c)
-                    m.Add(int(used_mem[n]) + sum(mm * y[i][j] for i, j, _, mm in incoming) <= cap_m)
-        for terms in data.affinity_rows():
-            m.Add(sum(y[i][j] for i, j in terms) + data.affinity_fixed(terms) <= 1)
+        y, r_vars = vm_model.add_to(data, m.NewIntVar, m.Add, no_reliance)
         m.Minimize(sum(r_vars))
         if hint is not None:
             for row, hrow in zip(y, hint):

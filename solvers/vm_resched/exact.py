@@ -4,8 +4,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
 from sysgym.solution import Solution
@@ -86,7 +84,3 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
         status = "timeout" if status == "timeout" else "feasible"
     return Solution(decisions=migrations, objective=fr, status=status, wall_time_s=wall, bound=bound,
                     stats={"solver": solver_name, **stats})
-
-
-def initial_usage(inst: VmInstance) -> tuple[np.ndarray, np.ndarray]:
-    return inst.node_usage()

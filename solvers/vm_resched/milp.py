@@ -6,7 +6,7 @@ from ortools.linear_solver import pywraplp
 from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.vm_resched import model as vm_model
-from sysgym.solvers.vm_resched.exact import BackendResult, initial_usage, solve_exact
+from sysgym.solvers.vm_resched.exact import BackendResult, solve_exact
 
 
 @register
@@ -29,38 +29,13 @@ class VmMilp(Solver):
                            warm_start=self.warm_start, solver_name=f"pywraplp/{self.backend}")
 
     def _backend(self, data: vm_model.ModelData, time_limit, seed, no_reliance, hint) -> BackendResult:
-        inst = data.inst
         s = pywraplp.Solver.CreateSolver(self.backend)
         if time_limit is not None:
             s.SetTimeLimit(int(time_limit * 1000))
         s.SetNumThreads(self.threads)
         if self.backend.upper() == "SCIP":
             s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(seed)}\n")
-        y = [[s.IntVar(0, len(g.vms), f"y_{i}_{j}") for j in range(len(g.places))] for i, g in enumerate(data.groups)]
-        for g, row in zip(data.groups, y):
-            s.Add(sum(row) == len(g.vms))
-        s.Add(sum(len(g.vms) - y[i][g.current] for i, g in enumerate(data.groups)) <= inst.mnl)
-        rows = data.node_rows()
-        used_cpu, used_mem = initial_usage(inst)
-        unit = inst.frag_unit
-        r_vars = []
-        for n in range(len(inst.node_cpu)):
-            terms = rows.get(n, [])
-            cpu = sum(c * y[i][j] for i, j, c, _ in terms) + int(data.base_cpu[n])
-            mem = sum(m * y[i][j] for i, j, _, m in terms) + int(data.base_mem[n])
-            cap_c, cap_m = int(inst.node_cpu[n]), int(inst.node_mem[n])
-            s.Add(mem <= cap_m)
-            q = s.IntVar(0, cap_c // unit, f"q_{n}")
-            r = s.IntVar(0, unit - 1, f"r_{n}")
-            s.Add(cap_c - cpu == unit * q + r)  # also enforces cpu <= cap since q, r >= 0
-            r_vars.append(r)
-            if n in no_reliance:
-                incoming = [(i, j, c, m) for i, j, c, m in terms if j != data.groups[i].current]
-                if incoming:
-                    s.Add(int(used_cpu[n]) + sum(c * y[i][j] for i, j, c, _ in incoming) <= cap_c)
-                    s.Add(int(used_mem[n]) + sum(m * y[i][j] for i, j, _, m in incoming) <= cap_m)
-        for terms in data.affinity_rows():
-            s.Add(sum(y[i][j] for i, j in terms) + data.affinity_fixed(terms) <= 1)
+        y, r_vars = vm_model.add_to(data, s.IntVar, s.Add, no_reliance)
         s.Minimize(sum(r_vars))
         if hint is not None:
             s.SetHint([v for row in y for v in row], [float(c) for row in hint for c in row])

@@ -149,3 +149,37 @@ def hint_counts(data: ModelData, final_pm: np.ndarray, final_numa: np.ndarray) -
             row[index.get(target, grp.current)] += 1
         out.append(row)
     return out
+
+
+def add_to(data: ModelData, int_var, add, no_reliance: set[int]) -> tuple[list[list], list]:
+    """Write the model into a MILP (pywraplp) or CP-SAT model through two callbacks, so both solvers solve
+    the very same model: `int_var(lo, hi, name)` makes an integer variable, `add(constraint)` posts one.
+    Returns the count variables y[group][place] and the remainder variables whose sum is minimised."""
+    inst = data.inst
+    y = [[int_var(0, len(g.vms), f"y_{i}_{j}") for j in range(len(g.places))] for i, g in enumerate(data.groups)]
+    for g, row in zip(data.groups, y):
+        add(sum(row) == len(g.vms))
+    add(sum(len(g.vms) - y[i][g.current] for i, g in enumerate(data.groups)) <= inst.mnl)
+    rows = data.node_rows()
+    used_cpu, used_mem = inst.node_usage()
+    unit = inst.frag_unit
+    r_vars = []
+    for n in range(len(inst.node_cpu)):
+        terms = rows.get(n, [])
+        cpu = sum(c * y[i][j] for i, j, c, _ in terms) + int(data.base_cpu[n])
+        mem = sum(m * y[i][j] for i, j, _, m in terms) + int(data.base_mem[n])
+        cap_c, cap_m = int(inst.node_cpu[n]), int(inst.node_mem[n])
+        add(mem <= cap_m)
+        q = int_var(0, cap_c // unit, f"q_{n}")
+        r = int_var(0, unit - 1, f"r_{n}")
+        add(cap_c - cpu == unit * q + r)  # also enforces cpu <= cap since q, r >= 0
+        r_vars.append(r)
+        if n in no_reliance:
+            # Repair of unorderable plans: arrivals must fit without the space departures free.
+            incoming = [(i, j, c, m) for i, j, c, m in terms if j != data.groups[i].current]
+            if incoming:
+                add(int(used_cpu[n]) + sum(c * y[i][j] for i, j, c, _ in incoming) <= cap_c)
+                add(int(used_mem[n]) + sum(m * y[i][j] for i, j, _, m in incoming) <= cap_m)
+    for terms in data.affinity_rows():
+        add(sum(y[i][j] for i, j in terms) + data.affinity_fixed(terms) <= 1)
+    return y, r_vars

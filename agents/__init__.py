@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+# The implementations live in `training.py` and `exporting.py`, not `train.py`/`export.py`: a submodule
+# named like a package-level function replaces that function on the package when it is first imported.
 from typing import Any
 
 __all__ = ["export", "load", "train"]
@@ -21,14 +23,14 @@ def load(path: Any, *, which: str = "final", device: str = "cpu"):
 
 
 def export(run: Any, fmt: str = "onnx", output: Any = None, *, which: str = "final"):
-    """Export a run's policy to ONNX or TorchScript (see `sysgym.agents.export.export`)."""
-    from sysgym.agents.export import export as _export
+    """Export a run's policy to ONNX or TorchScript (see `sysgym.agents.exporting.export`)."""
+    from sysgym.agents.exporting import export as _export
 
     return _export(run, fmt, output, which=which)
 
 
 def train(cfg: Any, run_dir: Any, cli_overrides: Any = ()):
-    """Train from a composed `train` config into `run_dir` (see `sysgym.agents.train.train`)."""
-    from sysgym.agents.train import train as _train
+    """Train from a composed `train` config into `run_dir` (see `sysgym.agents.training.train`)."""
+    from sysgym.agents.training import train as _train
 
     return _train(cfg, run_dir, cli_overrides)

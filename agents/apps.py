@@ -25,7 +25,7 @@ def _fail(exc: Exception) -> None:
 
 @hydra.main(config_path="pkg://sysgym.conf", config_name="train", version_base="1.3")
 def train_main(cfg: DictConfig) -> float | None:
-    from sysgym.agents.train import train
+    from sysgym.agents.training import train
     from sysgym.errors import SysgymError
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)

@@ -24,7 +24,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from sysgym.agents.export import export
+    from sysgym.agents.exporting import export
 
     out = export(args.run_dir, args.format, args.output, which=args.which)
     Console().print(f"exported {args.which} policy of {args.run_dir} as {args.format} -> {out}")

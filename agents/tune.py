@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from sysgym.agents.common import AgentError
 from sysgym.agents.envs import setup_from_config
-from sysgym.agents.train import _plain, resolve_agent, train
+from sysgym.agents.training import _plain, resolve_agent, train
 
 
 @dataclass

@@ -34,7 +34,7 @@ def compose(overrides: list[str]):
 
 def throughput(preset: str, steps: int) -> list[tuple[str, float]]:
     import sysgym
-    from sysgym.agents.train import train
+    from sysgym.agents.training import train
     from sysgym.testing import masked_random_action
 
     out = []
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     import sysgym
     from sysgym import solvers
-    from sysgym.agents.train import train
+    from sysgym.agents.training import train
 
     if args.throughput_steps:
         print(f"== training throughput (VmResched-v0 {args.preset}; shared 2-core machine) ==")

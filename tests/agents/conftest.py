@@ -20,7 +20,7 @@ def compose(overrides: list[str]):
 @pytest.fixture(scope="session")
 def vm_run(tmp_path_factory):
     """512 steps, 2 envs, evaluation and checkpoint every 256 steps."""
-    from sysgym.agents.train import train
+    from sysgym.agents.training import train
 
     run = tmp_path_factory.mktemp("vm_run")
     cfg = compose(TINY + ["agent.total_timesteps=512", "agent.n_envs=2", "eval.freq=256", "eval.instances=3",

@@ -11,7 +11,7 @@ import sysgym
 from sysgym.agents.algos import ALGOS, check_compatible, default_algo, get_algo
 from sysgym.agents.common import AgentError
 from sysgym.agents.envs import setup_from_config
-from sysgym.agents.train import resolve_agent
+from sysgym.agents.training import resolve_agent
 from sysgym.errors import UnknownNameError
 from tests.agents.conftest import compose
 

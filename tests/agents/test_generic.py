@@ -9,7 +9,7 @@ import torch
 
 from sysgym.agents import export, load
 from sysgym.agents.policy import load_sb3
-from sysgym.agents.train import train
+from sysgym.agents.training import train
 from tests.agents.conftest import compose
 
 COMMON = ["progress_bar=false", "tensorboard=false", "checkpoint_freq=0", "vec_env=dummy"]

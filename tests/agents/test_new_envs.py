@@ -9,7 +9,7 @@ import sysgym
 from sysgym.agents import export, load
 from sysgym.agents.algos import default_algo
 from sysgym.agents.policy import load_sb3
-from sysgym.agents.train import train
+from sysgym.agents.training import train
 from sysgym.testing import masked_random_action
 from tests.agents.conftest import compose
 

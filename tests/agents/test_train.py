@@ -11,7 +11,7 @@ import pytest
 import sysgym
 from sysgym import solvers
 from sysgym.agents.common import AgentError, AgentFileError
-from sysgym.agents.train import latest_checkpoint, train
+from sysgym.agents.training import latest_checkpoint, train
 from tests.agents.conftest import TINY, compose
 
 

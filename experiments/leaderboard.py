@@ -130,7 +130,9 @@ def summarise(records: Iterable[dict[str, Any]], *, bootstrap: bool = True) -> l
                     next(r for r in block if r["method"] == method).update(est)
         sign = 1 if block[0]["sense"] == "min" else -1
         for field, rank in (("objective", "rank"), ("objective_timed", "rank_timed")):
-            ranked = sorted((r for r in block if math.isfinite(r[field])), key=lambda r: sign * r[field])
+            # Ties (common: several methods reach the optimum) go to the faster method.
+            ranked = sorted((r for r in block if math.isfinite(r[field])),
+                            key=lambda r: (sign * r[field], r["wall_time_s"]))
             for i, r in enumerate(ranked, 1):
                 r[rank] = i
     for r in rows:

@@ -1,4 +1,4 @@
-"""The `sysgym` command: run, list, leaderboard, demo (and the kernels' calibrate/profile)."""
+"""The `sysgym` command: run, list, validate, leaderboard, demo, and the commands each sub-package adds."""
 from __future__ import annotations
 
 import argparse
@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="a results directory")
     p.add_argument("--fresh", action="store_true", help="ignore cached verdicts")
     p.set_defaults(func=_cmd_validate)
-    p = sub.add_parser("demo", help="the main job: a small VM-rescheduling sweep and its leaderboard")
+    p = sub.add_parser("demo", help="the main job: a small sweep over four families, then the leaderboard")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--sweep", default="demo")
     p.set_defaults(func=_cmd_demo)

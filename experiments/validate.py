@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sysgym.errors import InfeasibleSolutionError
+from sysgym.fileio import write_json_atomic
 from sysgym.instances import from_spec, parse_spec
 from sysgym.records import load_solution, read_records
 from sysgym.registry import get_family
@@ -91,7 +92,5 @@ def validate(results: str | os.PathLike, *, use_cache: bool = True, progress: bo
         cache[rec["run_id"]] = validate_record(rec, cache_path.parent)
     for rec in records:
         verdicts[rec["run_id"]] = cache[rec["run_id"]]
-    tmp = cache_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(cache, indent=1, sort_keys=True))
-    tmp.replace(cache_path)
+    write_json_atomic(cache_path, cache, indent=1, sort_keys=True)
     return verdicts

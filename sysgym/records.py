@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sysgym.errors import TraceFormatError
+from sysgym.fileio import write_text_atomic
 
 RECORD_VERSION = 1
 REQUIRED_FIELDS = ("family", "instance", "method", "seed", "metrics", "wall_time_s", "versions", "git_commit")
@@ -89,11 +90,7 @@ def attach_solution(record: dict[str, Any], solution: Any, results_dir: str | os
     if len(text) <= SOLUTION_INLINE_LIMIT:
         record["solution"] = payload
         return
-    side = Path(results_dir) / "solutions" / f"{record['run_id']}.json"
-    side.parent.mkdir(parents=True, exist_ok=True)
-    tmp = side.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(side)
+    side = write_text_atomic(Path(results_dir) / "solutions" / f"{record['run_id']}.json", text)
     record["solution_file"] = str(side.relative_to(results_dir))
 
 

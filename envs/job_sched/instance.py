@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from sysgym.errors import InvalidInstanceError, TraceFormatError
+from sysgym.fileio import write_json_atomic
 
 FORMAT = "sysgym.job_sched.instance/1"
 _ARRAYS = {"job_arrival": np.float64, "job_user": np.int64, "job_small": bool, "job_stage_ptr": np.int64,
@@ -270,12 +271,7 @@ def partition_runtime(inst: JobInstance, target_s: float = 0.5) -> JobInstance:
 
 
 def save(inst: JobInstance, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(inst.to_dict()))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, inst.to_dict())
 
 
 def load(path: str | Path) -> JobInstance:

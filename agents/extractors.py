@@ -10,6 +10,11 @@
   (VM -> PM), the logit of (a, b, j) is a scaled dot product of the two items' embeddings (a pointer
   network, as VMR2L's actor), so the policy is permutation-*equivariant*: permuting the VMs permutes the
   logits the same way, and the net is the same size for any number of items.
+* *pair features*: a 3-D Box entry (N_a, N_b * k, F) of the observation holds features of each (a, b, j)
+  action (VmResched-v0's `observation="pairs"`: the move's exact remainder changes). The extractor pools
+  them (mean and min per feature) into the summary and passes them through to the pair head
+  (`action_head_kwargs.pair=<key>`), which adds a small MLP over [pair features, e_a, e_b] to each logit:
+  facts that are cheap to compute exactly but slow for a net to learn (modular arithmetic) come in as input.
 """
 from __future__ import annotations
 
@@ -60,12 +65,17 @@ class SetAttentionExtractor(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: spaces.Dict, embed_dim: int = 64, heads: int = 4, layers: int = 1,
                  pooled_dim: int = 128, presence_columns: dict[str, int] | None = None,
-                 token_keys: list[str] | tuple[str, ...] = ()):
+                 token_keys: list[str] | tuple[str, ...] = (), pair_keys: list[str] | tuple[str, ...] = ()):
         if not isinstance(observation_space, spaces.Dict):
             raise AgentError("set_attention needs a Dict observation with (N, F) set entries; "
                              f"got {observation_space}: use extractor=mlp")
         set_keys = [k for k, s in observation_space.spaces.items() if isinstance(s, spaces.Box) and len(s.shape) == 2]
-        glob_keys = [k for k in observation_space.spaces if k not in set_keys]
+        all_pairs = [k for k, s in observation_space.spaces.items() if isinstance(s, spaces.Box) and len(s.shape) == 3]
+        glob_keys = [k for k in observation_space.spaces if k not in set_keys and k not in all_pairs]
+        for k in pair_keys:
+            if k not in all_pairs:
+                raise AgentError(f"set_attention: {k!r} is not a (N_a, N_b, F) pair entry of the observation; "
+                                 f"pair entries: {all_pairs}")
         if not set_keys:
             raise AgentError("set_attention found no (N, F) Box entry in the observation; use extractor=mlp")
         presence = dict(presence_columns or {})
@@ -74,9 +84,13 @@ class SetAttentionExtractor(BaseFeaturesExtractor):
                 raise AgentError(f"set_attention: {k!r} is not a set entry of the observation; sets: {set_keys}")
         sizes = {k: observation_space[k].shape for k in set_keys}
         glob_dim = sum(spaces.flatdim(observation_space[k]) for k in glob_keys)
+        glob_dim += sum(2 * observation_space[k].shape[2] for k in all_pairs)  # mean and min per feature
         tok_dim = sum(sizes[k][0] * embed_dim for k in token_keys)
-        super().__init__(observation_space, features_dim=pooled_dim + tok_dim)
+        pair_dim = sum(spaces.flatdim(observation_space[k]) for k in pair_keys)
+        super().__init__(observation_space, features_dim=pooled_dim + tok_dim + pair_dim)
         self.set_keys, self.glob_keys, self.token_keys = set_keys, glob_keys, list(token_keys)
+        self.all_pair_keys, self.pair_keys = all_pairs, list(pair_keys)
+        self.pair_shapes = {k: tuple(observation_space[k].shape) for k in all_pairs}
         self.sizes, self.presence, self.embed_dim, self.pooled_dim = sizes, presence, embed_dim, pooled_dim
         self.embed = nn.ModuleDict({k: nn.Sequential(nn.Linear(sizes[k][1], embed_dim), nn.ReLU(),
                                                      nn.Linear(embed_dim, embed_dim)) for k in set_keys})
@@ -90,6 +104,9 @@ class SetAttentionExtractor(BaseFeaturesExtractor):
         for k in self.token_keys:
             self.token_offsets[k] = off
             off += sizes[k][0] * embed_dim
+        for k in self.pair_keys:
+            self.token_offsets[k] = off
+            off += spaces.flatdim(observation_space[k])
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         toks, pres = [], []
@@ -117,9 +134,15 @@ class SetAttentionExtractor(BaseFeaturesExtractor):
             pooled.append(torch.where(mx > -1e8, mx, torch.zeros_like(mx)))
         for k in self.glob_keys:
             pooled.append(obs[k].float().reshape(obs[k].shape[0], -1))
+        for k in self.all_pair_keys:
+            p = obs[k].float().reshape(h.shape[0], -1, self.pair_shapes[k][2])
+            pooled.append(p.mean(1))
+            pooled.append(p.min(1).values)
         out = [self.head(torch.cat(pooled, dim=1))]
         for k in self.token_keys:
             out.append(per_set[k].reshape(h.shape[0], -1))
+        for k in self.pair_keys:
+            out.append(obs[k].float().reshape(h.shape[0], -1))
         return torch.cat(out, dim=1)
 
 
@@ -127,10 +150,13 @@ class PairHead(nn.Module):
     """Logits for a flat action `a * (N_b * per_pair) + b * per_pair + j` from item embeddings.
 
     logit(a, b, j) = <W_j e_a, U e_b> / sqrt(h) + c_j . e_a (+ a per-j bias), read from the extractor's
-    token outputs; the pooled summary is left to the value head.
+    token outputs; the pooled summary is left to the value head. With `pair=<key>` (a pair entry of the
+    observation, laid out (N_a, N_b * per_pair, F) like the flat action) each logit also gets
+    w . relu(A e_a + B e_b + C x_abj + d_j), x_abj being that action's pair features.
     """
 
-    def __init__(self, ext: SetAttentionExtractor, rows: str, cols: str, per_pair: int = 1, hidden: int = 64):
+    def __init__(self, ext: SetAttentionExtractor, rows: str, cols: str, per_pair: int = 1, hidden: int = 64,
+                 pair: str | None = None, pair_hidden: int = 32):
         super().__init__()
         d = ext.embed_dim
         self.na, self.nb, self.k, self.d, self.hid = ext.sizes[rows][0], ext.sizes[cols][0], per_pair, d, hidden
@@ -141,6 +167,21 @@ class PairHead(nn.Module):
         for lin in (self.q, self.row_bias):
             nn.init.orthogonal_(lin.weight, gain=0.01)
             nn.init.zeros_(lin.bias)
+        self.pair = pair
+        if pair is not None:
+            if pair not in ext.pair_keys:
+                raise AgentError(f"pair head: {pair!r} is not a pair entry passed by the extractor ({ext.pair_keys})")
+            shape = ext.pair_shapes[pair]
+            if shape[:2] != (self.na, self.nb * per_pair):
+                raise AgentError(f"pair head: {pair!r} has shape {shape}; the action needs "
+                                 f"({self.na}, {self.nb * per_pair}, F)")
+            self.rp, self.nf = ext.token_offsets[pair], shape[2]
+            self.pa, self.pb = nn.Linear(d, pair_hidden), nn.Linear(d, pair_hidden, bias=False)
+            self.px = nn.Linear(self.nf, pair_hidden, bias=False)
+            self.pj = nn.Parameter(torch.zeros(per_pair, pair_hidden))
+            self.pout = nn.Linear(pair_hidden, 1)
+            nn.init.orthogonal_(self.pout.weight, gain=0.01)
+            nn.init.zeros_(self.pout.bias)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         b = latent.shape[0]
@@ -150,6 +191,12 @@ class PairHead(nn.Module):
         s = torch.matmul(q, self.kk(eb).transpose(1, 2)) / math.sqrt(self.hid)  # (b, na*k, nb)
         s = s.reshape(b, self.na, self.k, self.nb).permute(0, 1, 3, 2)  # (b, na, nb, k)
         s = s + self.row_bias(ea)[:, :, None, :]
+        if self.pair is not None:
+            x = latent[:, self.rp:self.rp + self.na * self.nb * self.k * self.nf]
+            x = x.reshape(b, self.na, self.nb, self.k, self.nf)
+            h = (self.px(x) + self.pa(ea)[:, :, None, None, :] + self.pb(eb)[:, None, :, None, :]
+                 + self.pj[None, None, None, :, :])
+            s = s + self.pout(torch.relu(h)).squeeze(-1)
         return s.reshape(b, self.na * self.nb * self.k)
 
 

@@ -109,6 +109,15 @@ class Policy:
     def env_id(self) -> str:
         return self.meta["env_id"]
 
+    def make_env(self, **kwargs: Any):
+        """The env this policy was trained for (its id and observation-layout options), e.g.
+        `policy.make_env(preset="tiny")` or `policy.make_env(instance=inst)`; `kwargs` win."""
+        import gymnasium
+
+        import sysgym  # noqa: F401  (registers sysgym envs)
+
+        return gymnasium.make(self.env_id, **{**(self.meta.get("env_kwargs") or {}), **kwargs})
+
     def flatten(self, observation: Any) -> np.ndarray:
         if isinstance(observation, dict) or not isinstance(self.observation_space, spaces.Box):
             flat = spaces.flatten(self.observation_space, observation)

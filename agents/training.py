@@ -32,7 +32,7 @@ from sysgym.agents.extractors import SetActorCriticPolicy, SetAttentionExtractor
 
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
 _AGENT_KEYS = ("name", "algo", "total_timesteps", "n_envs", "policy", "extractor", "extractor_kwargs",
-               "action_head", "action_head_kwargs", "params", "policy_kwargs")
+               "action_head", "action_head_kwargs", "params", "policy_kwargs", "env_kwargs")
 
 
 def _plain(x: Any) -> Any:
@@ -88,6 +88,8 @@ def build_model(agent: dict, vec_env: Any, seed: int, tensorboard_log: str | Non
         if head:
             hk = agent.get("action_head_kwargs") or {}
             ek["token_keys"] = [hk.get("rows"), hk.get("cols")]
+            if hk.get("pair"):
+                ek["pair_keys"] = [hk["pair"]]
         pk["features_extractor_class"] = SetAttentionExtractor
         pk["features_extractor_kwargs"] = ek
     elif extractor != "mlp":
@@ -104,12 +106,33 @@ def build_model(agent: dict, vec_env: Any, seed: int, tensorboard_log: str | Non
         else:
             raise AgentError(f"action_head=pair works with maskable_ppo, ppo and a2c, not {algo_name}")
         pk["action_head"] = {"type": "pair", **(agent.get("action_head_kwargs") or {})}
-    params = dict(agent.get("params") or {})
+    params = {k: _schedule(k, v) for k, v in dict(agent.get("params") or {}).items()}
     try:
         return cls(policy, vec_env, seed=seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log,
                    policy_kwargs=pk, **params)
     except TypeError as exc:
         raise AgentError(f"bad hyperparameters for {algo_name}: {exc}") from None
+
+
+def _schedule(key: str, value: Any) -> Any:
+    """rl-baselines3-zoo's `lin_<v>`: a value falling linearly from v to 0 over total_timesteps."""
+    if not (isinstance(value, str) and value.startswith("lin_")):
+        return value
+    try:
+        start = float(value[len("lin_"):])
+    except ValueError:
+        raise AgentError(f"agent.params.{key}={value!r}: a schedule is lin_<number>, e.g. lin_0.001") from None
+    return _Linear(start)
+
+
+class _Linear:
+    """A picklable linear schedule (SB3 passes progress_remaining, 1 -> 0)."""
+
+    def __init__(self, start: float):
+        self.start = start
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.start
 
 
 def make_vec(setup: EnvSetup, n_envs: int, seed: int, kind: str, monitor_dir: str | None):
@@ -310,6 +333,8 @@ def train(cfg: DictConfig, run_dir: str | Path, cli_overrides: list[str] | tuple
     _guard_run_dir(run_dir, bool(cfg.get("overwrite", False)))
     setup = setup_from_config(cfg)
     agent = _merge(resolve_agent(cfg.agent, setup, cli_overrides), agent_patch or {})
+    # the agent's own env options (e.g. the observation its extractor expects); the run's env_kwargs win
+    setup.env_kwargs = {**(agent.get("env_kwargs") or {}), **setup.env_kwargs}
     seed = int(cfg.seed)
     probe = setup.make()
     algo_name = agent.get("algo") or "auto"

@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-train", action="store_true", help="score an existing run directory")
     ap.add_argument("--throughput-steps", type=int, default=1024, help="0 skips the throughput part")
     ap.add_argument("--milp-time-limit", type=float, default=120.0)
+    ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra `sysgym train` overrides for the quality run (repeatable), e.g. agent.n_envs=8")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     import sysgym
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_train:
         cfg = compose([f"env.preset={args.preset}", "agent.total_timesteps=10000000",
                        f"time_limit_min={args.minutes}", "eval.freq=4096", "eval.instances=8",
-                       "checkpoint_freq=50000", "progress_bar=false", "overwrite=true"])
+                       "checkpoint_freq=50000", "progress_bar=false", "overwrite=true", *args.override])
         print(f"== training MaskablePPO for {args.minutes} min -> {run} ==")
         res = train(cfg, run)
         print(f"trained {res.timesteps} steps in {res.wall_time_s:.0f}s ({res.steps_per_s:.1f} env steps/s); "

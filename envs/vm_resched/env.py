@@ -16,6 +16,15 @@ Observation (Dict, all in [0, 1]):
   first six `pm` features. VMR2L uses 14 per VM.
 * `progress` (1,): steps taken / MNL.
 
+`observation="pairs"` (for learned policies on small instances; off by default because it grows as
+VMs x PMs) adds what a pointer policy otherwise has to learn as modular arithmetic:
+* `pm` gains 6 columns: per NUMA node, how many single-NUMA VMs it hosts whose size mod 16 is 2, 4 and 8
+  (the sizes that change a remainder), / 8, capped at 1 -- so a node can see what it could send away.
+* `pair` (max_vms, 2 * num_pms, 5), laid out like the flat action: for moving the VM to that destination,
+  the destination's remainder after the move / 16, the change of the destination's remainder / 16, the
+  change of the source's remainder / 16, their sum (the move's exact effect on the objective's
+  numerator) and a 1 on the VM's own place (the no-op). Double-NUMA VMs sum over both nodes. Zero on padding.
+
 Reward: `score` (default) is VMR2L's per-PM reward: the sum of (free CPU mod 16) / 32 over the NUMA
 nodes of the source and destination PMs, before minus after, divided by 4. `fr` is the drop in the
 global fragment rate. `info["fragment_rate"]` always reports the global fragment rate.
@@ -39,7 +48,11 @@ from sysgym.envs.vm_resched.state import ClusterState
 from sysgym.errors import InvalidActionError, UnknownNameError
 
 PM_FEATURES = 8
+PM_HOSTED_FEATURES = 6  # observation="pairs": hosted VMs of size mod 16 in (2, 4, 8), per NUMA node
+HOSTED_SIZES = (2, 4, 8)
 VM_FEATURES = 14
+PAIR_FEATURES = 5
+OBSERVATIONS = ("vmr2l", "pairs")
 
 
 class VmReschedEnv(gym.Env):
@@ -48,7 +61,9 @@ class VmReschedEnv(gym.Env):
     def __init__(self, instance: VmInstance | None = None, preset: str = "small", num_pms: int | None = None,
                  num_vms: int | None = None, mnl: int | None = None, max_vms: int | None = None,
                  reward: str = "score", invalid_action: str = "raise", generator_params: dict | None = None,
-                 render_mode: str | None = None):
+                 observation: str = "vmr2l", render_mode: str | None = None):
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
         if reward not in ("score", "fr"):
             raise ValueError(f"reward must be 'score' or 'fr', got {reward!r}")
         if invalid_action not in ("raise", "penalise"):
@@ -68,13 +83,19 @@ class VmReschedEnv(gym.Env):
             self.mnl = instance.mnl if mnl is None else int(mnl)
         self.max_vms = int(max_vms or default_vms)
         self.reward_mode, self.invalid_action, self.render_mode = reward, invalid_action, render_mode
+        self.observation_kind = observation
+        self.pairs = observation == "pairs"
         self.n_dest = 2 * self.num_pms
         self.action_space = spaces.Discrete(self.max_vms * self.n_dest)
-        self.observation_space = spaces.Dict({
-            "pm": spaces.Box(0.0, 1.0, (self.num_pms, PM_FEATURES), np.float32),
+        pm_cols = PM_FEATURES + (PM_HOSTED_FEATURES if self.pairs else 0)
+        obs_spaces = {
+            "pm": spaces.Box(0.0, 1.0, (self.num_pms, pm_cols), np.float32),
             "vm": spaces.Box(0.0, 1.0, (self.max_vms, VM_FEATURES), np.float32),
             "progress": spaces.Box(0.0, 1.0, (1,), np.float32),
-        })
+        }
+        if self.pairs:
+            obs_spaces["pair"] = spaces.Box(-4.0, 4.0, (self.max_vms, self.n_dest, PAIR_FEATURES), np.float32)
+        self.observation_space = spaces.Dict(obs_spaces)
         self.state: ClusterState | None = None
         self.instance: VmInstance | None = None
 
@@ -179,7 +200,7 @@ class VmReschedEnv(gym.Env):
         self._v_c[:n] = np.where(st.vm_double, st.vm_cpu // 2, st.vm_cpu)
         self._v_m[:n] = np.where(st.vm_double, st.vm_mem // 2, st.vm_mem)
         self._vm_obs = np.zeros((self.max_vms, VM_FEATURES), np.float32)
-        self._pm_obs = np.zeros((self.num_pms, PM_FEATURES), np.float32)
+        self._pm_obs = np.zeros((self.num_pms, PM_FEATURES + (PM_HOSTED_FEATURES if self.pairs else 0)), np.float32)
         self._cap_c, self._cap_m = cap_c, cap_m
         for v in range(n):
             self._vm_static_row(v)
@@ -255,8 +276,65 @@ class VmReschedEnv(gym.Env):
     def _obs(self) -> dict[str, np.ndarray]:
         n = self.state.num_vms
         self._vm_obs[:n, 8:14] = self._pm_obs[self.state.vm_pm, :6]
-        return {"pm": self._pm_obs.copy(), "vm": self._vm_obs.copy(),
-                "progress": np.array([self.steps / max(self.mnl, 1)], np.float32)}
+        obs = {"pm": self._pm_obs.copy(), "vm": self._vm_obs.copy(),
+               "progress": np.array([self.steps / max(self.mnl, 1)], np.float32)}
+        if self.pairs:
+            self._hosted_features()
+            obs["pm"] = self._pm_obs.copy()
+            obs["pair"] = self._pair_features()
+        return obs
+
+    def _hosted_features(self) -> None:
+        st = self.state
+        single = ~st.vm_double & st.alive
+        node = 2 * st.vm_pm[single] + st.vm_numa[single]
+        rem = st.vm_cpu[single] % st.unit
+        counts = np.zeros((self.n_dest, len(HOSTED_SIZES)), np.float32)
+        for j, size in enumerate(HOSTED_SIZES):
+            counts[:, j] = np.bincount(node[rem == size], minlength=self.n_dest)
+        # columns PM_FEATURES..: (numa0: 2, 4, 8, numa1: 2, 4, 8)
+        self._pm_obs[:, PM_FEATURES:] = np.minimum(counts.reshape(self.num_pms, -1) / 8.0, 1.0)
+
+    def _pair_features(self) -> np.ndarray:
+        """(max_vms, 2P, 5): the exact remainder changes of every move (see the module docstring)."""
+        st, u = self.state, self.state.unit
+        n, nd = st.num_vms, self.n_dest
+        f = st.free_cpu.astype(np.int64)
+        r = f % u
+        out = np.zeros((self.max_vms, nd, PAIR_FEATURES), np.float32)
+        c = self._v_c[:n]
+        dbl = st.vm_double
+        own = np.where(dbl, 2 * st.vm_pm, 2 * st.vm_pm + np.maximum(st.vm_numa, 0))
+        # single-NUMA VMs: destination node d, source node own
+        after = (f[None, :] - c[:, None]) % u
+        d_dst = after - r[None, :]
+        src_after = (f[own] + c) % u
+        d_src = src_after - r[own]
+        after_s, d_dst_s = after.astype(np.float32), d_dst.astype(np.float32)
+        d_src_s = np.broadcast_to(d_src[:, None], (n, nd)).astype(np.float32)
+        if dbl.any():
+            # double-NUMA VMs: both nodes of the destination PM (even columns), both of the source PM
+            a2 = after.reshape(n, self.num_pms, 2)
+            dd2 = d_dst.reshape(n, self.num_pms, 2).sum(2)
+            fs = f.reshape(-1, 2)[st.vm_pm]
+            rs = r.reshape(-1, 2)[st.vm_pm]
+            ds2 = ((fs + c[:, None]) % u - rs).sum(1)
+            rows = np.flatnonzero(dbl)
+            after_s[rows] = 0.0
+            d_dst_s[rows] = 0.0
+            d_src_s[rows] = 0.0
+            after_s[rows, 0::2] = a2[rows].mean(2)
+            d_dst_s[rows, 0::2] = dd2[rows]
+            d_src_s[rows, 0::2] = ds2[rows, None]
+        noop = np.zeros((n, nd), np.float32)
+        noop[np.arange(n), own] = 1.0
+        keep = 1.0 - noop  # the no-op changes nothing
+        out[:n, :, 0] = np.where(noop > 0, r[own][:, None] / u, after_s / u)
+        out[:n, :, 1] = d_dst_s / u * keep
+        out[:n, :, 2] = d_src_s / u * keep
+        out[:n, :, 3] = (d_dst_s + d_src_s) / u * keep
+        out[:n, :, 4] = noop
+        return out
 
     def _info(self) -> dict[str, Any]:
         return {"fragment_rate": self.state.fragment_rate(), "num_migrations": self.migrations,

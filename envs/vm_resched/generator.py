@@ -84,13 +84,15 @@ def generate(*, seed: int = 0, preset: str | None = None, num_pms: int | None = 
 
     node_cpu = np.full(2 * p, numa_cpu, np.int64)
     node_mem = np.full(2 * p, numa_mem_mib, np.int64)
-    empty = VmInstance(node_cpu=node_cpu, node_mem=node_mem, vm_cpu=[], vm_mem=[], vm_double=[], vm_pm=[],
-                       vm_numa=[], mnl=mnl_value, frag_unit=frag_unit)
-    state = ClusterState(empty)
+    state = _ChurnState(node_cpu, node_mem, capacity=int(v_target * (2 + churn_rounds)) + 16)
     live: list[int] = []
+    # rng.choice(VM_CORES, p=mix) draws one rng.random() and searches the CDF; doing that directly gives
+    # the same stream (the same instances) without choice()'s per-call checks (env resets generate often).
+    cdf = mix.cumsum()
+    cdf /= cdf[-1]
 
     def arrive() -> bool:
-        cores = int(rng.choice(VM_CORES, p=mix))
+        cores = VM_CORES[int(cdf.searchsorted(rng.random(), side="right"))]
         if cores > 2 * numa_cpu:
             return False
         double = cores >= DOUBLE_NUMA_MIN_CORES or cores > numa_cpu
@@ -123,6 +125,47 @@ def generate(*, seed: int = 0, preset: str | None = None, num_pms: int | None = 
                       mnl=mnl_value, frag_unit=frag_unit, name=name, vm_group=groups,
                       dynamics={"seed": int(seed), "mean_lifetime_s": float(mean_lifetime_s),
                                 "vm_mix": mix.tolist()})
+
+
+class _ChurnState:
+    """The generator's cluster: `ClusterState`'s add/remove/feasible_nodes on preallocated arrays (the
+    churn adds hundreds of VMs per instance; growing arrays one VM at a time dominated env resets)."""
+
+    def __init__(self, node_cpu: np.ndarray, node_mem: np.ndarray, capacity: int):
+        self.free_cpu, self.free_mem = node_cpu.copy(), node_mem.copy()
+        self.vm_cpu = np.zeros(capacity, np.int64)
+        self.vm_mem = np.zeros(capacity, np.int64)
+        self.vm_double = np.zeros(capacity, bool)
+        self.vm_pm = np.zeros(capacity, np.int64)
+        self.vm_numa = np.zeros(capacity, np.int64)
+        self.n = 0
+
+    def _nodes(self, v: int) -> tuple[int, ...]:
+        pm = int(self.vm_pm[v])
+        return (2 * pm, 2 * pm + 1) if self.vm_double[v] else (2 * pm + int(self.vm_numa[v]),)
+
+    def add(self, cpu: int, mem: int, double: bool, pm: int, numa: int) -> int:
+        v = self.n
+        if v == len(self.vm_cpu):
+            for name in ("vm_cpu", "vm_mem", "vm_double", "vm_pm", "vm_numa"):
+                arr = getattr(self, name)
+                setattr(self, name, np.concatenate([arr, np.zeros_like(arr)]))
+        self.vm_cpu[v], self.vm_mem[v], self.vm_double[v] = cpu, mem, double
+        self.vm_pm[v], self.vm_numa[v] = pm, -1 if double else numa
+        self.n += 1
+        per = 2 if double else 1
+        for node in self._nodes(v):
+            self.free_cpu[node] -= cpu // per
+            self.free_mem[node] -= mem // per
+        return v
+
+    def remove(self, v: int) -> None:
+        per = 2 if self.vm_double[v] else 1
+        for node in self._nodes(v):
+            self.free_cpu[node] += int(self.vm_cpu[v]) // per
+            self.free_mem[node] += int(self.vm_mem[v]) // per
+
+    feasible_nodes = ClusterState.feasible_nodes
 
 
 def _anti_affinity_groups(vm_pm: np.ndarray, n_groups: int, size: int, seed: int) -> np.ndarray:

@@ -37,14 +37,18 @@ def vm_onnx(vm_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def vm_obs():
-    """1,000 observations and masks from random masked rollouts of VmResched-v0 (tiny)."""
+def vm_obs(vm_run):
+    """1,000 observations and masks from random masked rollouts of VmResched-v0 (tiny), with the
+    observation options the run was trained on (the default agent's `observation="pairs"`)."""
     import numpy as np
 
     import sysgym
+    from sysgym.agents.common import read_meta
     from sysgym.testing import masked_random_action
 
-    env = sysgym.make("VmResched-v0", preset="tiny")
+    kwargs = read_meta(vm_run[0] / "agent.json")["env_kwargs"]
+    assert kwargs.get("observation") == "pairs", "the default VM agent should train on the pairs observation"
+    env = sysgym.make("VmResched-v0", preset="tiny", **kwargs)
     rng = np.random.default_rng(0)
     obs, _ = env.reset(seed=0)
     out, masks = [], []

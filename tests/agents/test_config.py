@@ -40,6 +40,27 @@ def test_per_env_overrides_then_command_line():
     assert agent["n_envs"] == 8 and agent["params"]["n_steps"] == 32
 
 
+def test_vm_agent_observation_follows_the_env_size():
+    """Small VM envs train on the pairs observation; medium/large (1.2 M+ moves) keep VMR2L's."""
+    cfg = compose(["agent=maskable_ppo"])
+    agent = resolve_agent(cfg.agent, setup_from_config(cfg))
+    assert agent["env_kwargs"] == {"observation": "pairs"} and agent["action_head_kwargs"]["pair"] == "pair"
+    for env in ("vm_resched_medium", "vm_resched_large"):
+        cfg = compose(["agent=maskable_ppo", f"env={env}"])
+        agent = resolve_agent(cfg.agent, setup_from_config(cfg))
+        assert agent["env_kwargs"] == {"observation": "vmr2l"} and agent["action_head_kwargs"]["pair"] is None
+
+
+def test_linear_schedule_and_its_bad_spelling():
+    from sysgym.agents.training import _schedule
+
+    lr = _schedule("learning_rate", "lin_0.001")
+    assert lr(1.0) == pytest.approx(0.001) and lr(0.25) == pytest.approx(0.00025)
+    assert _schedule("learning_rate", 0.003) == 0.003
+    with pytest.raises(AgentError, match="lin_<number>"):
+        _schedule("learning_rate", "lin_fast")
+
+
 def test_unknown_agent_key_is_refused():
     cfg = compose(["agent=ppo", "+agent.nonsense=1"])
     with pytest.raises(AgentError, match="nonsense"):

@@ -27,10 +27,13 @@ def test_onnx_graph_inputs_outputs_and_metadata(vm_onnx):
     assert [o.name for o in model.graph.output][0] == "action"
     meta = json.loads({p.key: p.value for p in model.metadata_props}["sysgym"])
     assert meta["env_id"] == "sysgym/VmResched-v0" and meta["env_version"] == 0
-    space = sysgym.make("VmResched-v0", preset="tiny").observation_space
+    space = sysgym.make("VmResched-v0", preset="tiny", observation="pairs").observation_space
     assert meta["sysgym_version"] == sysgym.__version__ and meta["obs_dim"] == spaces.flatdim(space)
-    pm = space["pm"].shape
-    assert meta["obs_layout"][0] == {"key": "pm", "kind": "Box", "shape": list(pm), "start": 0, "end": pm[0] * pm[1]}
+    pair, pm = space["pair"].shape, space["pm"].shape  # gymnasium orders Dict keys: pair, pm, progress, vm
+    n_pair = pair[0] * pair[1] * pair[2]
+    assert meta["obs_layout"][0] == {"key": "pair", "kind": "Box", "shape": list(pair), "start": 0, "end": n_pair}
+    assert meta["obs_layout"][1] == {"key": "pm", "kind": "Box", "shape": list(pm), "start": n_pair,
+                                     "end": n_pair + pm[0] * pm[1]}
 
 
 def test_onnx_parity_with_the_torch_policy_on_1000_observations(vm_run, vm_onnx, vm_obs):
@@ -76,3 +79,11 @@ def test_corrupted_export_names_the_file(vm_onnx, tmp_path):
     bad.write_bytes(vm_onnx.read_bytes()[:500])
     with pytest.raises(sysgym.agents.common.AgentFileError, match="broken.onnx"):
         load(bad)
+
+
+def test_policy_builds_the_env_it_was_trained_for(vm_onnx):
+    pol = load(vm_onnx)
+    env = pol.make_env(preset="tiny")
+    obs, _ = env.reset(seed=3)
+    assert "pair" in obs and pol.flatten(obs).shape == (pol.obs_dim,)
+    assert env.unwrapped.action_masks()[pol.act(obs, env.unwrapped.action_masks())]

@@ -68,3 +68,36 @@ def test_bad_extractor_requests_are_refused():
         SetAttentionExtractor(SPACE, presence_columns={"progress": 0})
     with pytest.raises(AgentError, match="multiple of heads"):
         SetAttentionExtractor(SPACE, embed_dim=10, heads=4)
+
+
+PAIR_SPACE = spaces.Dict({**SPACE.spaces, "pair": spaces.Box(-4, 4, (6, 8, 5), np.float32)})
+
+
+def test_pair_features_reach_the_logits_and_keep_equivariance():
+    torch.manual_seed(0)
+    ext = SetAttentionExtractor(PAIR_SPACE, embed_dim=16, heads=2, layers=1, pooled_dim=32,
+                                presence_columns={"vm": 7}, token_keys=["vm", "pm"], pair_keys=["pair"]).eval()
+    head = PairHead(ext, rows="vm", cols="pm", per_pair=2, hidden=8, pair="pair", pair_hidden=8)
+    torch.nn.init.normal_(head.pout.weight)
+    obs = _obs(pad=0)
+    obs["pair"] = torch.tensor(np.random.default_rng(2).normal(size=(3, 6, 8, 5)), dtype=torch.float32)
+    p = [3, 0, 2, 1, 4, 5]
+    with torch.no_grad():
+        base = head(ext(obs)).reshape(3, 6, 4, 2)
+        perm = head(ext({**obs, "vm": obs["vm"][:, p], "pair": obs["pair"][:, p]})).reshape(3, 6, 4, 2)
+        torch.testing.assert_close(perm, base[:, p], atol=1e-5, rtol=1e-5)
+        # one action's pair features change: that logit moves (others only through the pooled summary)
+        bumped = {**obs, "pair": obs["pair"].clone()}
+        bumped["pair"][0, 1, 5, :] += 1.0
+        diff = (head(ext(bumped)).reshape(3, 6, 8) - base.reshape(3, 6, 8)).abs()
+    assert diff[0, 1, 5] > 1e-4 and float(diff[1:].max()) == 0.0
+
+
+def test_bad_pair_requests_are_refused():
+    with pytest.raises(AgentError, match="not a .* pair entry"):
+        SetAttentionExtractor(SPACE, pair_keys=["pm"])
+    small = spaces.Dict({**SPACE.spaces, "pair": spaces.Box(-4, 4, (6, 4, 5), np.float32)})
+    ext = SetAttentionExtractor(small, embed_dim=16, heads=2, presence_columns={"vm": 7},
+                                token_keys=["vm", "pm"], pair_keys=["pair"])
+    with pytest.raises(AgentError, match="has shape"):
+        PairHead(ext, rows="vm", cols="pm", per_pair=2, pair="pair")

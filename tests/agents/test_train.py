@@ -29,7 +29,8 @@ def test_run_directory_holds_config_checkpoints_logs_and_models(vm_run):
     assert list((run / "tb").rglob("events.out.tfevents*")), "no TensorBoard logs"
     meta = json.loads((run / "agent.json").read_text())
     assert meta["env_id"] == "sysgym/VmResched-v0" and meta["env_version"] == 0
-    assert [d["key"] for d in meta["obs_layout"]] == ["pm", "progress", "vm"]
+    assert [d["key"] for d in meta["obs_layout"]] == ["pair", "pm", "progress", "vm"]
+    assert meta["env_kwargs"]["observation"] == "pairs"  # the agent's env_kwargs reach the meta
     assert meta["sysgym_version"] == sysgym.__version__
     assert res.timesteps == 512 and [t for t, _ in _curve(run)] == [0, 256, 512]
 

@@ -105,3 +105,43 @@ def test_bad_env_arguments():
         sysgym.make("VmResched-v0", preset="gigantic")
     with pytest.raises(ValueError, match="reward"):
         sysgym.make("VmResched-v0", reward="happiness")
+    with pytest.raises(ValueError, match="observation"):
+        sysgym.make("VmResched-v0", observation="pixels")
+
+
+def test_pairs_observation_contract():
+    check_env("sysgym/VmResched-v0", checker_kwargs={"invalid_action": "penalise"}, preset="tiny",
+              observation="pairs")
+    plain = sysgym.make("VmResched-v0", preset="small").observation_space
+    assert set(plain.spaces) == {"pm", "vm", "progress"} and plain["pm"].shape == (10, 8)
+
+
+@pytest.mark.parametrize("groups", [0, 3])
+def test_pair_features_are_each_moves_exact_remainder_change(groups):
+    """`pair[v, d, 3] * 16` is what moving VM v to destination d does to the sum of remainders (the
+    objective's numerator), for every move the mask allows, along random episodes; hosted counts match."""
+    import copy
+
+    inst = generate(preset="small", seed=5, mnl=12, anti_affinity_groups=groups, anti_affinity_size=2)
+    assert inst.vm_double.any(), "the instance should hold a double-NUMA VM to cover that branch"
+    env = sysgym.make("VmResched-v0", instance=inst, observation="pairs").unwrapped
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    for _ in range(12):
+        st = env.state
+        base = int((st.free_cpu % st.unit).sum())
+        mask = env.action_masks().reshape(env.max_vms, env.n_dest)
+        for v, d in zip(*np.nonzero(mask)):
+            pm, numa = divmod(int(d), 2)
+            after = copy.deepcopy(st)
+            if not st.is_current(v, pm, numa):
+                after.move(v, pm, numa)
+            change = int((after.free_cpu % st.unit).sum()) - base
+            assert obs["pair"][v, d, 3] * st.unit == pytest.approx(change), (v, d)
+            assert obs["pair"][v, d, 4] == float(st.is_current(v, pm, numa))
+        for node in range(env.n_dest):
+            on = (~st.vm_double) & (2 * st.vm_pm + st.vm_numa == node)
+            for j, size in enumerate((2, 4, 8)):
+                want = min(int((st.vm_cpu[on] % st.unit == size).sum()) / 8, 1.0)
+                assert obs["pm"][node // 2, 8 + 3 * (node % 2) + j] == pytest.approx(want)
+        obs, *_ = env.step(masked_random_action(env, rng))

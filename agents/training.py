@@ -56,6 +56,11 @@ def resolve_agent(agent_cfg: Any, setup: EnvSetup, cli_overrides: list[str] | tu
     for key in (setup.family, setup.name, setup.env_id):
         if key and key in overrides:
             out = _merge(out, overrides[key])
+    # Values composed over the packaged agent file (hydra's compose(overrides=[...]) from Python, where no
+    # command line reaches us) also win over the per-env overrides, as the command line's do.
+    packaged = _packaged_agent(raw.get("name"))
+    if packaged:
+        out = _merge(out, _changed(raw, packaged))
     cli = [o.lstrip("+") for o in cli_overrides if o.lstrip("+").startswith("agent.")]
     if cli:
         patch = _plain(OmegaConf.from_dotlist([o[len("agent."):] for o in cli]))
@@ -64,6 +69,33 @@ def resolve_agent(agent_cfg: Any, setup: EnvSetup, cli_overrides: list[str] | tu
     unknown = sorted(set(out) - set(_AGENT_KEYS))
     if unknown:
         raise AgentError(f"unknown agent config key(s) {unknown}; known: {', '.join(_AGENT_KEYS)}")
+    return out
+
+
+def _packaged_agent(name: Any) -> dict:
+    """The agent file shipped in `sysgym/conf/agent/` ({} for a user's own config)."""
+    from importlib import resources
+
+    try:
+        f = resources.files("sysgym.conf") / "agent" / f"{name}.yaml"
+        # parsed as hydra parses it (OmegaConf's YAML), so equal values compare equal
+        return OmegaConf.to_container(OmegaConf.create(f.read_text())) if name and f.is_file() else {}
+    except (ModuleNotFoundError, OSError):
+        return {}
+
+
+def _changed(now: dict, base: dict) -> dict:
+    """The entries of `now` that differ from `base` (recursively)."""
+    out = {}
+    for k, v in now.items():
+        if k in ("overrides", "search_space"):
+            continue
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            sub = _changed(v, base[k])
+            if sub:
+                out[k] = sub
+        elif k not in base or base[k] != v:
+            out[k] = copy.deepcopy(v)
     return out
 
 

@@ -98,3 +98,11 @@ def test_ppo_on_a_masked_env_is_allowed_in_penalise_mode():
 def test_unknown_algorithm_lists_the_known_ones():
     with pytest.raises(UnknownNameError, match="maskable_ppo"):
         get_algo("rainbow")
+
+
+def test_composed_values_win_over_per_env_overrides_without_a_command_line():
+    """compose(overrides=["agent.n_envs=2"]) from Python: the per-env override (8) must not undo it."""
+    cfg = compose(["agent=maskable_ppo", "agent.n_envs=2", "agent.params.learning_rate=0.005"])
+    agent = resolve_agent(cfg.agent, setup_from_config(cfg))
+    assert agent["n_envs"] == 2 and agent["params"]["learning_rate"] == 0.005
+    assert agent["params"]["n_steps"] == 64  # untouched keys still take the per-env override

@@ -203,6 +203,14 @@ class PairHead(nn.Module):
 class _PairHeadMixin:
     """Replaces the policy's linear action net with a `PairHead` when `action_head` asks for one."""
 
+    def __init__(self, *args: Any, action_head: dict | None = None, **kwargs: Any):
+        self.action_head = action_head  # read by _build, which the base constructor calls
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule) -> None:
+        super()._build(lr_schedule)
+        self._install_head(lr_schedule)
+
     def _install_head(self, lr_schedule) -> None:
         spec = self.action_head
         if not spec:
@@ -228,25 +236,9 @@ class _PairHeadMixin:
 class SetMaskablePolicy(_PairHeadMixin, MaskableActorCriticPolicy):
     """MaskablePPO's policy with an optional `action_head={'type': 'pair', 'rows':..., 'cols':..., ...}`."""
 
-    def __init__(self, *args: Any, action_head: dict | None = None, **kwargs: Any):
-        self.action_head = action_head
-        super().__init__(*args, **kwargs)
-
-    def _build(self, lr_schedule) -> None:
-        super()._build(lr_schedule)
-        self._install_head(lr_schedule)
-
 
 class SetActorCriticPolicy(_PairHeadMixin, ActorCriticPolicy):
     """PPO/A2C's policy with the same optional pair head."""
-
-    def __init__(self, *args: Any, action_head: dict | None = None, **kwargs: Any):
-        self.action_head = action_head
-        super().__init__(*args, **kwargs)
-
-    def _build(self, lr_schedule) -> None:
-        super()._build(lr_schedule)
-        self._install_head(lr_schedule)
 
 
 EXTRACTORS = {"mlp": None, "set_attention": SetAttentionExtractor}

@@ -4,15 +4,14 @@ A family env is built from the `env` config group (`id`, `family`, `preset`, `pa
 env (e.g. `CartPole-v1`) from `env_id=...`. Evaluation envs are built per held-out instance
 (`make(id, instance=inst, **layout_kwargs)`) so the family's evaluator can score the rollout's decisions.
 
-*Adapters* say, per family, which env kwargs fix the observation layout (VmResched-v0 pads VMs up to
-`max_vms`) and how to read the decisions an episode made (VmResched-v0: `env.history`). A family without
-an adapter works when its env exposes `decisions()` (or `solution()`).
+Everything family-specific comes from the env through the kit's contract (`sysgym.env.SysgymEnv`):
+`layout_kwargs()` (what fixes the observation/action shapes), `decisions()` (what the evaluator scores),
+`episodes(instance)` and `combine(parts)` (families whose instance spans several episodes).
 """
 from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,64 +19,23 @@ import gymnasium
 import numpy as np
 
 from sysgym.agents.common import AgentError
+from sysgym.env import SysgymEnv
+from sysgym.registry import env_class as _registered_class
 
 
-@dataclass(frozen=True)
-class Adapter:
-    layout_kwargs: Callable[[Any], dict[str, Any]]  # unwrapped env -> kwargs that fix obs/action shapes
-    decisions: Callable[[Any], Any]  # unwrapped env after an episode -> the family's decisions
-    # families whose instance spans several episodes: reset options of each, and how to join their decisions
-    episodes: Callable[[Any], list[dict[str, Any]]] | None = None
-    combine: Callable[[list[Any]], Any] | None = None
-
-
-DECISION_METHODS = ("decisions", "solution", "records", "schedule")  # what an env may offer its evaluator
-
-
-def _generic_decisions(base: Any) -> Any:
-    for name in DECISION_METHODS:
-        fn = getattr(base, name, None)
-        if callable(fn):
-            return fn()
-    raise AgentError(f"{type(base).__name__} exposes none of {', '.join(DECISION_METHODS)}() and sysgym.agents has no "
-                     "adapter for its family, so a rollout cannot be scored by the family's evaluator")
-
-
-def _kv_combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"evict_step": np.concatenate([p["evict_step"] for p in parts], axis=0),
-            "granularity": parts[0].get("granularity", "sequence")}
-
-
-ADAPTERS: dict[str, Adapter] = {
-    "vm_resched": Adapter(layout_kwargs=lambda e: {"max_vms": int(e.max_vms)},
-                          decisions=lambda e: [tuple(int(x) for x in m) for m in e.history]),
-    # KvEviction-v0: one episode per sequence of the instance; the evaluator takes all sequences' schedules
-    "kv_eviction": Adapter(layout_kwargs=lambda e: {}, decisions=lambda e: e.schedule(),
-                           episodes=lambda inst: [{"sequence": i} for i in range(int(inst.num_sequences))],
-                           combine=_kv_combine),
-}
-
-
-def adapter(family: str | None) -> Adapter:
-    return ADAPTERS.get(family or "", Adapter(layout_kwargs=lambda e: {}, decisions=_generic_decisions))
+def is_scorable(env_cls: Any) -> bool:
+    """Whether rollouts in envs of this class give decisions the family's evaluator takes."""
+    return inspect.isclass(env_cls) and issubclass(env_cls, SysgymEnv) and \
+        env_cls.decisions is not SysgymEnv.decisions
 
 
 def can_score(setup: EnvSetup) -> bool:
-    """Whether rollouts in this env can be scored by the family's evaluator (an adapter or decisions())."""
-    if setup.family in ADAPTERS:
-        return True
-    cls = env_class(setup.env_id)
-    return any(callable(getattr(cls, n, None)) for n in DECISION_METHODS)
+    """Whether rollouts in this env can be scored by the family's evaluator."""
+    return setup.family is not None and is_scorable(env_class(setup.env_id))
 
 
 def env_class(env_id: str):
-    spec = gymnasium.spec(env_id)
-    ep = spec.entry_point
-    if callable(ep):
-        return ep
-    from gymnasium.envs.registration import load_env_creator
-
-    return load_env_creator(ep)
+    return _registered_class(env_id)
 
 
 def accepted_kwargs(env_id: str) -> set[str] | None:
@@ -159,10 +117,9 @@ def setup_from_config(cfg: Any) -> EnvSetup:
             from sysgym.errors import UnknownNameError
 
             raise UnknownNameError("Gymnasium env", env_id, gymnasium.registry)
-        family = None
-        from sysgym.registry import _ENVS
+        from sysgym.registry import ENVS
 
-        family = _ENVS.get(env_id)
+        family = ENVS.get(env_id)
         return EnvSetup(env_id=env_id, name=env_id, family=family, env_kwargs=env_kwargs)
     env = cfg.env
     return EnvSetup(env_id=str(env.id), name=str(env.name), family=env.get("family"), preset=env.get("preset"),
@@ -181,7 +138,7 @@ class Rollout:
 
 def rollout(policy: Any, env: gymnasium.Env, family: str | None, *, seed: int = 0,
             max_steps: int = 1_000_000, options: dict[str, Any] | None = None) -> Rollout:
-    """One greedy episode; `policy.act(obs, mask)`; decisions read through the family's adapter."""
+    """One greedy episode; `policy.act(obs, mask)`; decisions from the env's `decisions()`."""
     base = env.unwrapped
     obs, info = env.reset(seed=seed, options=options)
     masked = hasattr(base, "action_masks")
@@ -196,19 +153,20 @@ def rollout(policy: Any, env: gymnasium.Env, family: str | None, *, seed: int = 
         steps += 1
         if terminated or truncated:
             break
-    decisions = adapter(family).decisions(base) if family else None
+    decisions = base.decisions() if family and isinstance(base, SysgymEnv) else None
     return Rollout(decisions, dict(info), steps, total, think)
 
 
 def rollout_instance(policy: Any, env: gymnasium.Env, family: str, instance: Any, *, seed: int = 0,
                      max_steps: int = 1_000_000) -> tuple[Rollout, bool]:
-    """Greedy rollout(s) covering a whole instance (several episodes where the family's adapter says so).
-
-    Returns (rollout with the joined decisions, whether several episodes were joined)."""
-    ad = adapter(family)
-    if ad.episodes is None:
-        return rollout(policy, env, family, seed=seed, max_steps=max_steps), False
-    parts = [rollout(policy, env, family, seed=seed, max_steps=max_steps, options=o) for o in ad.episodes(instance)]
-    joined = ad.combine([p.decisions for p in parts])
+    """Greedy rollout(s) covering a whole instance (the env's `episodes(instance)`), decisions joined by its
+    `combine`. Returns (rollout with the joined decisions, whether several episodes were joined)."""
+    base = env.unwrapped
+    if not isinstance(base, SysgymEnv):
+        raise AgentError(f"{type(base).__name__} is not a sysgym env: its rollouts cannot be scored")
+    parts = [rollout(policy, env, family, seed=seed, max_steps=max_steps, options=o) for o in base.episodes(instance)]
+    if len(parts) == 1:
+        return parts[0], False
+    joined = base.combine([p.decisions for p in parts])
     return Rollout(joined, parts[-1].info, sum(p.steps for p in parts), sum(p.total_reward for p in parts),
                    sum(p.decide_time_s for p in parts)), True

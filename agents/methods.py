@@ -68,31 +68,19 @@ class AgentSolver(Solver):
                                "steps": ro.steps, "decide_time_s": ro.decide_time_s, "episode_reward": ro.total_reward})
 
 
-def _scorable(fam_name: str) -> bool:
-    """A rollout in one of the family's envs gives decisions its evaluator takes (an adapter or a method)."""
-    from sysgym.agents.envs import ADAPTERS, DECISION_METHODS, env_class
-
-    if fam_name in ADAPTERS:
-        return True
-    for env_id in get_family(fam_name).env_ids:
-        try:
-            cls = env_class(env_id)
-        except Exception:  # noqa: BLE001 - an env still under construction elsewhere
-            continue
-        if any(callable(getattr(cls, n, None)) for n in DECISION_METHODS):
-            return True
-    return False
-
-
 def _register_all() -> None:
-    from sysgym.solvers.base import _SOLVERS
+    """A `<family>.agent` for every family with an env whose rollouts its evaluator can score."""
+    from sysgym.agents.envs import is_scorable
+    from sysgym.registry import SOLVERS, env_class
 
     for fam_name in list_families():
-        if f"{fam_name}.agent" in _SOLVERS or not _scorable(fam_name):
-            continue  # the family registers its own `.agent`, or its envs give no decisions to score
+        if f"{fam_name}.agent" in SOLVERS:
+            continue  # the family registers its own `.agent`
+        if not any(is_scorable(env_class(e)) for e in get_family(fam_name).env_ids):
+            continue
         cls = type(f"{fam_name.title().replace('_', '')}Agent", (AgentSolver,),
                    {"name": f"{fam_name}.agent", "family": fam_name, "__module__": __name__,
-                    "__doc__": f"A trained policy rolled out in {fam_name}'s env (sysgym.agents)."})
+                    "__doc__": f"A trained policy (sysgym.agents) rolled out in {fam_name}'s env; path=<policy file>."})
         register(cls)
 
 

@@ -27,8 +27,9 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList, Check
 
 from sysgym.agents.algos import check_compatible, default_algo, get_algo
 from sysgym.agents.common import META_FILE, AgentError, AgentFileError, check_layout, make_meta, write_json
-from sysgym.agents.envs import EnvSetup, adapter, can_score, rollout, rollout_instance, setup_from_config
+from sysgym.agents.envs import EnvSetup, can_score, rollout, rollout_instance, setup_from_config
 from sysgym.agents.extractors import SetActorCriticPolicy, SetAttentionExtractor, SetMaskablePolicy
+from sysgym.env import SysgymEnv
 
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
 _AGENT_KEYS = ("name", "algo", "total_timesteps", "n_envs", "policy", "extractor", "extractor_kwargs",
@@ -374,7 +375,8 @@ def train(cfg: DictConfig, run_dir: str | Path, cli_overrides: list[str] | tuple
         algo_name = default_algo(probe)
     spec = get_algo(algo_name)
     check_compatible(spec, probe, setup.env_id, setup.env_kwargs)
-    layout_kwargs = {**setup.env_kwargs, **adapter(setup.family).layout_kwargs(probe.unwrapped)}
+    layout = probe.unwrapped.layout_kwargs() if isinstance(probe.unwrapped, SysgymEnv) else {}
+    layout_kwargs = {**setup.env_kwargs, **layout}
     meta = make_meta(env_id=setup.env_id, family=setup.family, env_kwargs=layout_kwargs, algo=algo_name,
                      observation_space=probe.observation_space, action_space=probe.action_space,
                      masked=spec.uses_masks, extra={"env_setup": setup.to_dict(), "agent": agent, "seed": seed})

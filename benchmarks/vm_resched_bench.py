@@ -19,7 +19,7 @@ from rich.table import Table
 import sysgym
 from sysgym import solvers
 from sysgym.envs.vm_resched import ClusterState, generate
-from sysgym.envs.vm_resched.evaluator import evaluate
+from sysgym.envs.vm_resched.evaluate import evaluate
 
 console = Console(width=140)
 

@@ -64,7 +64,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if args.family and name != args.family:
             continue
         fam = sysgym.get_family(name)
-        gens.add_row(name, ", ".join(fam.presets), _first_line(fam.generate),
+        gens.add_row(name, ", ".join(fam.presets), (fam.generator.description.splitlines() or [""])[0],
                      _first_line(fam.load) if fam.load else "-")
     console.print(gens)
     return 0
@@ -127,13 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cli_providers() -> list:
-    """Modules named `cli` with `register(subparsers)`: sysgym.kernels.cli, sysgym.agents.cli, and any
-    `sysgym.envs.<family>.cli` / `sysgym.solvers.<family>.cli`, so a sub-package adds its own commands."""
+    """Modules with `register(subparsers)`: sysgym.kernels.cli (profile, calibrate), sysgym.agents.cli (train,
+    export, tune-agent) and every family command in sysgym.experiments.commands."""
     import importlib
     import importlib.util
     import pkgutil
 
+    from sysgym.experiments import commands
+
     names = ["sysgym.kernels.cli", "sysgym.agents.cli"]
+    names += [f"{commands.__name__}.{i.name}" for i in pkgutil.iter_modules(commands.__path__) if not i.ispkg]
+    # Transitional: families whose command still lives in their own package.
     for parent in ("sysgym.envs", "sysgym.solvers"):
         pkg = importlib.import_module(parent)
         names += [f"{parent}.{i.name}.cli" for i in pkgutil.iter_modules(pkg.__path__) if i.ispkg]

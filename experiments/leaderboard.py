@@ -78,7 +78,7 @@ def summarise(records: Iterable[dict[str, Any]], *, bootstrap: bool = True) -> l
     for (family_name, env, method), recs in groups.items():
         try:
             fam = get_family(family_name)
-            key, sense, timed_key = fam.objective, fam.sense, fam.extra.get("timed_objective")
+            key, sense, timed_key = fam.objective, fam.sense, fam.timed_objective
         except UnknownNameError:
             key, sense, timed_key = "objective", "min", None
         senses[family_name] = sense

@@ -25,7 +25,7 @@ def main(cfg: DictConfig) -> float | None:
     family = get_family(rec["family"])
     key = family.objective
     value = metrics.get(key)
-    timed = metrics.get(family.extra.get("timed_objective", ""))
+    timed = metrics.get(family.timed_objective) if family.timed_objective else None
     shown = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
     console.print(f"[bold]{rec['env']}[/] {rec['method']} seed={rec['seed']}: {key}={shown}"
                   + (f" (time-aware {timed:.4f})" if isinstance(timed, (int, float)) else "")

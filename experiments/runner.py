@@ -40,11 +40,6 @@ def build_instance(cfg: DictConfig):
     return family.generate(seed=int(cfg.env.instance_seed), preset=cfg.env.preset, **params)
 
 
-def _digest(instance: Any) -> str | None:
-    digest = getattr(instance, "digest", None)
-    return digest() if callable(digest) else None
-
-
 def _resolve_agent(cfg: DictConfig, family_name: str) -> None:
     """`solver=agent agent.path=...`: the trained policy as this env family's `<family>.agent` method."""
     if cfg.solver.name != "agent":
@@ -58,13 +53,14 @@ def _resolve_agent(cfg: DictConfig, family_name: str) -> None:
 def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
     family = get_family(cfg.env.family)
     _resolve_agent(cfg, family.name)
-    solver_cls = solvers.solver_class(cfg.solver.name)
+    solver_cls = solvers.solver_class(cfg.solver.name, family.name)
     if solver_cls.family != family.name:
         # A --multirun over envs x solvers crosses families; those pairs are not runs.
         return RunResult(None, None, skipped=f"{cfg.solver.name} does not solve {family.name}")
     params = solver_params(cfg)
-    solver = solvers.get(cfg.solver.name, **params)  # unknown options fail here, before any work
-    key = run_key({"env": _plain(cfg.env), "method": cfg.solver.name, "params": params, "seed": int(cfg.seed),
+    solver = solvers.get(solver_cls.name, **params)  # unknown options fail here, before any work
+    method = solver_cls.name  # an old name (alias) is recorded as the solver it now stands for
+    key = run_key({"env": _plain(cfg.env), "method": method, "params": params, "seed": int(cfg.seed),
                    "time_limit": cfg.time_limit, "time_aware": bool(cfg.get("time_aware", False))})
     if write and cfg.get("resume", True):
         done = find_done(cfg.results_dir, key)
@@ -74,21 +70,21 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
     t0 = time.perf_counter()
     solution = solver.solve(instance, time_limit=cfg.time_limit, seed=int(cfg.seed))
     wall = time.perf_counter() - t0
-    timed = bool(cfg.get("time_aware", False)) and "timed_objective" in family.extra
+    timed = bool(cfg.get("time_aware", False)) and family.timed_objective is not None
     if solution.decisions is None and solution.status in ("infeasible", "timeout"):
         # The method found nothing to score (e.g. no plan fits its rules): the run is recorded as such.
         metrics = {"feasible": False, family.objective: None, "no_solution": solution.status}
     else:
         metrics = family.evaluate(instance, solution, **({"wall_time_s": wall} if timed else {}))
     record = make_record(
-        family=family.name, env=cfg.env.name, instance=instance.name, method=cfg.solver.name,
+        family=family.name, env=cfg.env.name, instance=instance.name, method=method,
         method_config=params, seed=int(cfg.seed), metrics=metrics, wall_time_s=wall,
         solver_stats={**solution.solver_stats(), "claimed_objective": solution.objective},
-        extra={"time_limit": cfg.time_limit, "tag": cfg.get("tag"), "instance_digest": _digest(instance),
+        extra={"time_limit": cfg.time_limit, "tag": cfg.get("tag"), "instance_digest": instance.digest(),
                "run_key": key, "time_aware": timed},
     )
     if write:
         attach_solution(record, solution, cfg.results_dir)
-    path = write_record(record, cfg.results_dir, name=f"{cfg.env.name}__{cfg.solver.name}__seed{cfg.seed}") \
+    path = write_record(record, cfg.results_dir, name=f"{cfg.env.name}__{method}__seed{cfg.seed}") \
         if write else None
     return RunResult(record, path)

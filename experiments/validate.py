@@ -12,12 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sysgym.errors import InfeasibleSolutionError
+from sysgym.errors import GeneratorVersionError, InfeasibleSolutionError
 from sysgym.fileio import write_json_atomic
-from sysgym.instances import from_spec, parse_spec
+from sysgym.instances import from_spec
 from sysgym.records import load_solution, read_records
-from sysgym.registry import get_family
+from sysgym.registry import get_family, resolve_family_alias
 from sysgym.solution import Solution
+from sysgym.specs import parse
 
 CACHE = "validation.json"
 COUNTED = ("ok", "measured")  # verdicts the leaderboard counts
@@ -38,9 +39,9 @@ def _close(a: Any, b: Any) -> bool:
 def validate_record(record: dict[str, Any], results_dir: str | os.PathLike) -> dict[str, Any]:
     """{'status': 'ok'|'measured'|'mismatch'|'infeasible'|'unverifiable', 'detail': str}."""
     try:
-        family = get_family(record["family"])
-        preset = parse_spec(record["instance"])[1]
-        if preset in family.extra.get("nondeterministic_presets", ()):
+        spec = parse(record["instance"])
+        family = get_family(resolve_family_alias(record["family"], spec.preset))
+        if spec.preset in family.nondeterministic_presets:
             # A real measurement (e.g. pgbench on a live PostgreSQL): re-scoring would re-measure, and two
             # measurements agree only up to noise, so such records are accepted as measured, not re-run.
             return {"status": "measured", "detail": "real measurement; not re-run"}
@@ -50,11 +51,16 @@ def validate_record(record: dict[str, Any], results_dir: str | os.PathLike) -> d
             return {"status": "no_solution", "detail": f"the method found no solution ({why})"}
         if payload is None:
             return {"status": "unverifiable", "detail": "the record stores no solution"}
-        instance = from_spec(record["instance"])
-        digest = getattr(instance, "digest", None)
-        if record.get("instance_digest") and callable(digest) and digest() != record["instance_digest"]:
-            return {"status": "unverifiable", "detail": f"instance {record['instance']} no longer rebuilds to "
-                                                        f"digest {record['instance_digest']} (generator changed?)"}
+        try:
+            instance = from_spec(record["instance"])
+        except GeneratorVersionError as exc:
+            return {"status": "generator_version", "detail": f"generator version changed: {record['instance']} "
+                                                             f"was made by a generator this sysgym lacks ({exc})"}
+        if record.get("instance_digest") and instance.digest() != record["instance_digest"]:
+            return {"status": "unverifiable",
+                    "detail": f"instance {record['instance']} no longer rebuilds to digest {record['instance_digest']}"
+                              f" (got {instance.digest()}): generator v{spec.version} of {family.name} changed "
+                              "without a new version"}
         solution = Solution(decisions=payload["decisions"], objective=payload["objective"],
                             status=payload.get("status", "feasible"), wall_time_s=record["wall_time_s"],
                             bound=payload.get("bound"))

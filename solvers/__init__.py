@@ -1,4 +1,9 @@
-"""Every non-learned method, grouped by family: `sysgym.solvers.get("vm_resched.milp")`."""
-from sysgym.solvers.base import Solver, get, list, register, solver_class  # noqa: A004
+"""Every non-learned method, grouped by family: `sysgym.solvers.get("vm_resched.milp")`.
 
-__all__ = ["Solver", "get", "list", "register", "solver_class"]
+`solvers/<family>/` holds a family's heuristics, exact models, searches and its online policies (the objects
+its simulator and env drive); `envs/<family>/` keeps only the protocol those policies implement. The solver
+contract and registry are in the core (`sysgym.solver`).
+"""
+from sysgym.solver import Solver, get, list, options, register, solver_class  # noqa: A004
+
+__all__ = ["Solver", "get", "list", "options", "register", "solver_class"]

@@ -8,7 +8,7 @@ class SysgymError(Exception):
     """Base class for sysgym's own errors."""
 
 
-class UnknownNameError(SysgymError, KeyError):
+class UnknownNameError(SysgymError, KeyError, ValueError):
     """An env id, solver, preset or other registry name that does not exist; lists the known ones."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):
@@ -37,3 +37,30 @@ class InvalidActionError(SysgymError, ValueError):
 
 class TraceFormatError(SysgymError, ValueError):
     """A malformed trace or instance file; the message names the file and the line or field."""
+
+
+class InvalidSpecError(SysgymError, ValueError):
+    """A malformed instance spec or seed (`vm_resched/small?seed=-1`, `seed=1.5`)."""
+
+
+class FamilyMismatchError(SysgymError, TypeError):
+    """An instance of one family handed to another family's solver, env or evaluator."""
+
+    def __init__(self, expected: str, instance: object, who: str = ""):
+        self.expected = expected
+        got = getattr(instance, "name", None) or type(instance).__name__
+        super().__init__(f"{who + ': ' if who else ''}expected a {expected} instance, got {got!r} "
+                         f"({type(instance).__name__})")
+
+
+class GeneratorVersionError(UnknownNameError):
+    """An instance spec asks for a generator version this sysgym does not have."""
+
+    def __init__(self, family: str, version: int, known: Iterable[int]):
+        UnknownNameError.__init__(self, f"{family} generator version", f"v{version}", [f"v{k}" for k in known])
+        self.family, self.version = family, version
+
+
+class InvalidArgumentError(SysgymError, ValueError, TypeError):
+    """A bad argument or option (a solver option that does not exist, a time limit <= 0, a NaN action):
+    named before any work is done. A TypeError too, as unknown keyword arguments are in Python."""

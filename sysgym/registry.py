@@ -1,80 +1,113 @@
-"""Registries of problem families and environments (DESIGN.md: the core sits at the bottom).
+"""The registries: problem families, their envs, solvers, and the aliases old names keep working through.
 
-A family registers itself on import (`envs/<family>/__init__.py`); its envs register with Gymnasium
-under the `sysgym/` namespace, so `gymnasium.make("sysgym/VmResched-v0")` and `sysgym.make(...)` agree.
+The core sits at the bottom (docs/DESIGN.md): nothing here imports a family. Families register themselves
+when `sysgym.envs` is imported, solvers when their `sysgym.solvers.<family>` package is; the `sysgym`
+facade installs the hooks that import them (`set_discovery`), so a lookup here always sees every family and
+solver, and gymnasium's `sysgym/` env ids exist once `sysgym` is imported (or through Gymnasium's env plugin
+entry point).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 
 from sysgym.errors import UnknownNameError
 
+if TYPE_CHECKING:
+    from sysgym.family import Family
+    from sysgym.solver import Solver
+
 NAMESPACE = "sysgym"
 
+FAMILIES: dict[str, Family] = {}
+ENVS: dict[str, str] = {}  # env id -> family
+SOLVERS: dict[str, type[Solver]] = {}
+# Old family names: alias -> function of the spec's preset giving the family it now belongs to.
+FAMILY_ALIASES: dict[str, Callable[[str | None], str]] = {}
+# Old solver names: alias -> {family: solver name}; the first entry is the default target.
+SOLVER_ALIASES: dict[str, dict[str, str]] = {}
 
-@dataclass(frozen=True)
-class Family:
-    """What every problem family provides to the shared machinery (runner, leaderboard, tests)."""
-
-    name: str
-    generate: Callable[..., Any]  # generate(*, seed, **params) -> instance
-    presets: Mapping[str, Mapping[str, Any]]  # named generator parameters
-    evaluate: Callable[..., dict]  # the family's only scorer
-    load: Callable[[str], Any] | None = None  # load(path) -> instance (trace or saved instance)
-    objective: str = "objective"  # metric the leaderboard ranks by
-    sense: str = "min"  # "min" or "max"
-    env_ids: tuple[str, ...] = ()
-    description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+_discovery: dict[str, Callable[[], None]] = {}
+_discovered: set[str] = set()
 
 
-_FAMILIES: dict[str, Family] = {}
-_ENVS: dict[str, str] = {}  # env id -> family
+def set_discovery(**hooks: Callable[[], None]) -> None:
+    """The facade's hooks that import what registers (`families=`, `solvers=`)."""
+    _discovery.update(hooks)
 
 
+def discover(kind: str) -> None:
+    """Run the `kind` hook once (after it succeeds: a failing import is raised again, not half-hidden)."""
+    if kind in _discovered or kind not in _discovery:
+        return
+    _discovery[kind]()
+    _discovered.add(kind)
+
+
+# -- families ---------------------------------------------------------------------------------------------
 def register_family(family: Family) -> Family:
-    _FAMILIES[family.name] = family
+    FAMILIES[family.name] = family
     return family
 
 
+def register_family_alias(alias: str, resolve: Callable[[str | None], str]) -> None:
+    """`alias` (an old family name) now names one of several families, chosen by the spec's preset."""
+    FAMILY_ALIASES[alias] = resolve
+
+
+def resolve_family_alias(name: str, preset: str | None = None) -> str:
+    discover("families")
+    if name in FAMILIES or name not in FAMILY_ALIASES:
+        return name
+    return FAMILY_ALIASES[name](preset)
+
+
 def get_family(name: str) -> Family:
-    _ensure_loaded()
+    discover("families")
     try:
-        return _FAMILIES[name]
+        return FAMILIES[resolve_family_alias(name)]
     except KeyError:
-        raise UnknownNameError("family", name, _FAMILIES) from None
+        raise UnknownNameError("family", name, FAMILIES) from None
 
 
 def list_families() -> list[str]:
-    _ensure_loaded()
-    return sorted(_FAMILIES)
+    discover("families")
+    return sorted(FAMILIES)
 
 
+def family_of_instance(instance: Any) -> Family | None:
+    """The family whose instance type `instance` is (None when no family claims it)."""
+    discover("families")
+    for fam in FAMILIES.values():
+        if fam.is_instance(instance):
+            return fam
+    return None
+
+
+# -- envs -------------------------------------------------------------------------------------------------
 def register_env(env_id: str, entry_point: str, family: str, **kwargs: Any) -> None:
     """Register `env_id` (e.g. `sysgym/VmResched-v0`) with Gymnasium and remember its family."""
     if not env_id.startswith(NAMESPACE + "/"):
         raise ValueError(f"sysgym env ids live in the {NAMESPACE!r} namespace, got {env_id!r}")
     if env_id not in gymnasium.registry:
         gymnasium.register(id=env_id, entry_point=entry_point, **kwargs)
-    _ENVS[env_id] = family
+    ENVS[env_id] = family
 
 
-def list_envs() -> list[str]:
-    """The registered env ids, e.g. `['sysgym/VmResched-v0']`."""
-    _ensure_loaded()
-    return sorted(_ENVS)
+def list_envs(family: str | None = None) -> list[str]:
+    """The registered env ids, e.g. `['sysgym/VmResched-v0']` (optionally one family's)."""
+    discover("families")
+    return sorted(e for e, f in ENVS.items() if family is None or f == family)
 
 
 def env_family(env_id: str) -> str:
-    _ensure_loaded()
+    discover("families")
     try:
-        return _ENVS[_canonical(env_id)]
+        return ENVS[canonical_env_id(env_id)]
     except KeyError:
-        raise UnknownNameError("env", env_id, _ENVS) from None
+        raise UnknownNameError("env", env_id, ENVS) from None
 
 
 def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
@@ -82,18 +115,60 @@ def make(env_id: str, **kwargs: Any) -> gymnasium.Env:
 
     The `sysgym/` prefix may be left out: `sysgym.make("VmResched-v0")`.
     """
-    _ensure_loaded()
-    canonical = _canonical(env_id)
-    if canonical not in _ENVS:
-        raise UnknownNameError("env", env_id, _ENVS)
+    discover("families")
+    canonical = canonical_env_id(env_id)
+    if canonical not in ENVS:
+        raise UnknownNameError("env", env_id, ENVS)
     return gymnasium.make(canonical, **kwargs)
 
 
-def _canonical(env_id: str) -> str:
+def canonical_env_id(env_id: str) -> str:
     return env_id if "/" in env_id else f"{NAMESPACE}/{env_id}"
 
 
-def _ensure_loaded() -> None:
-    # Families register on import of sysgym.envs; importing here keeps the registry complete even
-    # when a user imports sysgym.registry directly.
-    import sysgym.envs  # noqa: F401
+def env_class(env_id: str) -> type:
+    """The class (or creator) behind a registered Gymnasium id, without building the env."""
+    discover("families")
+    ep = gymnasium.spec(canonical_env_id(env_id) if canonical_env_id(env_id) in ENVS else env_id).entry_point
+    if callable(ep):
+        return ep
+    from gymnasium.envs.registration import load_env_creator
+
+    return load_env_creator(ep)
+
+
+# -- solvers ----------------------------------------------------------------------------------------------
+def register_solver(cls: type[Solver]) -> type[Solver]:
+    if not cls.name or "." not in cls.name or not cls.name.startswith(cls.family + "."):
+        raise ValueError(f"solver names are '<family>.<method>', got {cls.name!r} for family {cls.family!r}")
+    SOLVERS[cls.name] = cls
+    return cls
+
+
+def register_solver_alias(alias: str, targets: dict[str, str]) -> None:
+    """`alias` (an old solver name) -> the solver of each family it now stands for (first: the default)."""
+    SOLVER_ALIASES[alias] = dict(targets)
+
+
+def resolve_solver(name: str, family: str | None = None) -> str:
+    """The registered solver `name` stands for (an alias resolves to `family`'s target, else its default)."""
+    discover("solvers")
+    if name in SOLVERS or name not in SOLVER_ALIASES:
+        return name
+    targets = SOLVER_ALIASES[name]
+    if family is not None and family in targets:
+        return targets[family]
+    return next(iter(targets.values()))
+
+
+def solver_class(name: str, family: str | None = None) -> type[Solver]:
+    discover("solvers")
+    try:
+        return SOLVERS[resolve_solver(name, family)]
+    except KeyError:
+        raise UnknownNameError("solver", name, SOLVERS) from None
+
+
+def list_solvers(family: str | None = None) -> list[str]:
+    discover("solvers")
+    return sorted(n for n, c in SOLVERS.items() if family is None or c.family == family)

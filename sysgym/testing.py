@@ -1,17 +1,24 @@
-"""Shared test helpers, shipped with the package (Jumanji's habit): every family's tests call these.
+"""Shared test helpers, shipped with the package (Jumanji's habit): the conformance suite and every family's
+tests call these, and so can a user's own family or solver.
 
-* `check_env(env_id, **kwargs)`: Gymnasium's checker, a long random masked rollout that never corrupts
-  state, determinism under a seed, and an illegal action refused.
-* `check_solver(name, instance, ...)`: the solver's claimed objective equals the family evaluator's.
+* `check_env(env_id, **kwargs)`: Gymnasium's and stable-baselines3's checkers on the env as built, a long
+  random masked rollout that stays in the observation space, the same seed giving the same observations and
+  rewards, and actions outside the mask (or the box) refused with a named error or the penalty, leaving the
+  decision state unchanged.
+* `check_solver(name, instance, ...)`: the solver's claimed objective equals the family evaluator's, the
+  solution is feasible, and a bound (if any) is not beaten by the solver's own objective.
+* `check_generator(family)`: every preset's spec rebuilds the instance with the same digest.
 """
 from __future__ import annotations
 
 import copy
+import math
+import warnings
 from typing import Any
 
 import gymnasium
 import numpy as np
-from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium import spaces
 
 from sysgym.errors import InvalidActionError
 from sysgym.registry import env_family, get_family, make
@@ -21,24 +28,6 @@ def _flatten_obs(obs: Any) -> list[np.ndarray]:
     if isinstance(obs, dict):
         return [np.asarray(obs[k]) for k in sorted(obs)]
     return [np.asarray(obs)]
-
-
-def _rollout(env: gymnasium.Env, seed: int, steps: int) -> tuple[list, list[float]]:
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    env.action_space.seed(seed)  # unmasked (e.g. Box) actions are sampled from the space: seed it too
-    trace, rewards = [_flatten_obs(obs)], []
-    for _ in range(steps):
-        action = masked_random_action(env, rng)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        assert env.observation_space.contains(obs), "observation left the observation space"
-        assert np.isfinite(reward), f"non-finite reward {reward}"
-        trace.append(_flatten_obs(obs))
-        rewards.append(float(reward))
-        if terminated or truncated:
-            obs, _ = env.reset(seed=int(rng.integers(2**31)))
-            trace.append(_flatten_obs(obs))
-    return trace, rewards
 
 
 def masked_random_action(env: gymnasium.Env, rng: np.random.Generator):
@@ -52,74 +41,150 @@ def masked_random_action(env: gymnasium.Env, rng: np.random.Generator):
     return env.action_space.sample()
 
 
-def check_env(env_id: str, *, rollout_steps: int = 500, seed: int = 0, checker_kwargs: dict | None = None,
+def _rollout(env: gymnasium.Env, seed: int, steps: int) -> tuple[list, list[float]]:
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)  # unmasked (e.g. Box) actions are sampled from the space: seed it too
+    trace, rewards = [_flatten_obs(obs)], []
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(masked_random_action(env, rng))
+        assert env.observation_space.contains(obs), "observation left the observation space"
+        assert np.isfinite(reward), f"non-finite reward {reward}"
+        assert "invalid_action" not in info, f"a masked random action was refused: {info['invalid_action']}"
+        trace.append(_flatten_obs(obs))
+        rewards.append(float(reward))
+        if terminated or truncated:
+            obs, _ = env.reset(seed=int(rng.integers(2**31)))
+            trace.append(_flatten_obs(obs))
+    return trace, rewards
+
+
+def invalid_actions(env: gymnasium.Env, rng: np.random.Generator, k: int) -> list[Any]:
+    """Up to `k` actions the env must refuse in its current state."""
+    space, base = env.action_space, env.unwrapped
+    out: list[Any] = []
+    if isinstance(space, spaces.Discrete):
+        out.append(int(space.start + space.n))  # outside the space
+        if hasattr(base, "action_masks"):
+            bad = np.flatnonzero(~np.asarray(base.action_masks(), bool))
+            if len(bad):
+                out += [int(space.start + a) for a in rng.choice(bad, size=min(k - 1, len(bad)), replace=False)]
+    elif isinstance(space, spaces.Box):
+        nan = np.full(space.shape, np.nan, np.float32)
+        out += [nan, np.zeros((*space.shape, 2), np.float32)]  # NaN, wrong shape
+    return out[:k]
+
+
+def _same_snapshot(before: dict[str, np.ndarray], after: dict[str, np.ndarray], what: str) -> None:
+    assert before.keys() == after.keys(), f"{what}: the snapshot's keys changed"
+    for key in before:
+        np.testing.assert_array_equal(before[key], after[key], err_msg=f"{what} changed the env state ({key})")
+
+
+def check_refusals(env: gymnasium.Env, *, seed: int = 0, count: int = 100, steps_between: int = 3) -> int:
+    """Actions outside the mask or the space get a named error or the penalty and leave the state unchanged.
+    Returns how many refusals were checked."""
+    base = env.unwrapped
+    rng = np.random.default_rng(seed + 7)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    checked = 0
+    for _ in range(10 * count):
+        if checked >= count:
+            break
+        done = False
+        for action in invalid_actions(env, rng, 4):
+            before = copy.deepcopy(base.snapshot()) if hasattr(base, "snapshot") else {}
+            try:
+                _obs, reward, term, trunc, info = env.step(action)
+            except InvalidActionError:
+                term = trunc = False
+            else:
+                assert "invalid_action" in info, f"action {action!r} outside the mask was accepted silently"
+                assert reward == getattr(base, "invalid_penalty", -1.0), f"refused action's reward {reward}"
+            if hasattr(base, "snapshot"):
+                _same_snapshot(before, base.snapshot(), f"refused action {action!r}")
+            checked += 1
+            if term or trunc:  # a refused step may still use up the episode's steps
+                done = True
+                break
+        for _ in range(0 if done else steps_between):
+            _obs, _r, term, trunc, _info = env.step(masked_random_action(env, rng))
+            if term or trunc:
+                done = True
+                break
+        if done:
+            env.reset(seed=int(rng.integers(2**31)))
+    return checked
+
+
+def check_env(env_id: str, *, rollout_steps: int | None = None, seed: int = 0, refusals: int = 100,
               **env_kwargs: Any) -> None:
-    """Raise AssertionError (or Gymnasium's error) when the env breaks the sysgym env contract."""
-    # Gymnasium's checker samples unmasked actions, so envs that raise on masked actions are checked
-    # in their documented "penalise" mode; the raise mode is checked below.
-    env = make(env_id, **{**env_kwargs, **(checker_kwargs or {})})
-    gym_check_env(env.unwrapped, skip_render_check=True)
-    env.close()
+    """Raise AssertionError (or a checker's error) when the env breaks the sysgym env contract."""
+    from gymnasium.utils.env_checker import check_env as gym_check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     env = make(env_id, **env_kwargs)
-    trace_a, rewards_a = _rollout(env, seed, rollout_steps)
-    env_b = make(env_id, **env_kwargs)
-    trace_b, rewards_b = _rollout(env_b, seed, rollout_steps)
-    assert rewards_a == rewards_b, "same seed, different rewards: the env is not deterministic"
-    for a, b in zip(trace_a, trace_b):
-        for x, y in zip(a, b):
-            np.testing.assert_array_equal(x, y, err_msg="same seed, different observations")
-
     base = env.unwrapped
-    if hasattr(base, "action_masks"):
-        env.reset(seed=seed)
-        mask = np.asarray(base.action_masks())
-        invalid = np.flatnonzero(~mask)
-        if len(invalid):
-            before = copy.deepcopy(_snapshot(base))
-            try:
-                env.step(int(invalid[0]))
-            except InvalidActionError:
-                pass
-            else:
-                raise AssertionError("an action outside the mask was accepted without InvalidActionError")
-            after = _snapshot(base)
-            for key in before:
-                np.testing.assert_array_equal(before[key], after[key],
-                                              err_msg=f"a refused action changed the env state ({key})")
+    steps = rollout_steps if rollout_steps is not None else getattr(base, "check_steps", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checkers' advice (e.g. "normalise your Box") is not a failure
+        gym_check_env(base, skip_render_check=True)
+        sb3_check_env(base, warn=False, skip_render_check=True)
+    nondeterministic = bool(env.spec is not None and env.spec.nondeterministic)
+    trace_a, rewards_a = _rollout(env, seed, steps)
+    if not nondeterministic:
+        env_b = make(env_id, **env_kwargs)
+        trace_b, rewards_b = _rollout(env_b, seed, steps)
+        assert rewards_a == rewards_b, "same seed, different rewards: the env is not deterministic"
+        for a, b in zip(trace_a, trace_b):
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y, err_msg="same seed, different observations")
+        env_b.close()
+    if refusals:
+        check_refusals(env, seed=seed, count=refusals)
     env.close()
-    env_b.close()
-    family = env_family(env_id)
-    get_family(family)  # the env's family is registered
-
-
-def _snapshot(base: Any) -> dict[str, np.ndarray]:
-    state = getattr(base, "state", None)
-    out = {"mask": np.array(base.action_masks(), copy=True)} if hasattr(base, "action_masks") else {}
-    if state is not None:
-        for key, value in vars(state).items():
-            if isinstance(value, np.ndarray):
-                out[f"state.{key}"] = value.copy()
-    return out
+    get_family(env_family(env_id))  # the env's family is registered
 
 
 def check_solver(name: str, instance: Any, *, time_limit: float | None = 30, seed: int = 0,
-                 rel_tol: float = 1e-9, **config: Any):
+                 rel_tol: float = 1e-9, evaluate_kwargs: dict | None = None, **config: Any):
     """Solve, re-score with the family's evaluator, and assert the claimed objective is the scored one.
 
     Returns (solution, metrics).
     """
-    from sysgym import solvers
+    from sysgym import solver as solver_api
 
-    solver = solvers.get(name, **config)
+    solver = solver_api.get(name, **config)
     family = get_family(solver.family)
     solution = solver.solve(instance, time_limit=time_limit, seed=seed)
-    metrics = family.evaluate(instance, solution)
+    metrics = family.evaluate(instance, solution, **(evaluate_kwargs or {}))
     assert metrics.get("feasible", True), f"{name}: evaluator found the solution infeasible: {metrics}"
     scored = metrics[family.objective]
+    assert scored is not None and math.isfinite(scored), f"{name}: evaluator's {family.objective} is {scored}"
     assert abs(scored - solution.objective) <= rel_tol * max(1.0, abs(scored)), (
         f"{name}: claims {family.objective}={solution.objective}, evaluator says {scored}")
     if solution.bound is not None:
-        better = (lambda a, b: a >= b - 1e-9) if family.sense == "min" else (lambda a, b: a <= b + 1e-9)
-        assert better(scored, solution.bound), f"{name}: objective {scored} beats its own bound {solution.bound}"
+        tol = 1e-9 * max(1.0, abs(scored))
+        assert family.better(solution.bound, scored, tol), f"{name}: objective {scored} beats its own bound " \
+                                                           f"{solution.bound}"
     return solution, metrics
+
+
+def check_generator(family_name: str, seeds: tuple[int, ...] = (0, 1), presets: tuple[str, ...] | None = None
+                    ) -> dict[str, str]:
+    """Every preset (or those given): `sysgym.instance(inst.name)` rebuilds the instance with the same digest,
+    and the same (preset, seed) gives the same digest twice. Returns {spec: digest}."""
+    from sysgym.instances import from_spec
+
+    fam = get_family(family_name)
+    out = {}
+    for preset in (fam.presets if presets is None else presets):
+        for seed in seeds:
+            inst = fam.generator(seed=seed, preset=preset)
+            again = fam.generator(seed=seed, preset=preset)
+            assert inst.digest() == again.digest(), f"{fam.name} {preset} seed {seed}: not deterministic"
+            rebuilt = from_spec(inst.name)
+            assert rebuilt.digest() == inst.digest(), f"{inst.name} does not rebuild to the same instance"
+            out[inst.name] = inst.digest()
+    return out

@@ -1,11 +1,14 @@
 """Registers the job-scheduling family and `sysgym/JobSched-v0`."""
 from sysgym.envs.job_sched.evaluate import evaluate
 from sysgym.envs.job_sched.generator import PRESETS, generate
-from sysgym.envs.job_sched.instance import load
-from sysgym.registry import Family, register_env, register_family
+from sysgym.envs.job_sched.instance import JobInstance, load
+from sysgym.family import Family
+from sysgym.generators import Generator
+from sysgym.registry import register_env, register_family
 
 register_family(Family(
-    name="job_sched", generate=generate, presets=PRESETS, evaluate=evaluate, load=load,
+    name="job_sched", generator=Generator("job_sched", presets=PRESETS, versions={0: generate}), evaluate=evaluate,
+    load=load, instance_types=(JobInstance,),
     objective="mean_response_s", sense="min", env_ids=("sysgym/JobSched-v0",),
     description="Which user's job/stage gets the next free executors (Spark-like DAG jobs; Decima, UWFQ)",
 ))

@@ -29,23 +29,24 @@ Reward: `score` (default) is VMR2L's per-PM reward: the sum of (free CPU mod 16)
 nodes of the source and destination PMs, before minus after, divided by 4. `fr` is the drop in the
 global fragment rate. `info["fragment_rate"]` always reports the global fragment rate.
 
-Invalid actions: `invalid_action="raise"` (default) raises `InvalidActionError` naming the VM, the
-destination and the violated constraint, leaving the state untouched; `"penalise"` makes the step a
-no-op with reward -1 and `info["invalid_action"]` set (used for Gymnasium's checker, which samples
-unmasked actions).
+Invalid actions (the kit's vocabulary, `sysgym.env`): `invalid_action="penalise"` (default) makes the
+step a no-op with reward -1 and `info["invalid_action"]` naming the VM, the destination and the violated
+constraint; `"raise"` raises `InvalidActionError` with that message, leaving the state untouched.
+
+`decisions()` is the ordered list of migrations `(vm, pm, numa)` that `vm_resched.evaluate` replays.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sysgym.envs.vm_resched.generator import PRESETS, generate
+from sysgym.env import SysgymEnv
+from sysgym.envs.vm_resched.generator import PRESETS
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
-from sysgym.errors import InvalidActionError, UnknownNameError
+from sysgym.errors import InvalidArgumentError, UnknownNameError
 
 PM_FEATURES = 8
 PM_HOSTED_FEATURES = 6  # observation="pairs": hosted VMs of size mod 16 in (2, 4, 8), per NUMA node
@@ -55,34 +56,29 @@ PAIR_FEATURES = 5
 OBSERVATIONS = ("vmr2l", "pairs")
 
 
-class VmReschedEnv(gym.Env):
-    metadata = {"render_modes": ["ansi"]}
+class VmReschedEnv(SysgymEnv):
+    family = "vm_resched"
 
     def __init__(self, instance: VmInstance | None = None, preset: str = "small", num_pms: int | None = None,
                  num_vms: int | None = None, mnl: int | None = None, max_vms: int | None = None,
-                 reward: str = "score", invalid_action: str = "raise", generator_params: dict | None = None,
+                 reward: str = "score", invalid_action: str = "penalise", generator_params: dict | None = None,
                  observation: str = "vmr2l", render_mode: str | None = None):
         if observation not in OBSERVATIONS:
-            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+            raise UnknownNameError("VmResched observation", observation, OBSERVATIONS)
         if reward not in ("score", "fr"):
-            raise ValueError(f"reward must be 'score' or 'fr', got {reward!r}")
-        if invalid_action not in ("raise", "penalise"):
-            raise ValueError(f"invalid_action must be 'raise' or 'penalise', got {invalid_action!r}")
-        self.fixed_instance = instance
-        self.gen_params = dict(generator_params or {})
+            raise UnknownNameError("VmResched reward", reward, ("score", "fr"))
+        shape = {k: v for k, v in {"num_pms": num_pms, "num_vms": num_vms, "mnl": mnl}.items() if v is not None}
+        super().__init__(instance=instance, preset=None if instance is not None else preset,
+                         generator_params={**(generator_params or {}), **shape},
+                         invalid_action=invalid_action, render_mode=render_mode)
         if instance is None:
-            if preset not in PRESETS:
-                raise UnknownNameError("vm_resched preset", preset, PRESETS)
-            self.gen_params.update({"preset": preset, **{k: v for k, v in
-                                    {"num_pms": num_pms, "num_vms": num_vms, "mnl": mnl}.items() if v is not None}})
-            shape = {**PRESETS[preset], **{k: v for k, v in {"num_pms": num_pms, "num_vms": num_vms,
-                                                              "mnl": mnl}.items() if v is not None}}
-            self.num_pms, default_vms, self.mnl = int(shape["num_pms"]), int(shape["num_vms"]), int(shape["mnl"])
+            dims = {**PRESETS[preset], **self.gen_params}
+            self.num_pms, default_vms, self.mnl = int(dims["num_pms"]), int(dims["num_vms"]), int(dims["mnl"])
         else:
             self.num_pms, default_vms = instance.num_pms, instance.num_vms
             self.mnl = instance.mnl if mnl is None else int(mnl)
         self.max_vms = int(max_vms or default_vms)
-        self.reward_mode, self.invalid_action, self.render_mode = reward, invalid_action, render_mode
+        self.reward_mode = reward
         self.observation_kind = observation
         self.pairs = observation == "pairs"
         self.n_dest = 2 * self.num_pms
@@ -97,22 +93,12 @@ class VmReschedEnv(gym.Env):
             obs_spaces["pair"] = spaces.Box(-4.0, 4.0, (self.max_vms, self.n_dest, PAIR_FEATURES), np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
         self.state: ClusterState | None = None
-        self.instance: VmInstance | None = None
 
     # -- episode -----------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        options = options or {}
-        if "instance" in options:
-            inst = options["instance"]
-        elif self.fixed_instance is not None:
-            inst = self.fixed_instance
-        else:
-            inst = generate(seed=int(self.np_random.integers(2**31)), **self.gen_params)
+    def start(self, inst: VmInstance, options: dict[str, Any]):
         if inst.num_pms != self.num_pms or inst.num_vms > self.max_vms:
-            raise ValueError(f"instance {inst.name} has {inst.num_pms} PMs / {inst.num_vms} VMs; this env is "
-                             f"sized for {self.num_pms} PMs / at most {self.max_vms} VMs")
-        self.instance = inst
+            raise InvalidArgumentError(f"instance {inst.name} has {inst.num_pms} PMs / {inst.num_vms} VMs; this env "
+                                       f"is sized for {self.num_pms} PMs / at most {self.max_vms} VMs")
         self.state = ClusterState(inst)
         self.steps, self.migrations = 0, 0
         self.history: list[tuple[int, int, int]] = []
@@ -123,12 +109,21 @@ class VmReschedEnv(gym.Env):
         self._update_pm_features()
         return self._obs(), self._info()
 
+    def decisions(self) -> list[tuple[int, int, int]]:
+        return [tuple(int(x) for x in m) for m in self.history]
+
+    def layout_kwargs(self) -> dict[str, Any]:
+        return {"max_vms": int(self.max_vms)}
+
     def step(self, action):
         if self.state is None:
             raise RuntimeError("call reset() before step()")
         if self.steps >= self.mnl:
             raise RuntimeError("episode is over (MNL steps taken); call reset()")
-        a = int(action)
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            return self._invalid(f"action {action!r} is not an integer")
         if not 0 <= a < self.action_space.n:
             return self._invalid(f"action {a} outside Discrete({self.action_space.n})")
         v, d = divmod(a, self.n_dest)
@@ -172,10 +167,10 @@ class VmReschedEnv(gym.Env):
 
     # -- internals ---------------------------------------------------------------------------------
     def _invalid(self, reason: str):
-        if self.invalid_action == "raise":
-            raise InvalidActionError(f"VmResched: {reason}")
-        self.steps += 1
-        return self._obs(), -1.0, self.steps >= self.mnl, False, {**self._info(), "invalid_action": reason}
+        # A refused action changes nothing but uses a step (so an episode still ends after MNL steps).
+        if self.invalid_action != "raise":
+            self.steps += 1
+        return self.invalid(reason, self._obs(), self._info(), terminated=self.steps >= self.mnl)
 
     def _explain(self, v: int, pm: int, numa: int) -> str:
         st = self.state

@@ -29,7 +29,8 @@ import numpy as np
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
 from sysgym.errors import InvalidInstanceError, UnknownNameError
-from sysgym.instances import format_spec
+from sysgym.generators import Generator
+from sysgym.specs import format_spec
 
 NUMA_CPU = 44  # cores per NUMA node (VMR2L host_info total_cpu)
 NUMA_MEM_MIB = 184388  # MB of huge-page memory per NUMA node (VMR2L host_info memory_huge_total_mb)
@@ -48,7 +49,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def generate(*, seed: int = 0, preset: str | None = None, num_pms: int | None = None, num_vms: int | None = None,
+def generate_v0(*, seed: int = 0, preset: str | None = None, num_pms: int | None = None, num_vms: int | None = None,
              mnl: int | None = None, churn_rounds: float = 1.0, best_fit_prob: float = 0.4, numa_cpu: int = NUMA_CPU,
              numa_mem_mib: int = NUMA_MEM_MIB, vm_mix: tuple[float, ...] | list[float] | None = None,
              frag_unit: int = 16, mean_lifetime_s: float = 3600.0, anti_affinity_groups: int = 0,
@@ -193,7 +194,7 @@ def _anti_affinity_groups(vm_pm: np.ndarray, n_groups: int, size: int, seed: int
     return groups
 
 
-_DEFAULTS = {k: p.default for k, p in __import__("inspect").signature(generate).parameters.items()}
+_DEFAULTS = {k: p.default for k, p in __import__("inspect").signature(generate_v0).parameters.items()}
 
 
 def place_new_vm(state: ClusterState, rng: np.random.Generator, cores: int, mem: int, double: bool,
@@ -226,3 +227,8 @@ def arrival_events(inst: VmInstance, horizon_s: float) -> list[tuple[float, str,
         if t > horizon_s:
             return events
         events.append((t, "arrive" if rng.random() < 0.5 else "depart", int(rng.integers(2**31))))
+
+
+# The family's generator: v0 is what every spec without a version suffix names.
+GENERATOR = Generator("vm_resched", presets=PRESETS, versions={0: generate_v0}, default_preset="small")
+generate = GENERATOR

@@ -6,8 +6,6 @@ CPU is in cores, memory in MiB.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,14 +13,16 @@ from typing import Any
 import numpy as np
 
 from sysgym.errors import InvalidInstanceError, TraceFormatError
-from sysgym.fileio import write_json_atomic
+from sysgym.instances import InstanceBase, read_json, require_fields
 
 FORMAT = "sysgym.vm_resched.instance/1"
 
 
 @dataclass(frozen=True, eq=False)
-class VmInstance:
+class VmInstance(InstanceBase):
     """Immutable problem instance. Arrays are read-only; `name` is its replayable spec."""
+
+    FORMAT = FORMAT
 
     node_cpu: np.ndarray  # (2P,) cores per NUMA node
     node_mem: np.ndarray  # (2P,) MiB per NUMA node
@@ -78,9 +78,6 @@ class VmInstance:
         if self.has_anti_affinity:  # kept out otherwise, so digests of unconstrained instances stay stable
             data["vm_group"] = self.vm_group.tolist()
         return data
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def placement_usage(inst: VmInstance, vm_pm: np.ndarray, vm_numa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,26 +154,24 @@ def validate(inst: VmInstance) -> None:
 
 
 def save(inst: VmInstance, path: str | Path) -> Path:
-    return write_json_atomic(path, inst.to_dict())
+    return inst.save(path)
 
 
 def load(path: str | Path) -> VmInstance:
     """Load a saved sysgym instance, or a VMR2L dataset file (`cluster_list` format)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TraceFormatError(f"{path}: not a JSON instance ({exc})") from None
+    data = read_json(path)
     if isinstance(data, dict) and data.get("format") == FORMAT:
+        require_fields(data, ("node_cpu", "node_mem", "vm_cpu", "vm_mem", "vm_double", "vm_pm", "vm_numa", "mnl",
+                              "frag_unit"), path)
+        kwargs = {k: data[k] for k in ("node_cpu", "node_mem", "vm_cpu", "vm_mem", "vm_double", "vm_pm", "vm_numa",
+                                       "mnl", "frag_unit")}
         try:
-            kwargs = {k: data[k] for k in ("node_cpu", "node_mem", "vm_cpu", "vm_mem", "vm_double", "vm_pm",
-                                           "vm_numa", "mnl", "frag_unit")}
-        except KeyError as exc:
-            raise TraceFormatError(f"{path}: missing field {exc.args[0]!r}") from None
-        return VmInstance(**kwargs, name=data.get("name", f"vm_resched/file:{path}"),
-                          dynamics=data.get("dynamics", {}), vm_group=data.get("vm_group"))
+            return VmInstance(**kwargs, name=data.get("name", f"vm_resched/file:{path}"),
+                              dynamics=data.get("dynamics", {}), vm_group=data.get("vm_group"))
+        except (TypeError, ValueError, OverflowError) as exc:
+            if isinstance(exc, InvalidInstanceError):
+                raise
+            raise TraceFormatError(f"{path}: malformed instance field ({exc})") from None
     if isinstance(data, dict) and "cluster_list" in data:
         from sysgym.envs.vm_resched.vmr2l_format import from_vmr2l
 

@@ -85,7 +85,7 @@ def test_default_algorithm_follows_the_action_space():
     ("ppo", "sysgym/VmResched-v0", "ignores action masks"),
 ])
 def test_agent_space_mismatch_is_refused_with_the_reason(algo, env_id, reason):
-    env = gymnasium.make(env_id, **({"preset": "tiny"} if "VmResched" in env_id else {}))
+    env = gymnasium.make(env_id, **({"preset": "tiny", "invalid_action": "raise"} if "VmResched" in env_id else {}))
     with pytest.raises(AgentError, match=reason):
         check_compatible(get_algo(algo), env, env_id)
 

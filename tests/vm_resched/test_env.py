@@ -4,13 +4,13 @@ import pytest
 
 import sysgym
 from sysgym.envs.vm_resched import generate
-from sysgym.envs.vm_resched.evaluator import evaluate
+from sysgym.envs.vm_resched.evaluate import evaluate
 from sysgym.errors import InvalidActionError, UnknownNameError
 from sysgym.testing import check_env, masked_random_action
 
 
 def test_env_contract():
-    check_env("sysgym/VmResched-v0", checker_kwargs={"invalid_action": "penalise"}, preset="small")
+    check_env("sysgym/VmResched-v0", preset="small")
 
 
 def _full_mask(env) -> np.ndarray:
@@ -71,13 +71,13 @@ def test_default_reward_is_vmr2l_per_pm_score():
 
 
 def test_out_of_mask_action_raises_and_leaves_state_alone():
-    env = sysgym.make("VmResched-v0", preset="tiny")
+    env = sysgym.make("VmResched-v0", preset="tiny", invalid_action="raise")
     env.reset(seed=0)
     u = env.unwrapped
     mask = u.action_masks().copy()
     free_before = u.state.free_cpu.copy()
     bad = int(np.flatnonzero(~mask)[0])
-    with pytest.raises(InvalidActionError, match="VmResched: VM"):
+    with pytest.raises(InvalidActionError, match="VmReschedEnv: VM"):
         env.step(bad)
     np.testing.assert_array_equal(u.state.free_cpu, free_before)
     np.testing.assert_array_equal(u.action_masks(), mask)
@@ -85,8 +85,8 @@ def test_out_of_mask_action_raises_and_leaves_state_alone():
         env.step(u.action_space.n + 5)
 
 
-def test_penalise_mode_is_a_noop_with_negative_reward():
-    env = sysgym.make("VmResched-v0", preset="tiny", invalid_action="penalise")
+def test_penalise_mode_is_the_default_and_a_noop_with_negative_reward():
+    env = sysgym.make("VmResched-v0", preset="tiny")
     env.reset(seed=0)
     u = env.unwrapped
     bad = int(np.flatnonzero(~u.action_masks())[0])
@@ -110,8 +110,7 @@ def test_bad_env_arguments():
 
 
 def test_pairs_observation_contract():
-    check_env("sysgym/VmResched-v0", checker_kwargs={"invalid_action": "penalise"}, preset="tiny",
-              observation="pairs")
+    check_env("sysgym/VmResched-v0", preset="tiny", observation="pairs")
     plain = sysgym.make("VmResched-v0", preset="small").observation_space
     assert set(plain.spaces) == {"pm", "vm", "progress"} and plain["pm"].shape == (10, 8)
 

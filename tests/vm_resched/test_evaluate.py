@@ -2,7 +2,7 @@
 import pytest
 
 from sysgym.envs.vm_resched import VmInstance, generate
-from sysgym.envs.vm_resched.evaluator import evaluate
+from sysgym.envs.vm_resched.evaluate import evaluate
 from sysgym.errors import InfeasibleSolutionError
 
 

@@ -37,10 +37,10 @@ def test_memory_over_capacity_is_rejected_naming_the_pm():
 
 def test_malformed_files_name_the_problem(tmp_path):
     (tmp_path / "a.json").write_text("{oops")
-    with pytest.raises(TraceFormatError, match="a.json: not a JSON instance"):
+    with pytest.raises(TraceFormatError, match="a.json:1: not a JSON instance"):
         load(tmp_path / "a.json")
     (tmp_path / "b.json").write_text(json.dumps({"format": "sysgym.vm_resched.instance/1", "node_cpu": [1, 1]}))
-    with pytest.raises(TraceFormatError, match="missing field 'node_mem'"):
+    with pytest.raises(TraceFormatError, match="lacks field .node_mem."):
         load(tmp_path / "b.json")
     (tmp_path / "c.json").write_text(json.dumps({"hello": 1}))
     with pytest.raises(TraceFormatError, match="neither a sysgym instance"):

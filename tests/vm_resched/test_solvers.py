@@ -4,7 +4,7 @@ import pytest
 
 from sysgym import solvers
 from sysgym.envs.vm_resched import ClusterState, VmInstance, generate
-from sysgym.envs.vm_resched.evaluator import evaluate
+from sysgym.envs.vm_resched.evaluate import evaluate
 from sysgym.testing import check_solver
 
 ALL = ["vm_resched.milp", "vm_resched.cpsat", "vm_resched.greedy", "vm_resched.filter_score", "vm_resched.random"]

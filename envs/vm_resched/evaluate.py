@@ -26,7 +26,7 @@ from sysgym.envs.vm_resched.generator import (
 )
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
-from sysgym.errors import InfeasibleSolutionError
+from sysgym.errors import FamilyMismatchError, InfeasibleSolutionError
 from sysgym.solution import Solution
 
 Migration = tuple[int, int, int]
@@ -108,6 +108,8 @@ def evaluate(inst: VmInstance, solution: Solution | Iterable[Sequence[int]] | No
              wall_time_s: float | None = None, raise_on_infeasible: bool = True) -> dict[str, Any]:
     """Metrics of a solution: `fragment_rate` (after), `fragment_rate_before`, `num_migrations`,
     `feasible`; with `wall_time_s`, also the time-aware `fragment_rate_timed` and friends."""
+    if not isinstance(inst, VmInstance):
+        raise FamilyMismatchError("vm_resched", inst, "vm_resched.evaluate")
     migrations = as_migrations(solution)
     before = ClusterState(inst).fragment_rate()
     metrics: dict[str, Any] = {"fragment_rate_before": before}

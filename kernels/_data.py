@@ -6,6 +6,8 @@ from importlib import resources
 
 import yaml
 
+from sysgym.errors import UnknownNameError
+
 
 @lru_cache(maxsize=None)
 def load_yaml(name: str) -> dict:
@@ -13,6 +15,6 @@ def load_yaml(name: str) -> dict:
     return yaml.safe_load(text)
 
 
-def unknown_name_error(kind: str, name: object, known: list[str]) -> KeyError:
-    """A KeyError whose message lists the valid names, so a typo is fixed without reading the source."""
-    return KeyError(f"unknown {kind} {name!r}; known {kind}s: {', '.join(sorted(known))}")
+def unknown_name_error(kind: str, name: object, known: list[str]) -> UnknownNameError:
+    """sysgym's named error (a KeyError too) listing the valid names, so a typo is fixed without the source."""
+    return UnknownNameError(kind, str(name), known)

@@ -11,6 +11,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from sysgym.errors import UnknownNameError
+
 from .hardware import GPU, get_gpu
 
 FORMAT = "sysgym.kernels.calibration/1"
@@ -40,7 +42,7 @@ class Calibration:
             return self.params[name]
         if name in DEFAULT_CLASS_PARAMS:
             return DEFAULT_CLASS_PARAMS[name]
-        raise KeyError(f"calibration has no parameters for operator class {name!r}")
+        raise UnknownNameError("operator class", name, [*self.params, *DEFAULT_CLASS_PARAMS])
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "gpu": self.device.name, "device": self.device.to_dict(),

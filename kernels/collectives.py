@@ -189,16 +189,6 @@ def collective_seconds(kind: str, size_bytes, num_workers: int, cluster: Cluster
     return t if np.ndim(t) else float(t)
 
 
-def chosen_variant(kind: str, size_bytes: float, num_workers: int, cluster: Cluster | str, *,
-                   params: dict | None = None) -> tuple[str, str]:
-    """(algorithm, protocol) the modelled NCCL tuner picks for one size."""
-    cluster = get_cluster(cluster)
-    p = {**DEFAULT_PARAMS, **(params or {})}
-    size, n = _validate(kind, float(size_bytes), num_workers, cluster)
-    variants = _variants(kind, size, n, link_terms(cluster, n, kind, p), p, "auto")
-    return min(variants, key=lambda k: float(variants[k][1]))
-
-
 def bus_bandwidth_gbps(kind: str, size_bytes, seconds, num_workers: int):
     """nccl-tests bus bandwidth (GB/s) of a measured or predicted collective."""
     return np.asarray(size_bytes) / np.asarray(seconds) * BUSBW_FACTOR[kind](num_workers) / 1e9

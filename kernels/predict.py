@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sysgym.errors import UnknownNameError
+
 from . import models as _models
 from .calibration import Calibration, load_calibration
 from .collectives import collective_seconds
@@ -53,7 +55,7 @@ def predict_op_times(gpu: str | GPU, model: str | ModelSpec, num_tokens, tp: int
     wanted = tuple(ops) if ops is not None else tuple(OP_CLASS)
     unknown = [op for op in wanted if op not in OP_CLASS]
     if unknown:
-        raise KeyError(f"unknown operator(s) {unknown}; known: {', '.join(OP_CLASS)}")
+        raise UnknownNameError("operator", ", ".join(unknown), OP_CLASS)
     shapes = gemm_shapes(spec, tp)
     nbytes = memory_op_bytes(spec, t, tp, b)
     out = {}

@@ -1,8 +1,8 @@
 """sysgym.kernels: the hardware model.
 
 GPU / cluster / model catalogues with sourced numbers, roofline operator and alpha-beta collective
-cost models with efficiencies fitted on measured profiles, memory footprints and energy. The bottom
-layer of sysgym: it imports no other sysgym sub-package.
+cost models with efficiencies fitted on measured profiles, memory footprints and energy. Just above the
+core: it imports only `sysgym.errors`, and every family prices GPU work through it.
 """
 from . import models
 from .calibration import Calibration, load_calibration

@@ -212,8 +212,9 @@ def test_agent_solver_rolls_out_a_trained_policy(family, tmp_path):
         else:  # off-policy agents (SAC on Box actions)
             steps = ["agent.params.learning_starts=8", "agent.params.batch_size=8"]
         cfg = compose(config_name="train", overrides=[
-            f"env={family}_tiny", f"agent={algo}", "agent.total_timesteps=16", "agent.n_envs=1", "eval.instances=0",
+            f"env={family}_tiny", f"agent={algo}", "agent.total_timesteps=16", "agent.n_envs=1", "eval.instances=1",
             "checkpoint_freq=0", "progress_bar=false", "tensorboard=false", *steps])
-    train(cfg, tmp_path)
+    res = train(cfg, tmp_path)
+    assert res.metric == sysgym.get_family(family).objective  # training evaluates with the family's evaluator
     inst = tiny_instance(family, seed=int(cfg.env.get("instance_seed", 0) or 0))
     check_solver(f"{family}.agent", inst, time_limit=None, path=str(tmp_path))

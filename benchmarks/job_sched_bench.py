@@ -24,7 +24,7 @@ from rich.table import Table
 
 import sysgym
 from sysgym import solvers
-from sysgym.envs.job_sched import evaluate, generate, simulate
+from sysgym.envs.job_sched import evaluate, generate, policy_names, simulate
 from sysgym.envs.job_sched.plots import plot_per_user
 
 console = Console(width=150)
@@ -54,7 +54,8 @@ POLICIES = [("fifo", {}), ("fair", {}), ("user_fair", {}), ("cfq", {}), ("decima
 def policy_table(title: str, seeds: list[int], params: dict, plot: Path | None = None) -> dict[str, dict]:
     instances = [generate(preset="multiuser", seed=s, **params) for s in seeds]
     out, runs = {}, {}
-    for label, kw in track(POLICIES, description=title[:30], console=console, transient=True):
+    for label, kw in track(POLICIES, description=title[:30], console=console, transient=True,
+                           disable=not console.is_terminal):
         if label == "random" and params.get("moving_delay_s", 0) > 0:
             continue  # random with moving delays thrashes for minutes; it is in the delay-free table
         ms = []
@@ -120,10 +121,10 @@ def speed(num_jobs: int, decima_sim: str | None = None) -> None:
 
 def bound(seeds: list[int], time_limit: float) -> None:
     table = Table(title=f"CP-SAT clairvoyant bound on `tiny` (time limit {time_limit:.0f} s) and each policy's gap")
-    names = [n for n in solvers.list("job_sched") if n not in ("job_sched.cpsat", "job_sched.agent")]
+    names = [f"job_sched.{n}" for n in policy_names()]
     for col in ("seed", "tasks", "status", "bound s", "cpsat s", *[n.split(".")[1][:8] for n in names]):
         table.add_column(col, justify="right")
-    for seed in track(seeds, description="cp-sat", console=console, transient=True):
+    for seed in track(seeds, description="cp-sat", console=console, transient=True, disable=not console.is_terminal):
         inst = generate(preset="tiny", seed=seed)
         sol = solvers.get("job_sched.cpsat").solve(inst, time_limit=time_limit)
         assert abs(evaluate(inst, sol)["mean_response_s"] - sol.objective) < 1e-9

@@ -9,7 +9,10 @@ Action: `Discrete(max_jobs * max_stages * num_limits)`, `a = node * num_limits +
 `job_slot * max_stages + stage index inside the job` and the limit is `ceil((level + 1) * executors /
 num_limits)`. `action_masks()` (for MaskablePPO) allows every level of every runnable stage of a visible job.
 Visible jobs: the arrived, unfinished jobs, those with a runnable stage first, then by arrival, at most
-`max_jobs` (later ones wait, still accruing response time, until a slot frees).
+`max_jobs` (later ones wait, still accruing response time, until a slot frees). With `allow_wait=True` one more
+action, the last (`env.wait_action`), leaves the free executors idle until the next event (an arrival or a task
+completion; Decima's "no node" choice, which its fair-cap heuristic takes at its caps); it is masked when no
+event is pending.
 
 Observation (`observation="graph"`, a Dict of padded arrays SB3 can consume; N = max_jobs * max_stages nodes):
 * `node_features` (N, 12) float32: unlaunched tasks / 100, running tasks / E, mean task duration / 10 s,
@@ -30,59 +33,72 @@ so minus the episode return divided by the number of jobs equals the mean job co
 jobs), so minus the return is the mean over users of each user's mean response time. `reward_scale`
 multiplies rewards (1 by default, keeping the identity exact).
 
-Invalid actions: `invalid_action="raise"` (default) raises `InvalidActionError` naming the node and why,
-leaving the state untouched; `"penalise"` gives reward -1, no change, `info["invalid_action"]`.
+Invalid actions (the kit's vocabulary, `sysgym.env`): `invalid_action="penalise"` (default) makes the step a
+no-op with reward -1 and `info["invalid_action"]` naming the node and why; `"raise"` raises `InvalidActionError`
+with that message, leaving the state untouched.
+
+`decisions()` is the executed schedule (per task: executor, start, end) that `job_sched.evaluate` re-checks;
+`layout_kwargs()` the keywords that fix the spaces (`max_jobs`, `max_stages`, `max_edges`, `num_limits`,
+`allow_wait`, `observation`). Heuristic policies act in the env through
+`sysgym.solvers.job_sched.policies.PolicyAgent`.
 """
 from __future__ import annotations
 
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sysgym.envs.job_sched.generator import PRESETS, generate
+from sysgym.env import SysgymEnv
+from sysgym.envs.job_sched.generator import PRESETS
 from sysgym.envs.job_sched.instance import JobInstance
 from sysgym.envs.job_sched.simulator import Simulator
-from sysgym.errors import InvalidActionError, UnknownNameError
+from sysgym.errors import InvalidArgumentError, UnknownNameError
 
 NODE_FEATURES = 12
 JOB_FEATURES = 5
 GLOBAL_FEATURES = 4
 OBS_HIGH = 1e6  # features are normalised; this only bounds the Box (waiting 1e8 s would clip)
+REWARDS = ("jct", "user_fair")
+OBSERVATIONS = ("graph", "flat")
 
 
-class JobSchedEnv(gym.Env):
-    metadata = {"render_modes": ["ansi"]}
+class JobSchedEnv(SysgymEnv):
+    family = "job_sched"
 
     def __init__(self, instance: JobInstance | None = None, preset: str = "small", num_executors: int | None = None,
                  num_users: int | None = None, num_jobs: int | None = None, generator_params: dict | None = None,
                  max_jobs: int = 16, max_stages: int = 20, max_edges: int = 24, num_limits: int = 10,
-                 reward: str = "jct", reward_scale: float = 1.0, observation: str = "graph",
-                 invalid_action: str = "raise", render_mode: str | None = None):
-        if reward not in ("jct", "user_fair"):
-            raise ValueError(f"reward must be 'jct' or 'user_fair', got {reward!r}")
-        if observation not in ("graph", "flat"):
-            raise ValueError(f"observation must be 'graph' or 'flat', got {observation!r}")
-        if invalid_action not in ("raise", "penalise"):
-            raise ValueError(f"invalid_action must be 'raise' or 'penalise', got {invalid_action!r}")
-        self.fixed_instance = instance
-        self.gen_params = dict(generator_params or {})
+                 allow_wait: bool = False, reward: str = "jct", reward_scale: float = 1.0, observation: str = "graph",
+                 invalid_action: str = "penalise", render_mode: str | None = None):
+        if reward not in REWARDS:
+            raise UnknownNameError("JobSched reward", reward, REWARDS)
+        if observation not in OBSERVATIONS:
+            raise UnknownNameError("JobSched observation", observation, OBSERVATIONS)
+        for key, value in (("max_jobs", max_jobs), ("max_stages", max_stages), ("max_edges", max_edges),
+                           ("num_limits", num_limits)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InvalidArgumentError(f"JobSched {key} must be a positive integer, got {value!r}")
+        shape = {k: v for k, v in {"num_executors": num_executors, "num_users": num_users,
+                                   "num_jobs": num_jobs}.items() if v is not None}
+        super().__init__(instance=instance, preset=None if instance is not None else preset,
+                         generator_params={**(generator_params or {}), **shape},
+                         invalid_action=invalid_action, render_mode=render_mode)
         if instance is None:
-            if preset not in PRESETS:
-                raise UnknownNameError("job_sched preset", preset, PRESETS)
-            shape = {"num_executors": num_executors, "num_users": num_users, "num_jobs": num_jobs}
-            self.gen_params.update({"preset": preset, **{k: v for k, v in shape.items() if v is not None}})
-            self.E = int(num_executors or self.gen_params.get("num_executors") or PRESETS[preset]["num_executors"])
+            dims = {**PRESETS.get(preset, {}), **self.gen_params}
+            if "num_executors" not in dims:
+                raise InvalidArgumentError(f"JobSched preset {preset!r} fixes no executor count: pass num_executors")
+            self.E = int(dims["num_executors"])
         else:
             self.E = instance.num_executors
         self.max_jobs, self.max_stages, self.max_edges = int(max_jobs), int(max_stages), int(max_edges)
         self.num_limits = int(num_limits)
+        self.allow_wait = bool(allow_wait)
         self.N = self.max_jobs * self.max_stages
         self.reward_mode, self.reward_scale = reward, float(reward_scale)
-        self.obs_mode, self.invalid_action, self.render_mode = observation, invalid_action, render_mode
-        self.action_space = spaces.Discrete(self.N * self.num_limits)
+        self.obs_mode = observation
+        self.action_space = spaces.Discrete(self.N * self.num_limits + int(self.allow_wait))
         graph = {
             "node_features": spaces.Box(0.0, OBS_HIGH, (self.N, NODE_FEATURES), np.float32),
             "node_mask": spaces.Box(0.0, 1.0, (self.N,), np.float32),
@@ -100,23 +116,20 @@ class JobSchedEnv(gym.Env):
             self.observation_space = spaces.Box(0.0, OBS_HIGH, (n,), np.float32)
         self.sim: Simulator | None = None
 
+    @property
+    def wait_action(self) -> int | None:
+        """The action that leaves the free executors idle until the next event (None without `allow_wait`)."""
+        return self.N * self.num_limits if self.allow_wait else None
+
     # -- episode -----------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        options = options or {}
-        if "instance" in options:
-            inst = options["instance"]
-        elif self.fixed_instance is not None:
-            inst = self.fixed_instance
-        else:
-            inst = generate(seed=int(self.np_random.integers(2**31)), **self.gen_params)
+    def start(self, inst: JobInstance, options: dict[str, Any]):
         if inst.num_executors != self.E:
-            raise ValueError(f"instance {inst.name} has {inst.num_executors} executors; this env is sized for {self.E}")
+            raise InvalidArgumentError(f"instance {inst.name} has {inst.num_executors} executors; this env is sized "
+                                       f"for {self.E}")
         big = [j for j in range(inst.num_jobs) if len(inst.job_stages(j)) > self.max_stages]
         if big:
-            raise ValueError(f"job {big[0]} of {inst.name} has {len(inst.job_stages(big[0]))} stages > max_stages="
-                             f"{self.max_stages}")
-        self.instance = inst
+            raise InvalidArgumentError(f"job {big[0]} of {inst.name} has {len(inst.job_stages(big[0]))} stages > "
+                                       f"max_stages={self.max_stages}")
         self.sim = Simulator(inst)
         counts = np.bincount(inst.job_user, minlength=inst.num_users)
         users = int((counts > 0).sum())
@@ -131,6 +144,16 @@ class JobSchedEnv(gym.Env):
         self._refresh()
         return self._obs(), self._info()
 
+    def decisions(self) -> dict[str, list]:
+        """The executed schedule (per task: executor, start, end) that `job_sched.evaluate` re-checks."""
+        if self.sim is None:
+            raise RuntimeError("call reset() before decisions()")
+        return self.sim.schedule()
+
+    def layout_kwargs(self) -> dict[str, Any]:
+        return {"max_jobs": self.max_jobs, "max_stages": self.max_stages, "max_edges": self.max_edges,
+                "num_limits": self.num_limits, "allow_wait": self.allow_wait, "observation": self.obs_mode}
+
     def _cost(self) -> float:
         sim = self.sim
         if self.reward_mode == "jct":
@@ -142,31 +165,50 @@ class JobSchedEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self.sim.finished:
             raise RuntimeError("episode is over (every job finished); call reset()")
-        a = int(action)
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            return self._invalid(f"action {action!r} is not an integer")
         if not 0 <= a < self.action_space.n:
             return self._invalid(f"action {a} outside Discrete({self.action_space.n})")
-        node, level = divmod(a, self.num_limits)
         if not self._mask[a]:
-            return self._invalid(self._explain(node))
+            return self._invalid(self._explain(a))
         sim = self.sim
-        s = self._node_stage[node]
-        j = sim.stage_job[s]
-        limit = math.ceil((level + 1) * self.E / self.num_limits)
-        count = max(1, min(sim.free_count, limit - sim.job_running[j]))
-        sent = sim.assign(s, count)
+        if a == self.wait_action:
+            sim.step_event()
+            extra: dict[str, Any] = {"waited": True}
+        else:
+            node, level = divmod(a, self.num_limits)
+            s = self._node_stage[node]
+            j = sim.stage_job[s]
+            limit = math.ceil((level + 1) * self.E / self.num_limits)
+            count = max(1, min(sim.free_count, limit - sim.job_running[j]))
+            sent = sim.assign(s, count)
+            extra = {"executors_sent": sent, "stage": int(s), "job": int(j), "limit": int(limit)}
         sim.run_to_decision()
         cost = self._cost()
         reward = -(cost - self._reported) * self.reward_scale
         self._reported = cost
         self.steps += 1
         self._refresh()
-        info = {**self._info(), "executors_sent": sent, "stage": int(s), "job": int(j), "limit": int(limit)}
-        return self._obs(), float(reward), bool(sim.finished), False, info
+        return self._obs(), float(reward), bool(sim.finished), False, {**self._info(), **extra}
 
     def action_masks(self) -> np.ndarray:
         if self.sim is None:
             raise RuntimeError("call reset() before action_masks()")
         return self._mask
+
+    def visible_stages(self) -> set[int]:
+        """The stages of the visible jobs (those the actions can name)."""
+        return set(self._node_stage.values())
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        sim = self.sim
+        return {"mask": self._mask.copy(), "now": np.array(sim.now), "free": np.array(sim.free_count),
+                "steps": np.array(self.steps), "reported": np.array(self._reported),
+                "next_task": np.array(sim.next_task), "running": np.array(sim.running), "done": np.array(sim.done),
+                "task_executor": np.array(sim.task_exec), "task_start": np.array(sim.task_start),
+                "job_finish": np.array(sim.job_finish), "events": np.array(sim.events)}
 
     def render(self):
         if self.sim is None:
@@ -177,11 +219,13 @@ class JobSchedEnv(gym.Env):
 
     # -- internals ---------------------------------------------------------------------------------
     def _invalid(self, reason: str):
-        if self.invalid_action == "raise":
-            raise InvalidActionError(f"JobSched: {reason}")
-        return self._obs(), -1.0, bool(self.sim.finished), False, {**self._info(), "invalid_action": reason}
+        return self.invalid(reason, self._obs(), self._info(), terminated=bool(self.sim.finished))
 
-    def _explain(self, node: int) -> str:
+    def _explain(self, a: int) -> str:
+        if a == self.wait_action:
+            return (f"action {a} (wait) is masked: no task is running and no job is yet to arrive, so the free "
+                    "executors would idle for ever")
+        node = a // self.num_limits
         slot, local = divmod(node, self.max_stages)
         if slot >= len(self._slots):
             return f"node {node} is in job slot {slot}, which is empty ({len(self._slots)} visible jobs)"
@@ -244,6 +288,8 @@ class JobSchedEnv(gym.Env):
                 edges[k] = (slot * M + a - base, slot * M + b - base)
                 emask[k] = 1.0
                 k += 1
+        if self.allow_wait:
+            mask = np.append(mask, bool(sim.heap) or sim.next_arrival < len(sim.order))
         self._mask = mask
         glob = np.array([sim.free_count / E, sim.jobs_in_system / self.max_jobs,
                          inst.moving_delay_s / 10.0, now / 1000.0], np.float32)
@@ -265,36 +311,9 @@ class JobSchedEnv(gym.Env):
         """The action that sends `count` executors to `stage` (the smallest limit level that allows it)."""
         node = next((n for n, s in self._node_stage.items() if s == stage), None)
         if node is None:
-            raise ValueError(f"stage {stage} is not in a visible job")
+            raise InvalidArgumentError(f"stage {stage} is not in a visible job")
         jr = self.sim.job_running[self.sim.stage_job[stage]]
         for level in range(self.num_limits):
             if math.ceil((level + 1) * self.E / self.num_limits) - jr >= count:
                 return node * self.num_limits + level
         return node * self.num_limits + self.num_limits - 1
-
-
-class PolicyAgent:
-    """A simulator policy (e.g. `make_policy("uwfq")`) behind the agent interface `act(observation) -> action`
-    on a `JobSchedEnv`, so heuristics and learned policies are run the same way. It reads the env's simulator
-    state; a policy that would leave executors idle (decima_cap at its caps) gets its best runnable stage
-    with one executor, since the env asks for a decision only when one is possible."""
-
-    def __init__(self, policy, env: gym.Env, seed: int = 0):
-        self.policy, self.env, self.seed = policy, env, seed
-        self._sim = None
-
-    def act(self, observation=None) -> int:
-        base = self.env.unwrapped
-        if base.sim is not self._sim:  # a new episode
-            self._sim = base.sim
-            self.policy.reset(base.sim, self.seed)
-            if hasattr(self.policy, "on_arrival"):
-                for j in base.sim.active_jobs:
-                    self.policy.on_arrival(base.sim, j)
-                base.sim.listeners.append(self.policy)
-        visible = set(base._node_stage.values())
-        choice = self.policy.pick(base.sim)
-        if choice is None or choice[0] not in visible:
-            s = next(s for s in base.sim.ready if s in visible)
-            return base.action_for(s, 1)
-        return base.action_for(choice[0], choice[1])

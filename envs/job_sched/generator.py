@@ -27,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from sysgym.envs.job_sched.instance import JobInstance, build
-from sysgym.errors import InvalidInstanceError, UnknownNameError
-from sysgym.instances import format_spec
+from sysgym.errors import InvalidArgumentError, InvalidInstanceError, UnknownNameError
+from sysgym.generators import Generator
+from sysgym.specs import format_spec
 
 DATA = Path(__file__).with_name("data") / "tpch_decima.json"
 SIZES = ("2g", "5g", "10g", "20g", "50g", "80g", "100g")  # decima-sim --tpch_size
@@ -54,10 +55,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "multiuser": {"num_executors": 50, "num_users": 4, "num_jobs": 100, "mix": "heterogeneous", "load_scale": 3.5,
                   "moving_delay_s": 0.0, "warmup_scale": 0.0},
     # Decima's setting: 100 executors, 10 initial jobs then a Poisson stream.
-    "decima": {"num_executors": 100, "num_users": 1, "num_jobs": 100, "mix": "uniform", "initial_jobs": 10},
-    # No defaults: every parameter explicit (the spec of an instance generated without a preset).
-    "custom": {},
+    "decima": {"num_executors": DECIMA_EXECUTORS, "num_users": 1, "num_jobs": 100, "mix": "uniform",
+               "initial_jobs": DECIMA_INIT_DAGS},
 }
+# (`preset="custom"`, every parameter explicit, is the Generator's: the spec of an instance made without a preset.)
+
 
 
 @lru_cache(maxsize=1)
@@ -96,8 +98,8 @@ def tpch_job(rng: np.random.Generator, query: int, size: str, *, max_tasks_per_s
     return {"stages": stages, "edges": spec["edges"], "warmup_s": warm, "label": f"tpch-{size}-q{query}"}
 
 
-def generate(*, seed: int = 0, preset: str | None = None, num_executors: int | None = None,
-             num_users: int | None = None, num_jobs: int | None = None, **params: Any) -> JobInstance:
+def generate_v0(*, seed: int = 0, preset: str | None = None, num_executors: int | None = None,
+                num_users: int | None = None, num_jobs: int | None = None, **params: Any) -> JobInstance:
     """A seeded multi-user workload.
 
     Parameters (presets fill defaults; explicit arguments override them): `num_executors`, `num_users`,
@@ -121,10 +123,10 @@ def generate(*, seed: int = 0, preset: str | None = None, num_executors: int | N
              "initial_jobs", "moving_delay_s", "warmup_scale", "horizon_s"}
     unknown = sorted(set(p) - known)
     if unknown:
-        raise TypeError(f"job_sched.generate() got unknown parameter(s) {unknown}; known: {sorted(known)}")
+        raise InvalidArgumentError(f"job_sched.generate() got unknown parameter(s) {unknown}; known: {sorted(known)}")
     for key in ("num_executors", "num_users", "num_jobs"):
         if key not in p:
-            raise TypeError(f"job_sched.generate() needs {key} (or a preset)")
+            raise InvalidArgumentError(f"job_sched.generate() needs {key} (or a preset)")
     E, U, J = int(p["num_executors"]), int(p["num_users"]), int(p["num_jobs"])
     if E < 1:
         raise InvalidInstanceError(f"num_executors must be >= 1, got {E}")
@@ -183,3 +185,8 @@ def offered_load(inst: JobInstance) -> float:
     """Total work / (executors x arrival span): Decima's load measure (below 1 for a stable stream)."""
     span = float(inst.job_arrival.max() - inst.job_arrival.min())
     return float(inst.stage_work_s.sum()) / (inst.num_executors * max(span, 1e-9)) if span > 0 else math.inf
+
+
+# The family's generator: v0 is what every spec without a version suffix names.
+GENERATOR = Generator("job_sched", presets=PRESETS, versions={0: generate_v0}, default_preset="small")
+generate = GENERATOR

@@ -16,8 +16,6 @@ moving (Decima: 2 s); the first task it runs in a job takes `stage_warmup_s` lon
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from sysgym.errors import InvalidInstanceError, TraceFormatError
-from sysgym.fileio import write_json_atomic
+from sysgym.instances import InstanceBase, read_json, require_fields
 
 FORMAT = "sysgym.job_sched.instance/1"
 _ARRAYS = {"job_arrival": np.float64, "job_user": np.int64, "job_small": bool, "job_stage_ptr": np.int64,
@@ -34,8 +32,10 @@ _ARRAYS = {"job_arrival": np.float64, "job_user": np.int64, "job_small": bool, "
 
 
 @dataclass(frozen=True, eq=False)
-class JobInstance:
+class JobInstance(InstanceBase):
     """Immutable problem instance. Arrays are read-only; `name` is its replayable spec."""
+
+    FORMAT = FORMAT
 
     num_executors: int
     job_arrival: np.ndarray
@@ -117,9 +117,6 @@ class JobInstance:
                 "num_users": int(self.num_users), "moving_delay_s": float(self.moving_delay_s),
                 "horizon_s": self.horizon_s, "job_label": list(self.job_label), "meta": self.meta,
                 **{k: getattr(self, k).tolist() for k in _ARRAYS}}
-
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def topological_order(inst: JobInstance) -> list[int]:
@@ -271,30 +268,47 @@ def partition_runtime(inst: JobInstance, target_s: float = 0.5) -> JobInstance:
 
 
 def save(inst: JobInstance, path: str | Path) -> Path:
-    return write_json_atomic(path, inst.to_dict())
+    return inst.save(path)
+
+
+_FIELDS = ("num_executors", "num_users", "moving_delay_s", *_ARRAYS)
 
 
 def load(path: str | Path) -> JobInstance:
     """A saved instance (JSON), or a trace: Alibaba 2018 `batch_task.csv`, Google 2019 slice (CSV or JSON
-    lines); the trace format is recognised from the file's content (see `traces.py`)."""
+    lines); the trace format is recognised from the file's content (see `traces.py`). A malformed saved
+    instance raises `TraceFormatError` naming the file and the field."""
     path = Path(path)
-    text_head = path.open("rb").read(4096)
-    if text_head.lstrip().startswith(b"{") and b'"format"' in text_head:
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise TraceFormatError(f"{path}: not a JSON instance ({exc})") from None
-        if data.get("format") != FORMAT:
-            raise TraceFormatError(f"{path}: format {data.get('format')!r}, expected {FORMAT!r}")
-        try:
-            kwargs = {k: data[k] for k in _ARRAYS}
-            return JobInstance(num_executors=data["num_executors"], num_users=data["num_users"],
-                               moving_delay_s=data["moving_delay_s"], horizon_s=data.get("horizon_s"),
-                               job_label=tuple(data.get("job_label", ())),
-                               name=data.get("name", f"job_sched/file:{path}"),
-                               meta=data.get("meta", {}), **kwargs)
-        except KeyError as exc:
-            raise TraceFormatError(f"{path}: missing field {exc.args[0]!r}") from None
-    from sysgym.envs.job_sched.traces import load_trace
+    if path.is_dir():
+        raise TraceFormatError(f"{path}: is a directory, not an instance or trace file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no instance or trace file at {path}") from None
+    if not (head.lstrip().startswith(b"{") and b'"format"' in head):
+        from sysgym.envs.job_sched.traces import load_trace
 
-    return load_trace(path)
+        return load_trace(path)
+    data = read_json(path)
+    require_fields(data, ("format",), path)
+    if data["format"] != FORMAT:
+        raise TraceFormatError(f"{path}: format {data['format']!r}, expected {FORMAT!r}")
+    require_fields(data, _FIELDS, path)
+    for key in _ARRAYS:
+        if not isinstance(data[key], list):
+            raise TraceFormatError(f"{path}: field {key!r} must be a list, got {type(data[key]).__name__}")
+    for key, types, what in (("num_executors", int, "an integer"), ("num_users", int, "an integer"),
+                             ("moving_delay_s", (int, float), "a number"),
+                             ("horizon_s", (int, float, type(None)), "a number or null")):
+        if isinstance(data.get(key), bool) or not isinstance(data.get(key), types):
+            raise TraceFormatError(f"{path}: field {key!r} must be {what}, got {data.get(key)!r}")
+    try:
+        return JobInstance(num_executors=data["num_executors"], num_users=data["num_users"],
+                           moving_delay_s=data["moving_delay_s"], horizon_s=data.get("horizon_s"),
+                           job_label=tuple(data.get("job_label", ())), name=data.get("name", f"job_sched/file:{path}"),
+                           meta=data.get("meta", {}), **{k: data[k] for k in _ARRAYS})
+    except InvalidInstanceError as exc:
+        raise InvalidInstanceError(f"{path}: {exc}") from None  # a constraint the file's data breaks
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TraceFormatError(f"{path}: malformed instance field ({exc})") from None

@@ -9,18 +9,64 @@ idle until the next event.
 
 Everything the evaluator needs is recorded per task: executor, start, end. `simulate(instance, policy)` runs a
 policy to the end; the env drives the same class one decision at a time.
+
+The policies themselves live in `sysgym.solvers.job_sched` (each is the registered solver `job_sched.<name>`);
+this module only states what the simulator calls (`SchedulingPolicy`) and finds a named policy through the core
+registry (`make_policy`), so the env package never imports the solvers.
 """
 from __future__ import annotations
 
 import heapq
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sysgym.envs.job_sched.instance import JobInstance
+from sysgym import registry
+from sysgym import solver as solver_api
+from sysgym.envs.job_sched.instance import JobInstance, partition_runtime
 from sysgym.envs.job_sched.metrics import schedule_metrics
+from sysgym.errors import InvalidArgumentError, UnknownNameError
+
+FAMILY = "job_sched"
+
+
+@runtime_checkable
+class SchedulingPolicy(Protocol):
+    """What the simulator (and the env, through `PolicyAgent`) calls on a scheduling policy.
+
+    * `reset(sim, seed)`: a new run on `sim` (a `Simulator`), its random draws seeded by `seed`;
+    * `pick(sim) -> (stage, count) | None`: send `count` free executors to runnable `stage`, or leave the free
+      executors idle until the next event;
+    * `runtime_partition_s`: None, or UWFQ's runtime partitioning (the run is on `partition_runtime(instance,
+      runtime_partition_s)` and the schedule says so).
+
+    A policy that also has `on_arrival(sim, job)` and `on_job_done(sim, job)` is told of every arrival and
+    completion (UWFQ's virtual deadlines are set at arrival).
+    """
+
+    runtime_partition_s: float | None
+
+    def reset(self, sim: Simulator, seed: int = 0) -> None: ...
+
+    def pick(self, sim: Simulator) -> tuple[int, int] | None: ...
+
+
+def policy_names() -> list[str]:
+    """The named policies (`fifo`, `fair`, ...): the family's registered solvers that are policies."""
+    return sorted(n.split(".", 1)[1] for n in registry.list_solvers(FAMILY)
+                  if callable(getattr(registry.solver_class(n), "pick", None)))
+
+
+def make_policy(name: str, **options: Any) -> SchedulingPolicy:
+    """The policy object of a named policy (`fifo`, ..., or `job_sched.fifo`): `job_sched.<name>`'s solver,
+    found through the core registry, configured with `options`, gives it by `policy()`."""
+    key = str(name).removeprefix(f"{FAMILY}.")
+    known = policy_names()
+    if key not in known:
+        raise UnknownNameError(f"{FAMILY} policy", str(name), known)
+    return solver_api.get(f"{FAMILY}.{key}", **options).policy()
 
 
 class Simulator:
@@ -242,8 +288,8 @@ class SimResult:
         return self.events / max(self.wall_time_s, 1e-9)
 
 
-def run_policy(inst: JobInstance, policy: Any, *, seed: int = 0) -> Simulator:
-    """Run `policy` (an object with `reset(sim, seed)` and `pick(sim) -> (stage, count) | None`) to the end."""
+def run_policy(inst: JobInstance, policy: SchedulingPolicy, *, seed: int = 0) -> Simulator:
+    """Run `policy` (see `SchedulingPolicy`) to the end."""
     sim = Simulator(inst)
     policy.reset(sim, seed)
     if hasattr(policy, "on_arrival"):
@@ -265,17 +311,21 @@ def run_policy(inst: JobInstance, policy: Any, *, seed: int = 0) -> Simulator:
     return sim
 
 
-def simulate(instance: JobInstance, policy: Any = "fifo", *, seed: int = 0, **policy_options: Any) -> SimResult:
+def simulate(instance: JobInstance, policy: str | SchedulingPolicy = "fifo", *, seed: int = 0,
+             **policy_options: Any) -> SimResult:
     """Run a scheduling policy (a registry name such as "uwfq", or a policy object) on an instance.
 
     Returns a `SimResult` whose `.metrics` has `mean_response_s`, `p95_response_s`, `per_user_mean_response_s`,
     `small_job_mean_response_s`, slowdowns, fairness, makespan and utilisation; `.schedule` is the executed
     schedule (per task: executor, start, end) that `evaluate` re-checks.
     """
-    from sysgym.envs.job_sched.instance import partition_runtime
-    from sysgym.envs.job_sched.policies import make_policy
-
-    pol = make_policy(policy, **policy_options) if isinstance(policy, str) else policy
+    if isinstance(policy, str):
+        pol = make_policy(policy, **policy_options)
+    elif policy_options:
+        raise InvalidArgumentError(f"simulate: options {sorted(policy_options)} go with a policy name, not with the "
+                                   f"policy object {policy!r} (configure the object instead)")
+    else:
+        pol = policy
     part = getattr(pol, "runtime_partition_s", None)
     run_inst = partition_runtime(instance, part) if part else instance
     t0, c0 = time.perf_counter(), time.process_time()

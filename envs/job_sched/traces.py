@@ -42,8 +42,12 @@ def _digest(path: Path) -> str:
 
 
 def detect_format(path: Path) -> str:
-    with path.open(newline="") as f:
-        first = f.readline().strip()
+    try:
+        with path.open(newline="") as f:
+            first = f.readline().strip()
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(f"{path}:1: not UTF-8 text (byte {exc.start}); neither a saved instance nor a "
+                               "trace file") from None
     if first.startswith("{"):
         return "google2019"
     if "collection_id" in first and "instance_index" in first:
@@ -61,12 +65,13 @@ def load_trace(path: str | Path, *, format: str | None = None, num_executors: in
     """An instance from a trace file; `format` is "alibaba2018" or "google2019" (detected when None)."""
     path = Path(path)
     fmt = format or detect_format(path)
-    if fmt == "alibaba2018":
-        jobs, users = _alibaba(path, num_users or 4)
-    elif fmt == "google2019":
-        jobs, users = _google(path)
-    else:
+    if fmt not in ("alibaba2018", "google2019"):
         raise TraceFormatError(f"{path}: unknown trace format {fmt!r}; known: alibaba2018, google2019")
+    try:
+        jobs, users = _alibaba(path, num_users or 4) if fmt == "alibaba2018" else _google(path)
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(f"{path}: not UTF-8 text (byte {exc.start} of a chunk); is it a {fmt} trace?") \
+            from None
     if not jobs:
         raise TraceFormatError(f"{path}: no complete job in the trace")
     jobs.sort(key=lambda j: (j["arrival"], j["label"]))

@@ -1,26 +1,64 @@
-"""Every scheduling policy as a registered solver: `solve(instance)` simulates the policy and returns the
-executed schedule (task executor/start/end), which `sysgym.envs.job_sched.evaluate` re-checks and scores.
+"""The job-scheduling policies. Each named policy is one class: the registered solver `job_sched.<name>` and
+the policy object the simulator and the env drive (`sysgym.envs.job_sched.simulator.SchedulingPolicy`:
+`reset(sim, seed)`, `pick(sim) -> (stage, count) | None`, `runtime_partition_s`).
 
-`policy()` gives the policy object itself (`reset(sim, seed)`, `pick(sim)`) for the simulator and for the env's
-`PolicyAgent` (`act(observation) -> action`).
+`solve(instance)` simulates the policy and returns the executed schedule (task executor/start/end), which
+`sysgym.envs.job_sched.evaluate` re-checks and scores; `policy()` gives a fresh policy object with the solver's
+options; `PolicyAgent` drives one through the env's steps (`act(observation) -> action`).
+
+* `fifo`: Spark FIFO: the earliest job's lowest stage gets every free executor it can use.
+* `fair`: Spark FAIR (`FairSchedulingAlgorithm`), one pool per job (job-level fairness, Spark's behaviour when
+  each job is a schedulable): needy pools (running < minShare) first by running / minShare, then by
+  running / weight; one executor per decision. `min_share` / `weight` are per user (a job inherits its user's).
+* `user_fair`: the same comparator with one pool per user and FAIR between the user's jobs inside the pool.
+* `cfq`: stage-level fair queuing: the runnable stage with the fewest running tasks.
+* `decima_cap`: Decima's fair-cap heuristic (Mao et al. SIGCOMM'19, the "dynamic partition" baseline): jobs in
+  FIFO order, each at most ceil(executors / unfinished jobs) executors; executors beyond the caps idle.
+* `srpt`: shortest remaining (unlaunched) work first, from runtime estimates.
+* `random`: a uniformly random runnable stage, one executor per decision.
+* `uwfq`: User Weighted Fair Queuing (arXiv 2510.15485), a virtual fair-queuing system at user level: each active
+  user is served at executors x w_u / (sum of active users' weights); a job arriving for user u at t gets the
+  virtual deadline F = max(t, F_u) + R, R = max(critical path, estimated work / the user's share) (a bounded
+  fairness model: a job cannot go faster than its DAG allows), so a user's deadlines chain (start + running
+  sum of estimated job runtimes): a user who submits many jobs pushes its own later jobs back, not the other
+  users'. Runnable stages run earliest-deadline-first. `runtime_partition_s=0.5` adds UWFQ's runtime
+  partitioning (tasks split to about 0.5 s of expected runtime).
+
+Runtime estimates (srpt, uwfq): perfect (`estimate_error=0`) or noisy: each job's work is multiplied by
+exp(N(0, estimate_error)), drawn once per job from the run's seed (a stated log-normal error).
 """
 from __future__ import annotations
 
+import heapq
+import math
 import time
+from collections.abc import Mapping
+from typing import Any
 
-from sysgym.envs.job_sched import policies as P
-from sysgym.envs.job_sched.simulator import simulate
+import gymnasium as gym
+import numpy as np
+
+from sysgym.envs.job_sched.simulator import Simulator, simulate
 from sysgym.solution import Solution
-from sysgym.solvers.base import Solver, register
+from sysgym.solver import Solver, register
 
 
-class _PolicySolver(Solver):
+class PolicySolver(Solver):
+    """A scheduling policy that is also its registered solver (see the module doc)."""
+
     family = "job_sched"
     kind = "heuristic"
-    policy_cls: type[P.Policy] = P.Policy
+    runtime_partition_s: float | None = None
 
-    def policy(self) -> P.Policy:
-        return self.policy_cls(**self.config)
+    def policy(self) -> PolicySolver:
+        """A fresh policy object with this solver's options, for the simulator or a `PolicyAgent`."""
+        return type(self)(**self.config)
+
+    def reset(self, sim: Simulator, seed: int = 0) -> None:
+        self.rng = np.random.default_rng([int(seed), 0x504F4C])  # "POL"
+
+    def pick(self, sim: Simulator) -> tuple[int, int] | None:  # pragma: no cover - every policy defines it
+        raise NotImplementedError
 
     def solve(self, instance, *, time_limit=None, seed=0) -> Solution:
         t0 = time.perf_counter()
@@ -32,94 +70,289 @@ class _PolicySolver(Solver):
         return Solution(res.schedule, m["mean_response_s"], "feasible", time.perf_counter() - t0, stats=stats)
 
 
+class _StaticPriority:
+    """For priorities fixed once a stage is runnable (FIFO, UWFQ deadlines): a heap fed from the simulator's
+    append-only `ready_log`, with lazy deletion of stages no longer runnable. O(log n) per decision."""
+
+    def _heap_reset(self):
+        self._heap: list = []
+        self._seen = 0
+
+    def _heap_pick(self, sim):
+        log, heap = sim.ready_log, self._heap
+        while self._seen < len(log):
+            s = log[self._seen]
+            heapq.heappush(heap, (self.key(sim, s), s))
+            self._seen += 1
+        ready = sim.ready
+        while heap[0][1] not in ready:
+            heapq.heappop(heap)
+        return heap[0][1]
+
+
+class _FairPools(PolicySolver):
+    """Spark FAIR's pool parameters, given per user (a job's pool inherits its user's): `min_share` and `weight`,
+    each None (0 and 1), one number, a list with one value per user, or {user: value}."""
+
+    def __init__(self, min_share=None, weight=None):
+        super().__init__(min_share=min_share, weight=weight)
+        self._ms, self._w = min_share, weight
+
+    def reset(self, sim, seed=0):
+        super().reset(sim, seed)
+        U = sim.inst.num_users
+
+        def per_user(v, default):
+            if v is None:
+                return [default] * U
+            if isinstance(v, Mapping):
+                return [float(v.get(str(u), v.get(u, default))) for u in range(U)]
+            if isinstance(v, (int, float)):
+                return [float(v)] * U
+            if len(v) != U:
+                raise ValueError(f"need one value per user ({U}), got {len(v)}")
+            return [float(x) for x in v]
+
+        self.min_share = per_user(self._ms, 0.0)
+        self.weight = per_user(self._w, 1.0)
+        if min(self.weight) <= 0:
+            raise ValueError("FAIR pool weights must be > 0")
+
+
+class _Estimates:
+    def _setup_estimates(self, sim, estimate_error):
+        J = sim.inst.num_jobs
+        if estimate_error < 0:
+            raise ValueError(f"estimate_error must be >= 0, got {estimate_error}")
+        rng = np.random.default_rng([int(self._seed), 0x455354])  # "EST"
+        self.factor = np.exp(rng.normal(0.0, estimate_error, J)).tolist() if estimate_error > 0 else [1.0] * J
+
+
 @register
-class Fifo(_PolicySolver):
+class Fifo(PolicySolver, _StaticPriority):
     """Spark FIFO: the earliest job takes every free executor it can use."""
 
     name = "job_sched.fifo"
     kind = "baseline"
-    policy_cls = P.Fifo
 
     def __init__(self):
         super().__init__()
 
+    def reset(self, sim, seed=0):
+        super().reset(sim, seed)
+        self._heap_reset()
+
+    @staticmethod
+    def key(sim, s):
+        j = sim.stage_job[s]
+        return (sim.arrival[j], j)
+
+    def pick(self, sim):
+        return self._heap_pick(sim), sim.free_count
+
 
 @register
-class Fair(_PolicySolver):
+class Fair(_FairPools):
     """Spark FAIR, one pool per job: needy pools (running < minShare) first, then running / weight."""
 
     name = "job_sched.fair"
     kind = "baseline"
-    policy_cls = P.Fair
 
-    def __init__(self, min_share=None, weight=None):
-        super().__init__(min_share=min_share, weight=weight)
+    def pick(self, sim):
+        jr, sj, ju, arr = sim.job_running, sim.stage_job, sim.job_user, sim.arrival
+        ms, w = self.min_share, self.weight
+        best, best_key = None, None
+        for s in sim.ready:
+            j = sj[s]
+            u = ju[j]
+            r = jr[j]
+            needy = r < ms[u]
+            key = (not needy, r / max(ms[u], 1.0) if needy else r / w[u], arr[j], j, s)
+            if best_key is None or key < best_key:
+                best, best_key = s, key
+        return best, 1
 
 
 @register
-class UserFair(_PolicySolver):
+class UserFair(_FairPools):
     """Spark FAIR with one pool per user (minShare and weight per user), FAIR among a user's jobs."""
 
     name = "job_sched.user_fair"
-    policy_cls = P.UserFair
 
-    def __init__(self, min_share=None, weight=None):
-        super().__init__(min_share=min_share, weight=weight)
+    def pick(self, sim):
+        jr, ur, sj, ju, arr = sim.job_running, sim.user_running, sim.stage_job, sim.job_user, sim.arrival
+        ms, w = self.min_share, self.weight
+        best, best_key = None, None
+        for s in sim.ready:
+            j = sj[s]
+            u = ju[j]
+            r = ur[u]
+            needy = r < ms[u]
+            key = (not needy, r / max(ms[u], 1.0) if needy else r / w[u], u, jr[j], arr[j], j, s)
+            if best_key is None or key < best_key:
+                best, best_key = s, key
+        return best, 1
 
 
 @register
-class Cfq(_PolicySolver):
+class Cfq(PolicySolver):
     """Stage-level fair queuing: the runnable stage with the fewest running tasks."""
 
     name = "job_sched.cfq"
-    policy_cls = P.Cfq
 
     def __init__(self):
         super().__init__()
 
+    def pick(self, sim):
+        run, sj, arr = sim.running, sim.stage_job, sim.arrival
+        s = min(sim.ready, key=lambda s: (run[s], arr[sj[s]], s))
+        return s, 1
+
 
 @register
-class DecimaCap(_PolicySolver):
+class DecimaCap(PolicySolver):
     """Decima's fair-cap heuristic: FIFO jobs, each at most ceil(executors / unfinished jobs) executors."""
 
     name = "job_sched.decima_cap"
-    policy_cls = P.DecimaCap
 
     def __init__(self):
         super().__init__()
 
+    def pick(self, sim):
+        cap = math.ceil(sim.E / max(len(sim.active_jobs), 1))
+        jr, sj, arr = sim.job_running, sim.stage_job, sim.arrival
+        best, best_key = None, None
+        for s in sim.ready:
+            j = sj[s]
+            if jr[j] >= cap:
+                continue
+            key = (arr[j], j, s)
+            if best_key is None or key < best_key:
+                best, best_key = s, key
+        if best is None:
+            return None
+        return best, cap - jr[sj[best]]
+
 
 @register
-class Srpt(_PolicySolver):
+class Srpt(PolicySolver, _Estimates):
     """Shortest remaining (unlaunched) work first; `estimate_error` = sigma of a log-normal estimate error."""
 
     name = "job_sched.srpt"
-    policy_cls = P.Srpt
 
     def __init__(self, estimate_error: float = 0.0):
         super().__init__(estimate_error=estimate_error)
+        self.estimate_error = float(estimate_error)
+
+    def reset(self, sim, seed=0):
+        super().reset(sim, seed)
+        self._seed = seed
+        self._setup_estimates(sim, self.estimate_error)
+
+    def pick(self, sim):
+        rem, sj, f = sim.job_unlaunched_work, sim.stage_job, self.factor
+        s = min(sim.ready, key=lambda s: (rem[sj[s]] * f[sj[s]], sj[s], s))
+        return s, sim.free_count
 
 
 @register
-class RandomPolicy(_PolicySolver):
+class RandomPolicy(PolicySolver):
     """A random runnable stage gets each free executor (a floor every method must beat)."""
 
     name = "job_sched.random"
     kind = "baseline"
-    policy_cls = P.RandomPolicy
 
     def __init__(self):
         super().__init__()
 
+    def pick(self, sim):
+        ready = list(sim.ready)
+        return ready[int(self.rng.integers(len(ready)))], 1
+
 
 @register
-class Uwfq(_PolicySolver):
+class Uwfq(PolicySolver, _Estimates, _StaticPriority):
     """UWFQ (arXiv 2510.15485): user-level virtual fair queuing, chained per-user virtual deadlines, EDF stages;
     `runtime_partition_s` (e.g. 0.5) adds runtime partitioning; `estimate_error` noisy runtime estimates."""
 
     name = "job_sched.uwfq"
-    policy_cls = P.Uwfq
 
     def __init__(self, estimate_error: float = 0.0, runtime_partition_s: float | None = None, user_weight=None):
         super().__init__(estimate_error=estimate_error, runtime_partition_s=runtime_partition_s,
                          user_weight=user_weight)
+        self.estimate_error = float(estimate_error)
+        self.runtime_partition_s = runtime_partition_s
+        self._uw = user_weight
+
+    def reset(self, sim, seed=0):
+        super().reset(sim, seed)
+        self._seed = seed
+        self._setup_estimates(sim, self.estimate_error)
+        U = sim.inst.num_users
+        self.w = [1.0] * U if self._uw is None else [float(x) for x in self._uw]
+        if len(self.w) != U or min(self.w) <= 0:
+            raise ValueError(f"user_weight needs {U} positive values")
+        self.F_user = [0.0] * U  # last virtual deadline of each user
+        self.deadline = [math.inf] * sim.inst.num_jobs
+        f = np.asarray(self.factor)
+        self.work = (sim.inst.job_work_s() * f).tolist()
+        self.cpath = (sim.inst.job_critical_path_s() * f).tolist()
+        self.E = sim.E
+        self._heap_reset()
+
+    def key(self, sim, s):
+        j = sim.stage_job[s]
+        return (self.deadline[j], j)
+
+    def on_arrival(self, sim, j):
+        """Job j's virtual deadline: its user's chain, plus its runtime at the user's fair share (bounded below by
+        its critical path: a job cannot use more executors than its DAG allows)."""
+        u = sim.job_user[j]
+        active = [v for v in range(len(self.w)) if sim.user_in_system[v] > 0 or v == u]
+        share = self.E * self.w[u] / sum(self.w[v] for v in active)
+        runtime = max(self.cpath[j], self.work[j] / share)
+        start = max(sim.now, self.F_user[u])
+        self.deadline[j] = start + runtime
+        self.F_user[u] = self.deadline[j]
+
+    def on_job_done(self, sim, j):
+        pass
+
+    def pick(self, sim):
+        return self._heap_pick(sim), sim.free_count
+
+
+class PolicyAgent:
+    """A policy object (e.g. `sysgym.solvers.get("job_sched.uwfq").policy()`) behind the agent interface
+    `act(observation) -> action` on a `JobSchedEnv`, so heuristics and learned policies are run the same way.
+
+    It drives the env's own simulator (`env.sim`), so in an env built with `allow_wait=True` (a policy may
+    leave executors idle, as `decima_cap` does at its caps), `num_limits` equal to the executor count (every
+    executor count is a limit level) and every unfinished job visible (at most `max_jobs`), the env-driven run
+    takes exactly the simulator-driven run's decisions. Otherwise a declined decision becomes the policy's
+    best visible stage with one executor, and a count the limits cannot express the next larger one.
+    """
+
+    def __init__(self, policy, env: gym.Env, seed: int = 0):
+        self.policy, self.env, self.seed = policy, env, seed
+        self._sim = None
+
+    def act(self, observation: Any = None) -> int:
+        base = self.env.unwrapped
+        sim = base.sim
+        if sim is not self._sim:  # a new episode
+            self._sim = sim
+            self.policy.reset(sim, self.seed)
+            if hasattr(self.policy, "on_arrival"):
+                for j in sim.active_jobs:
+                    self.policy.on_arrival(sim, j)
+                sim.listeners.append(self.policy)
+        visible = base.visible_stages()
+        choice = self.policy.pick(sim)
+        wait = base.wait_action
+        if choice is None and wait is not None and base.action_masks()[wait]:
+            return wait
+        if choice is None or choice[0] not in visible:
+            s = next(s for s in sim.ready if s in visible)
+            return base.action_for(s, 1)
+        return base.action_for(choice[0], choice[1])

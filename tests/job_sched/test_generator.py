@@ -6,7 +6,7 @@ import pytest
 
 from sysgym.envs.job_sched import build, generate, load, offered_load, partition_runtime, save
 from sysgym.envs.job_sched.generator import DATA, tpch_job
-from sysgym.errors import InvalidInstanceError, UnknownNameError
+from sysgym.errors import InvalidInstanceError, TraceFormatError, UnknownNameError
 from sysgym.instances import from_spec
 
 
@@ -83,3 +83,46 @@ def test_runtime_partitioning_keeps_work():
     assert part.stage_work_s == pytest.approx(inst.stage_work_s, abs=1e-6)
     sizes = part.task_duration_s
     assert sizes.max() <= 0.5 + 1e-9
+
+
+def test_generator_is_the_familys_versioned_generator():
+    import sysgym
+    from sysgym.envs.job_sched.generator import GENERATOR
+
+    assert sysgym.get_family("job_sched").generator is GENERATOR is generate
+    assert GENERATOR.versions.keys() == {0} and set(GENERATOR.presets) == {"tiny", "small", "multiuser", "decima"}
+    a = generate(preset="custom", seed=1, num_executors=4, num_users=2, num_jobs=3)
+    assert a.name == "job_sched/custom?seed=1&num_executors=4&num_jobs=3&num_users=2"
+    assert sysgym.instance(a.name).digest() == a.digest()
+    assert sysgym.instance("job_sched-v0/tiny?seed=1").digest() == generate(preset="tiny", seed=1).digest()
+    with pytest.raises(sysgym.InvalidArgumentError, match="needs num_executors"):
+        generate(preset="custom", seed=0)
+
+
+def test_malformed_saved_instances_name_the_file_and_field(tmp_path):
+    data = generate(preset="tiny", seed=0).to_dict()
+    cases = {
+        "missing.json": ({k: v for k, v in data.items() if k != "task_duration_s"}, "lacks field 'task_duration_s'"),
+        "format.json": ({**data, "format": "sysgym.other/1"}, "format 'sysgym.other/1', expected"),
+        "type.json": ({**data, "num_executors": "two"}, "field 'num_executors' must be an integer"),
+        "array.json": ({**data, "edges": 3}, "field 'edges' must be a list"),
+        "shape.json": ({**data, "job_user": data["job_user"][:-1]}, "job_user has"),
+    }
+    for name, (content, match) in cases.items():
+        path = tmp_path / name
+        path.write_text(json.dumps(content))
+        with pytest.raises((TraceFormatError, InvalidInstanceError), match=name.replace(".", r"\.")) as info:
+            load(path)
+        assert match in str(info.value)
+    truncated = tmp_path / "truncated.json"
+    truncated.write_text(json.dumps(data)[:-40])
+    with pytest.raises(TraceFormatError, match=r"truncated\.json:1: not a JSON instance"):
+        load(truncated)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(TraceFormatError, match=r"binary\.csv:1: not UTF-8"):
+        load(binary)
+    with pytest.raises(FileNotFoundError, match="nothere.json"):
+        load(tmp_path / "nothere.json")
+    with pytest.raises(TraceFormatError, match="directory"):
+        load(tmp_path)

@@ -4,7 +4,7 @@ import copy
 import numpy as np
 import pytest
 
-from sysgym.envs.job_sched import POLICIES, build, evaluate, generate, simulate
+from sysgym.envs.job_sched import build, evaluate, generate, policy_names, simulate
 from sysgym.errors import InfeasibleSolutionError, UnknownNameError
 
 
@@ -13,7 +13,7 @@ def small():
     return generate(preset="small", seed=0)
 
 
-@pytest.mark.parametrize("policy", sorted(POLICIES))
+@pytest.mark.parametrize("policy", policy_names())
 def test_every_policy_schedule_is_feasible_and_scored_the_same(small, policy):
     res = simulate(small, policy, seed=1)
     m = evaluate(small, res.schedule)

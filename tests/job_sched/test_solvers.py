@@ -2,8 +2,8 @@
 import pytest
 
 from sysgym import solvers
-from sysgym.envs.job_sched import generate
-from sysgym.errors import InvalidInstanceError
+from sysgym.envs.job_sched import SchedulingPolicy, generate, policy_names, simulate
+from sysgym.errors import InvalidArgumentError, InvalidInstanceError
 from sysgym.testing import check_solver
 
 POLICY_SOLVERS = ["job_sched.fifo", "job_sched.fair", "job_sched.user_fair", "job_sched.cfq", "job_sched.decima_cap",
@@ -11,7 +11,31 @@ POLICY_SOLVERS = ["job_sched.fifo", "job_sched.fair", "job_sched.user_fair", "jo
 
 
 def test_registered_names():
-    assert set(POLICY_SOLVERS + ["job_sched.cpsat"]) <= set(solvers.list("job_sched"))
+    assert set(POLICY_SOLVERS + ["job_sched.cpsat", "job_sched.agent"]) == set(solvers.list("job_sched"))
+    assert [f"job_sched.{n}" for n in policy_names()] == sorted(POLICY_SOLVERS)
+    assert solvers.solver_class("job_sched.cpsat").kind == "bound"  # clairvoyant: an offline optimum, a bound
+
+
+@pytest.mark.parametrize("name", POLICY_SOLVERS)
+def test_each_policy_is_one_class_the_solver_and_the_simulators_policy(name):
+    solver = solvers.get(name)
+    pol = solver.policy()
+    assert isinstance(pol, SchedulingPolicy) and type(pol) is type(solver) and pol is not solver
+    assert pol.config == solver.config
+    inst = generate(preset="small", seed=2)
+    by_name = simulate(inst, name.split(".")[1], seed=4)
+    by_object = simulate(inst, solvers.get(name).policy(), seed=4)
+    assert by_name.schedule == by_object.schedule == solver.solve(inst, seed=4).decisions
+
+
+def test_policy_options_are_checked_by_name():
+    inst = generate(preset="tiny", seed=0)
+    with pytest.raises(InvalidArgumentError, match="estimate_error"):
+        simulate(inst, "fifo", estimate_error=0.3)
+    with pytest.raises(InvalidArgumentError, match="go with a policy name"):
+        simulate(inst, solvers.get("job_sched.srpt").policy(), estimate_error=0.3)
+    assert simulate(inst, "job_sched.srpt", estimate_error=0.3).schedule == \
+        simulate(inst, "srpt", estimate_error=0.3).schedule
 
 
 @pytest.mark.parametrize("name", POLICY_SOLVERS)

@@ -24,13 +24,12 @@ from rich.table import Table
 from sysgym import solvers
 from sysgym.envs.parallel_plan import generate
 from sysgym.envs.parallel_plan.calibration import table1_report
-from sysgym.envs.parallel_plan.cost import _COMPUTE_CACHE, _cached_model
+from sysgym.envs.parallel_plan.cost import clear_caches
 
 
 def bench_full_search(console: Console) -> None:
     inst = generate(preset="1t")
-    _COMPUTE_CACHE.clear()
-    _cached_model.cache_clear()
+    clear_caches()
     ex = solvers.get("parallel_plan.exhaustive")
     rows = []
     for label in ("cold", "warm"):

@@ -487,6 +487,12 @@ def cost_model(model, cluster, seq_len: int, *, flash_attention: bool = False,
                          calibration=calibration)
 
 
+def clear_caches() -> None:
+    """Forget the cached per-layer operator prices and cost models (benchmarks time a cold start with it)."""
+    _COMPUTE_CACHE.clear()
+    _cached_model.cache_clear()
+
+
 def memory_limit_bytes(cluster: Cluster, memory_limit_gib: float | None) -> float:
     return float(memory_limit_gib) * GIB if memory_limit_gib is not None else cluster.gpu.memory_bytes
 

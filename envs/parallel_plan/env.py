@@ -3,10 +3,14 @@
 Decisions, in order: tensor-parallel degree t, pipeline degree p (d follows from the GPU count), micro-batch
 size b, interleaving v, sequence parallelism, recomputation (none / selective / full), optimizer sharding
 (none / distributed optimizer / ZeRO-2 / ZeRO-3). Action k at a step picks the k-th candidate value of that
-decision (Discrete(K), K = the largest candidate list). `action_masks()` (for sb3-contrib's MaskablePPO)
-allows a value only when some legal plan that fits in memory completes the choices made so far, so every
-masked episode ends with a feasible plan: the env enumerates the equal-stage plan space of the instance at
-reset (vectorised, `space.py`) to know which prefixes can still be completed.
+decision (Discrete(K), K = the largest candidate list, or `max_candidates`). `action_masks()` (for
+sb3-contrib's MaskablePPO) allows a value only when some legal plan that fits in memory completes the choices
+made so far, so every masked episode ends with a feasible plan: the env enumerates the equal-stage plan space
+of the instance (vectorised, `space.py`) to know which prefixes can still be completed.
+
+The instance: `instance=`, else the generator's `preset=` (with `generator_params=`), made when the env is
+built, because the spaces depend on it (K). `reset(options={"instance": other})` plays another instance of
+the family whose candidate lists fit in K (the plan space is enumerated again for it).
 
 Reward: 0 until the last decision, then `best_time / iteration_time_s` of the plan as scored by
 `estimate_training` (1.0 for the fastest plan of the space). `info` carries the plan and its metrics.
@@ -15,9 +19,12 @@ Observation (Box in [0, 1]): 6 instance features (log GPUs, log parameters, laye
 log global batch, memory budget), the step as one-hot (7), the values chosen so far (7, normalised by the
 largest candidate) and the current mask (K).
 
-Invalid actions: `invalid_action="raise"` (default) raises `InvalidActionError` naming the decision and the
-value, leaving the state untouched; `"penalise"` makes the step a no-op with reward -1 and
-`info["invalid_action"]` set, and truncates the episode after 3 x 7 steps (used for Gymnasium's checker).
+Invalid actions (the kit's vocabulary, `sysgym.env`): `invalid_action="penalise"` (default) makes the step a
+no-op with reward -1 and `info["invalid_action"]` naming the decision and the value, and truncates the episode
+after 3 x 7 steps; `"raise"` raises `InvalidActionError` with that message, leaving the state untouched.
+
+`decisions()` is the finished plan as `TrainingPlan.to_dict()`, what `parallel_plan.evaluate` scores (None
+before the last decision).
 """
 from __future__ import annotations
 
@@ -25,13 +32,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sysgym.envs.parallel_plan.instance import PRESETS, PlanInstance, generate
-from sysgym.envs.parallel_plan.space import evaluate_space, uniform_space
-from sysgym.errors import InvalidActionError, InvalidInstanceError, UnknownNameError
+from sysgym.env import SysgymEnv, check_invalid_action_mode
+from sysgym.envs.parallel_plan.generator import GENERATOR
+from sysgym.envs.parallel_plan.instance import PlanInstance
+from sysgym.envs.parallel_plan.space import evaluate_space, infeasible_report, uniform_space
+from sysgym.errors import InvalidArgumentError, InvalidInstanceError, SysgymError
 
 DECISIONS = ("t", "p", "b", "v", "sp", "base", "opt")
 LABELS = {"t": "tensor parallel", "p": "pipeline parallel", "b": "micro-batch", "v": "virtual stages",
@@ -45,41 +53,78 @@ class PlanState:
     chosen: np.ndarray  # candidate index per decision, -1 = not yet
 
 
-class ParallelPlanEnv(gym.Env):
-    metadata = {"render_modes": ["ansi"]}
+@dataclass
+class _Table:
+    """The feasible equal-stage plans of one instance, as the env's decisions see them."""
 
-    def __init__(self, instance: PlanInstance | None = None, preset: str = "tiny", invalid_action: str = "raise",
-                 render_mode: str | None = None):
-        if invalid_action not in ("raise", "penalise"):
-            raise ValueError(f"invalid_action must be 'raise' or 'penalise', got {invalid_action!r}")
+    instance: PlanInstance
+    space: Any  # space.Space of the feasible plans
+    best_time: float
+    cands: dict[str, np.ndarray]  # candidate values per decision
+    col_idx: dict[str, np.ndarray]  # per plan row, the index of its value among the decision's candidates
+
+    @property
+    def width(self) -> int:
+        return max(len(c) for c in self.cands.values())
+
+
+def plan_table(instance: PlanInstance) -> _Table:
+    space = uniform_space(instance)
+    out = evaluate_space(instance, space)
+    feasible = out["feasible"]
+    if not feasible.any():
+        raise InvalidInstanceError(f"{instance.name}: {infeasible_report(instance)['reason']}")
+    space = space.subset(feasible)
+    cfg = space.cfg
+    opt_code = cfg["z"] * 2 + cfg["dopt"].astype(np.int64)
+    columns = {"t": cfg["t"], "p": cfg["p"], "b": cfg["b"], "v": cfg["v"], "sp": cfg["sp"].astype(np.int64),
+               "base": cfg["base"], "opt": opt_code}
+    cands = {k: np.unique(col) for k, col in columns.items()}
+    # Column of candidate indices per decision, so a step is one comparison.
+    col_idx = {k: np.searchsorted(cands[k], columns[k]) for k in DECISIONS}
+    return _Table(instance, space, float(np.min(out["time"][feasible])), cands, col_idx)
+
+
+class ParallelPlanEnv(SysgymEnv):
+    family = "parallel_plan"
+
+    def __init__(self, instance: PlanInstance | None = None, preset: str = "tiny",
+                 generator_params: dict | None = None, max_candidates: int | None = None,
+                 invalid_action: str = "penalise", render_mode: str | None = None):
+        super().__init__(instance=instance, preset=None if instance is not None else preset,
+                         generator_params=generator_params, invalid_action=invalid_action, render_mode=render_mode)
         if instance is None:
-            if preset not in PRESETS:
-                raise UnknownNameError("parallel_plan preset", preset, PRESETS)
-            instance = generate(preset=preset)
+            # The spaces depend on the instance, so it is made now and every reset plays it (the generator is
+            # deterministic: the seed only names it).
+            instance = GENERATOR(seed=0, preset=preset, **self.gen_params)
+            self.fixed_instance = instance
         self.instance = instance
-        self.invalid_action, self.render_mode = invalid_action, render_mode
-        space = uniform_space(instance)
-        out = evaluate_space(instance, space)
-        feasible = out["feasible"]
-        if not feasible.any():
-            from sysgym.solvers.parallel_plan.common import infeasible_report
-
-            raise InvalidInstanceError(f"{instance.name}: {infeasible_report(instance)['reason']}")
-        self.space = space.subset(feasible)
-        self.best_time = float(np.min(out["time"][feasible]))
-        cfg = self.space.cfg
-        opt_code = cfg["z"] * 2 + cfg["dopt"].astype(np.int64)
-        self._columns = {"t": cfg["t"], "p": cfg["p"], "b": cfg["b"], "v": cfg["v"],
-                         "sp": cfg["sp"].astype(np.int64), "base": cfg["base"], "opt": opt_code}
-        self._cands = {k: np.unique(col) for k, col in self._columns.items()}
-        # Column of candidate indices per decision, so a step is one comparison.
-        self._col_idx = {k: np.searchsorted(self._cands[k], self._columns[k]) for k in DECISIONS}
-        self.K = max(len(c) for c in self._cands.values())
+        self._table = plan_table(instance)
+        width = self._table.width
+        if max_candidates is not None and (isinstance(max_candidates, bool) or
+                                           not hasattr(type(max_candidates), "__index__") or max_candidates < width):
+            raise InvalidArgumentError(f"max_candidates={max_candidates!r}: {instance.name} needs an integer "
+                                       f">= {width} (its longest candidate list)")
+        self.K = int(max_candidates or width)
         self.action_space = spaces.Discrete(self.K)
+        check_invalid_action_mode(self.invalid_action, self.action_space)  # "clip" has no meaning here
         self.observation_space = spaces.Box(0.0, 1.0, (N_FEATURES + 2 * len(DECISIONS) + self.K,), np.float32)
         self._features = self._instance_features()
         self.state: PlanState | None = None
         self.steps = 0
+
+    # The plan space of the instance being played.
+    @property
+    def space(self):
+        return self._table.space
+
+    @property
+    def best_time(self) -> float:
+        return self._table.best_time
+
+    def actions_for(self, k: int) -> list[int]:
+        """The actions, one per decision, that build plan `k` of `space` (e.g. to follow a known plan)."""
+        return [int(self._table.col_idx[name][k]) for name in DECISIONS]
 
     def _instance_features(self) -> np.ndarray:
         inst = self.instance
@@ -89,11 +134,30 @@ class ParallelPlanEnv(gym.Env):
         return np.clip(np.array(f, np.float32), 0.0, 1.0)
 
     # -- episode -----------------------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
+    def start(self, instance: PlanInstance, options: dict[str, Any]):
+        old = self._table.instance
+        if instance is not old and instance.digest() != old.digest():
+            try:
+                table = plan_table(instance)
+                if table.width > self.K:
+                    raise InvalidArgumentError(f"{instance.name} has {table.width} candidate values for one "
+                                               f"decision; this env has K={self.K} (build it with "
+                                               f"max_candidates={table.width})")
+            except SysgymError:
+                self.instance = old  # the env keeps the instance it has
+                raise
+            self._table = table
+            self._features = self._instance_features()
         self.state = PlanState(alive=np.ones(len(self.space), bool), chosen=np.full(len(DECISIONS), -1, np.int64))
         self.steps = 0
-        return self._obs(), {"instance": self.instance.name, "best_time_s": self.best_time}
+        return self._obs(), {"instance": instance.name, "best_time_s": self.best_time}
+
+    def decisions(self) -> dict[str, Any] | None:
+        plan = self.current_plan()
+        return None if plan is None else plan.to_dict()
+
+    def layout_kwargs(self) -> dict[str, Any]:
+        return {"max_candidates": int(self.K)}
 
     @property
     def decision(self) -> int:
@@ -106,7 +170,7 @@ class ParallelPlanEnv(gym.Env):
         k = self.decision
         if k >= len(DECISIONS):
             return mask
-        col = self._col_idx[DECISIONS[k]][self.state.alive]
+        col = self._table.col_idx[DECISIONS[k]][self.state.alive]
         mask[np.unique(col)] = True
         return mask
 
@@ -116,24 +180,26 @@ class ParallelPlanEnv(gym.Env):
         k = self.decision
         if k >= len(DECISIONS):
             raise RuntimeError("episode is over (all decisions made); call reset()")
-        a = int(action)
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            return self._invalid(f"action {action!r} is not an integer")
         name = DECISIONS[k]
         if not 0 <= a < self.K:
             return self._invalid(f"action {a} outside Discrete({self.K})")
         if not self.action_masks()[a]:
-            if a >= len(self._cands[name]):
-                why = f"{LABELS[name]} has only {len(self._cands[name])} candidate values"
+            if a >= len(self._table.cands[name]):
+                why = f"{LABELS[name]} has only {len(self._table.cands[name])} candidate values"
             else:
                 why = (f"{LABELS[name]} = {self._value(name, a)} has no legal plan that fits in memory with the "
                        f"choices made so far ({self._describe_prefix()})")
             return self._invalid(why)
         self.steps += 1
-        self.state.alive &= self._col_idx[name] == a
+        self.state.alive &= self._table.col_idx[name] == a
         self.state.chosen[k] = a
         if k + 1 < len(DECISIONS):
             return self._obs(), 0.0, False, False, {}
-        rows = np.flatnonzero(self.state.alive)
-        plan = self.space.plan(int(rows[0]))
+        plan = self.current_plan()
         est = self.instance.estimate(plan)
         reward = self.best_time / est.iteration_time_s
         info = {"plan": plan.to_dict(), "iteration_time_s": est.iteration_time_s, "feasible": est.feasible,
@@ -153,7 +219,7 @@ class ParallelPlanEnv(gym.Env):
 
     # -- internals -------------------------------------------------------------------------------------------
     def _value(self, name: str, idx: int):
-        v = int(self._cands[name][idx])
+        v = int(self._table.cands[name][idx])
         if name == "opt":
             return {0: "none", 1: "distributed optimizer", 4: "ZeRO-2", 6: "ZeRO-3"}.get(v, v)
         if name == "base":
@@ -167,10 +233,10 @@ class ParallelPlanEnv(gym.Env):
                          for k, n in enumerate(DECISIONS) if self.state.chosen[k] >= 0)
 
     def _invalid(self, reason: str):
-        if self.invalid_action == "raise":
-            raise InvalidActionError(f"ParallelPlan: {reason}")
-        self.steps += 1
-        return self._obs(), -1.0, False, self.steps >= 3 * len(DECISIONS), {"invalid_action": reason}
+        # A refused action changes no choice but uses a step: 3 x 7 steps truncate an episode that does not end.
+        if self.invalid_action != "raise":
+            self.steps += 1
+        return self.invalid(reason, self._obs(), truncated=self.steps >= 3 * len(DECISIONS))
 
     def _obs(self) -> np.ndarray:
         k = self.decision
@@ -180,7 +246,7 @@ class ParallelPlanEnv(gym.Env):
         chosen = np.zeros(len(DECISIONS), np.float32)
         for j, name in enumerate(DECISIONS):
             if self.state.chosen[j] >= 0:
-                vals = self._cands[name]
+                vals = self._table.cands[name]
                 chosen[j] = float(vals[self.state.chosen[j]]) / max(float(vals.max()), 1.0)
         mask = self.action_masks().astype(np.float32)
         return np.concatenate([self._features, step, chosen, mask]).astype(np.float32)

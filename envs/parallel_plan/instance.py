@@ -1,48 +1,31 @@
-"""`PlanInstance` (a model, a cluster, a sequence length and a global batch) and its seeded generator.
+"""`PlanInstance`: a model, a cluster, a sequence length, a global batch and a per-GPU memory budget; its file
+format (`save`/`load`).
 
-Presets name published training set-ups:
-* `tiny`: Llama-3-70B cut to 7 layers on 2 DGX A100 nodes with a 10 GiB budget per GPU: small enough to
-  enumerate every layer-to-stage partition (tests compare DP and CP-SAT with it), and the odd layer count, the
-  128k-vocabulary LM head and the budget make unequal stages and per-stage recomputation pay.
-* `small`: Llama-2-7B on 2 DGX A100 nodes, sequence 4096, batch 128 (Llama 2 trained at 4k context).
-* `medium`: Llama-2-70B on 8 DGX A100 nodes, sequence 4096, global batch 1024 (the issue's CLI example;
-  Touvron et al. 2023 used 4M-token batches = 1024 x 4096).
-* `gpt3`: GPT-3 175B on 1024 A100s, sequence 2048, batch 1536 (Narayanan et al. SC'21, Sec. 5.2 and Table 1's
-  175B-class rows).
-* `1t`: the 1T-parameter GPT of Table 1 on 3072 A100s (384 DGX nodes), batch 3072.
-* `tight`: Llama-2-13B on one DGX A100 with a 40 GiB budget per GPU (memory-bound: recomputation and ZeRO
-  matter).
-The generator is deterministic (the seed is recorded in the name for replay; nothing here is random).
+The presets and the generator live in `generator.py`. A saved instance holds the model's shape and the
+cluster's GPU and links in full (not only their `sysgym.kernels` names), so it replays even where the kernels'
+catalogue has changed.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from sysgym import kernels
-from sysgym.errors import InvalidInstanceError, UnknownNameError
-from sysgym.instances import format_spec
-from sysgym.kernels.hardware import Cluster
+from sysgym.errors import InvalidInstanceError, TraceFormatError
+from sysgym.instances import InstanceBase, read_json, require_fields
+from sysgym.kernels.hardware import GPU, Cluster, Link
 from sysgym.kernels.models import ModelSpec
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {"model": "llama-3-70b", "num_layers": 7, "cluster": "dgx-a100", "nodes": 2, "seq_len": 4096,
-             "global_batch": 32, "memory_limit_gib": 10.0},
-    "small": {"model": "llama-2-7b", "cluster": "dgx-a100", "nodes": 2, "seq_len": 4096, "global_batch": 128},
-    "medium": {"model": "llama-2-70b", "cluster": "dgx-a100", "nodes": 8, "seq_len": 4096, "global_batch": 1024},
-    "gpt3": {"model": "gpt3-175b", "cluster": "dgx-a100", "nodes": 128, "seq_len": 2048, "global_batch": 1536},
-    "1t": {"model": "gpt-1t", "cluster": "dgx-a100", "nodes": 384, "seq_len": 2048, "global_batch": 3072},
-    "tight": {"model": "llama-2-13b", "cluster": "dgx-a100", "nodes": 1, "seq_len": 4096, "global_batch": 64,
-              "memory_limit_gib": 40.0},
-}
+FORMAT = "sysgym.parallel_plan.instance/1"
 
 
 @dataclass(frozen=True, eq=False)
-class PlanInstance:
+class PlanInstance(InstanceBase):
     """One planning problem. `model` / `cluster` accept `sysgym.kernels` names or objects."""
+
+    FORMAT = FORMAT
 
     model: ModelSpec | str
     cluster: Cluster | str
@@ -82,7 +65,7 @@ class PlanInstance:
 
     def to_dict(self) -> dict[str, Any]:
         c = self.cluster
-        return {"format": "sysgym.parallel_plan.instance/1", "name": self.name,
+        return {"format": FORMAT, "name": self.name,
                 "model": dataclasses.asdict(self.model),
                 "cluster": {"gpu": c.gpu.to_dict(), "num_nodes": c.num_nodes, "gpus_per_node": c.gpus_per_node,
                             "intra_node": dataclasses.asdict(c.intra_node),
@@ -90,40 +73,49 @@ class PlanInstance:
                 "seq_len": self.seq_len, "global_batch": self.global_batch,
                 "memory_limit_gib": self.memory_limit_gib, "flash_attention": self.flash_attention}
 
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+def load(path: str | os.PathLike) -> PlanInstance:
+    """Load a saved parallel-plan instance (`PlanInstance.save`); a malformed file names the field."""
+    data = read_json(path)
+    require_fields(data, ("format",), path)
+    if data["format"] != FORMAT:
+        raise TraceFormatError(f"{path}: not a parallel-plan instance (format {data['format']!r}, "
+                               f"expected {FORMAT!r})")
+    require_fields(data, ("model", "cluster", "seq_len", "global_batch"), path)
+    model = _build(ModelSpec, data["model"], path, "model")
+    cdata = data["cluster"]
+    require_fields(cdata, ("gpu", "num_nodes", "gpus_per_node", "intra_node", "inter_node"), path, "instance cluster")
+    cluster_fields = {"num_nodes": cdata["num_nodes"], "gpus_per_node": cdata["gpus_per_node"],
+                      "intra_node": _build(Link, cdata["intra_node"], path, "cluster.intra_node"),
+                      "inter_node": _build(Link, cdata["inter_node"], path, "cluster.inter_node"),
+                      "name": cdata.get("name", "")}
+    gpu = _build(GPU, cdata["gpu"], path, "cluster.gpu")
+    cluster = _build(Cluster, {"gpu": gpu, **cluster_fields}, path, "cluster")
+    for key in ("seq_len", "global_batch"):
+        if isinstance(data[key], bool) or not isinstance(data[key], int):
+            raise TraceFormatError(f"{path}: field {key!r} must be an integer, got {data[key]!r}")
+    limit = data.get("memory_limit_gib")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
+        raise TraceFormatError(f"{path}: field 'memory_limit_gib' must be a number or null, got {limit!r}")
+    flash = data.get("flash_attention", False)
+    if not isinstance(flash, bool):
+        raise TraceFormatError(f"{path}: field 'flash_attention' must be true or false, got {flash!r}")
+    return PlanInstance(model=model, cluster=cluster, seq_len=data["seq_len"], global_batch=data["global_batch"],
+                        memory_limit_gib=limit, flash_attention=flash,
+                        name=data.get("name") or f"parallel_plan/file:{path}")
 
 
-def generate(*, seed: int = 0, preset: str | None = None, model: str | None = None, num_layers: int | None = None,
-             cluster: str | None = None, nodes: int | None = None, seq_len: int | None = None,
-             global_batch: int | None = None, memory_limit_gib: float | None = None,
-             flash_attention: bool | None = None) -> PlanInstance:
-    """An instance from a preset, with explicit arguments overriding its fields."""
-    params: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise UnknownNameError("parallel_plan preset", preset, PRESETS)
-        params.update(PRESETS[preset])
-    given = {"model": model, "num_layers": num_layers, "cluster": cluster, "nodes": nodes, "seq_len": seq_len,
-             "global_batch": global_batch, "memory_limit_gib": memory_limit_gib, "flash_attention": flash_attention}
-    params.update({k: v for k, v in given.items() if v is not None})
-    missing = [k for k in ("model", "cluster", "seq_len", "global_batch") if k not in params]
-    if missing:
-        raise TypeError(f"generate() needs {', '.join(missing)} (or a preset: {', '.join(PRESETS)})")
-    spec = _known(kernels.models.get, "model", params["model"], kernels.models.list())
-    if params.get("num_layers") is not None:
-        spec = spec.replace(num_layers=int(params["num_layers"]), name=f"{spec.name}-{int(params['num_layers'])}l")
-    overrides = {"num_nodes": int(params["nodes"])} if params.get("nodes") is not None else {}
-    clus = _known(lambda n: kernels.get_cluster(n, **overrides), "cluster", params["cluster"], kernels.list_clusters())
-    explicit = {k: v for k, v in given.items() if v is not None}
-    name = format_spec("parallel_plan", preset or "custom", seed, explicit if preset else params)
-    return PlanInstance(model=spec, cluster=clus, seq_len=params["seq_len"], global_batch=params["global_batch"],
-                        memory_limit_gib=params.get("memory_limit_gib"),
-                        flash_attention=bool(params.get("flash_attention", False)), name=name)
-
-
-def _known(getter, kind: str, name, known: list[str]):
+def _build(cls: type, fields: Any, path: str | os.PathLike, what: str):
+    """`cls(**fields)` for one part of a saved instance; anything wrong names the field."""
+    if not isinstance(fields, dict):
+        raise TraceFormatError(f"{path}: field {what!r} must be an object, got {type(fields).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise TraceFormatError(f"{path}: field {what!r} has unknown key(s) {unknown}")
     try:
-        return getter(name)
-    except KeyError:
-        raise UnknownNameError(kind, str(name), known) from None
+        return cls(**fields)
+    except TypeError as exc:  # a required key is missing
+        raise TraceFormatError(f"{path}: field {what!r}: {exc}") from None
+    except (ValueError, ZeroDivisionError) as exc:
+        raise TraceFormatError(f"{path}: field {what!r}: {exc}") from None

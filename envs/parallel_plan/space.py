@@ -2,7 +2,8 @@
 
 `uniform_space(inst)` lists every legal (t, p, d, b, v, sp, recompute, optimizer sharding) with equal
 pipeline stages; `evaluate_space` prices them all with one call of the cost model. The same arrays drive the
-exhaustive solver, the env's masks and the Optuna search, so every method sees one space.
+exhaustive solver, the env's masks and the Optuna search, so every method sees one space. `infeasible_report`
+says why an instance (or a method) has no plan that fits: the smallest per-GPU memory any legal plan needs.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sysgym.envs.parallel_plan.cost import RECOMPUTE_CODE, memory_limit_bytes
+from sysgym.envs.parallel_plan.cost import GIB, RECOMPUTE_CODE, memory_limit_bytes
 from sysgym.envs.parallel_plan.plan import RECOMPUTE, TrainingPlan
 
 # Optimizer-state sharding options searched: (zero_stage, distributed_optimizer). ZeRO-1 costs exactly what
@@ -99,3 +100,24 @@ def evaluate_space(inst, space: Space) -> dict[str, np.ndarray]:
     out = cm.uniform(space.cfg, inst.global_batch)
     out["feasible"] = out["mem_total"] <= memory_limit_bytes(inst.cluster, inst.memory_limit_gib)
     return out
+
+
+def infeasible_report(inst) -> dict:
+    """Why no plan was found: the smallest per-GPU memory any legal equal-stage plan needs (full recomputation
+    and every sharding option are in the space) against the limit. `feasible` says whether that plan fits, i.e.
+    whether the instance has a plan and only the method found none."""
+    space = uniform_space(inst)
+    if len(space) == 0:
+        return {"reason": "no legal plan (check GPU count, heads, layers and global batch)", "feasible": False}
+    out = evaluate_space(inst, space)
+    k = int(np.argmin(out["mem_total"]))
+    limit = memory_limit_bytes(inst.cluster, inst.memory_limit_gib)
+    need, plan = float(out["mem_total"][k] / GIB), space.plan(k).describe()
+    feasible = bool(out["feasible"].any())
+    if feasible:
+        reason = (f"the method found no plan that fits, but {int(out['feasible'].sum())} legal plans do: the "
+                  f"smallest per-GPU memory is {need:.1f} GiB ({plan}), the limit is {limit / GIB:.1f} GiB")
+    else:
+        reason = (f"no feasible plan: the smallest per-GPU memory of any legal plan is {need:.1f} GiB ({plan}), "
+                  f"the limit is {limit / GIB:.1f} GiB")
+    return {"reason": reason, "min_memory_gib": need, "min_memory_plan": plan, "feasible": feasible}

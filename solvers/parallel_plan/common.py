@@ -1,5 +1,5 @@
-"""Shared pieces of the parallel-plan solvers: scoring a chosen plan with the evaluator, per-stage cost tables
-for partition search, and the "no feasible plan" report."""
+"""Shared pieces of the parallel-plan solvers: scoring a chosen plan with the evaluator and per-stage cost tables
+for partition search. (Why an instance has no plan that fits is the plan space's `infeasible_report`.)"""
 from __future__ import annotations
 
 import itertools
@@ -11,19 +11,17 @@ import numpy as np
 
 from sysgym.envs.parallel_plan.cost import memory_limit_bytes
 from sysgym.envs.parallel_plan.plan import RECOMPUTE, TrainingPlan
-from sysgym.envs.parallel_plan.space import OPT_OPTIONS, Space, evaluate_space, uniform_space
+from sysgym.envs.parallel_plan.space import OPT_OPTIONS, Space, uniform_space
 from sysgym.solution import Solution
-
-GIB = 2.0 ** 30
 
 
 def scored_solution(inst, plan: TrainingPlan | None, t0: float, status: str, *, bound: float | None = None,
                     stats: dict | None = None) -> Solution:
-    """A Solution whose objective is the evaluator's score of `plan` (never the solver's own arithmetic)."""
+    """A Solution whose objective is the evaluator's score of `plan` (never the solver's own arithmetic). With
+    no plan, `status` says why: "infeasible" (the method's space has no plan that fits) or "timeout"."""
     wall = time.perf_counter() - t0
     if plan is None:
-        return Solution(decisions=None, objective=math.inf, status="infeasible", wall_time_s=wall,
-                        stats=stats or {})
+        return Solution(decisions=None, objective=math.inf, status=status, wall_time_s=wall, stats=stats or {})
     est = inst.estimate(plan)
     if not est.feasible:  # a solver bug, not a user error: refuse to report an infeasible plan as a result
         raise RuntimeError(f"solver produced an infeasible plan {plan.describe()}: {est.reason}")
@@ -32,20 +30,6 @@ def scored_solution(inst, plan: TrainingPlan | None, t0: float, status: str, *, 
     return Solution(decisions=plan.to_dict(), objective=est.iteration_time_s, status=status, wall_time_s=wall,
                     bound=bound, stats={"plan": plan.describe(), "tflops_per_gpu": est.tflops_per_gpu,
                                         "memory_gib": est.memory_gib.total, **(stats or {})})
-
-
-def infeasible_report(inst) -> dict:
-    """The smallest per-GPU memory any legal plan needs (full recomputation, every sharding option)."""
-    space = uniform_space(inst)
-    if len(space) == 0:
-        return {"reason": "no legal plan (check GPU count, heads, layers and global batch)"}
-    out = evaluate_space(inst, space)
-    k = int(np.argmin(out["mem_total"]))
-    limit = memory_limit_bytes(inst.cluster, inst.memory_limit_gib)
-    return {"reason": f"no feasible plan: the smallest per-GPU memory of any legal plan is "
-                      f"{out['mem_total'][k] / GIB:.1f} GiB ({space.plan(k).describe()}), the limit is "
-                      f"{limit / GIB:.1f} GiB",
-            "min_memory_gib": float(out["mem_total"][k] / GIB), "min_memory_plan": space.plan(k).describe()}
 
 
 # -- partition search -----------------------------------------------------------------------------------------
@@ -107,12 +91,6 @@ def stage_tables(inst, cfg_row: dict) -> StageTables:
     tau = np.where(any_fit, np.take_along_axis(tau_nr, rr, axis=2)[:, :, 0], np.inf)
     end = np.array(end, float, copy=True)
     return StageTables(p=p, m=int(cfg_row["m"]), tau=tau, end=end, r=r_star, tau_nr=tau_nr, mem_nr=mem_nr)
-
-
-def objective_of(tab: StageTables, parts, rs) -> float:
-    taus = [tab.tau_nr[i, n, r] for i, (n, r) in enumerate(zip(parts, rs))]
-    ends = [tab.end[i, n] for i, n in enumerate(parts)]
-    return (tab.m - 1) * max(taus) + sum(taus) + max(ends)
 
 
 def compositions(total: int, parts: int):

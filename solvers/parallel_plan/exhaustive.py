@@ -13,12 +13,13 @@ import time
 
 import numpy as np
 
-from sysgym.envs.parallel_plan.space import evaluate_space, uniform_space
+from sysgym.envs.parallel_plan.cost import memory_limit_bytes
+from sysgym.envs.parallel_plan.space import evaluate_space, infeasible_report, uniform_space
+from sysgym.errors import InvalidArgumentError
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.parallel_plan.common import (
     cfg_row,
     compositions,
-    infeasible_report,
     opt_options,
     partition_configs,
     plan_from,
@@ -41,6 +42,7 @@ def enumerate_partitions(inst, *, max_candidates: int = 2_000_000, deadline: flo
     """Best plan of the partition space by brute force: (plan, objective, candidates evaluated, complete)."""
     configs = partition_configs(inst, max_zero_stage=max_zero_stage)
     L = inst.model.num_layers
+    limit = memory_limit_bytes(inst.cluster, inst.memory_limit_gib)
     best, best_plan, count = math.inf, None, 0
     for k in range(len(configs)):
         row = cfg_row(configs, k)
@@ -56,7 +58,7 @@ def enumerate_partitions(inst, *, max_candidates: int = 2_000_000, deadline: flo
             nn = np.array(parts)
             taus = tab.tau_nr[idx, nn[None, :], rs]
             mems = tab.mem_nr[idx, nn[None, :], rs]
-            ok = np.all(mems <= _limit(inst), axis=1)
+            ok = np.all(mems <= limit, axis=1)
             if not ok.any():
                 continue
             end = max(tab.end[i, n] for i, n in enumerate(parts))
@@ -68,14 +70,10 @@ def enumerate_partitions(inst, *, max_candidates: int = 2_000_000, deadline: flo
     return best_plan, best, count, True
 
 
-def _limit(inst) -> float:
-    from sysgym.envs.parallel_plan.cost import memory_limit_bytes
-
-    return memory_limit_bytes(inst.cluster, inst.memory_limit_gib)
-
-
 @register
 class Exhaustive(Solver):
+    """Every legal equal-stage plan priced in one vectorised call (partitions="all": every layer split too)."""
+
     name = "parallel_plan.exhaustive"
     family = "parallel_plan"
     kind = "exact"
@@ -83,7 +81,7 @@ class Exhaustive(Solver):
     def __init__(self, partitions: str = "uniform", interleaving: bool = True, max_candidates: int = 2_000_000,
                  max_zero_stage: int = 3):
         if partitions not in ("uniform", "all"):
-            raise ValueError(f"partitions must be 'uniform' or 'all', got {partitions!r}")
+            raise InvalidArgumentError(f"partitions must be 'uniform' or 'all', got {partitions!r}")
         super().__init__(partitions=partitions, interleaving=interleaving, max_candidates=max_candidates,
                          max_zero_stage=max_zero_stage)
         self.partitions, self.interleaving, self.max_candidates = partitions, interleaving, max_candidates

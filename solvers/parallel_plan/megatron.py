@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 
 from sysgym.envs.parallel_plan.plan import TrainingPlan
-from sysgym.envs.parallel_plan.space import divisors, tp_options
+from sysgym.envs.parallel_plan.space import divisors, infeasible_report, tp_options
 from sysgym.solvers.base import Solver, register
-from sysgym.solvers.parallel_plan.common import infeasible_report, scored_solution
+from sysgym.solvers.parallel_plan.common import scored_solution
 
 
 def megatron_plan(inst, micro_batches=(1, 2, 4, 8)) -> TrainingPlan | None:
@@ -40,6 +40,8 @@ def megatron_plan(inst, micro_batches=(1, 2, 4, 8)) -> TrainingPlan | None:
 
 @register
 class Megatron(Solver):
+    """Narayanan et al. (SC'21) rules of thumb: model parallelism only to fit, t within a server, full recompute."""
+
     name = "parallel_plan.megatron"
     family = "parallel_plan"
     kind = "heuristic"

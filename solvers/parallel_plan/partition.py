@@ -31,10 +31,10 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from sysgym.envs.parallel_plan.cost import memory_limit_bytes
+from sysgym.envs.parallel_plan.space import infeasible_report
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.parallel_plan.common import (
     cfg_row,
-    infeasible_report,
     partition_configs,
     plan_from,
     scored_solution,
@@ -164,14 +164,17 @@ def dp_config(tab, L: int, best: float):
     return found
 
 
-def _result(inst, solver_name, t0, plan, status, stats, bound=None):
-    if plan is None:
-        return scored_solution(inst, None, t0, "infeasible", stats={**stats, **infeasible_report(inst)})
+def _result(inst, t0, plan, status, stats, bound=None):
+    if plan is None:  # a finished search proves its space empty; an unfinished one only ran out of time
+        return scored_solution(inst, None, t0, "infeasible" if status == "optimal" else "timeout",
+                               stats={**stats, **infeasible_report(inst)})
     return scored_solution(inst, plan, t0, status, bound=bound, stats=stats)
 
 
 @register
 class GalvatronDP(Solver):
+    """Galvatron-style dynamic program over layer-to-stage splits and per-stage recomputation (exact)."""
+
     name = "parallel_plan.dp"
     family = "parallel_plan"
     kind = "exact"
@@ -203,11 +206,13 @@ class GalvatronDP(Solver):
                     plan, best = cand, score
         stats = {"configs": len(items), "configs_searched": visited}
         status = "optimal" if complete else "timeout"
-        return _result(instance, self.name, t0, plan, status, stats, bound=best if complete else None)
+        return _result(instance, t0, plan, status, stats, bound=best if complete else None)
 
 
 @register
 class PartitionCpSat(Solver):
+    """OR-Tools CP-SAT over layer-to-stage splits and per-stage recomputation, with a bound and gap."""
+
     name = "parallel_plan.cpsat"
     family = "parallel_plan"
     kind = "exact"
@@ -255,7 +260,7 @@ class PartitionCpSat(Solver):
         lower = min([best, *bounds] + ([stopped_lb] if stopped_lb is not None else []))
         stats = {"configs": len(items), "configs_searched": visited}
         status = "optimal" if all_optimal and (stopped_lb is None or stopped_lb >= best) else "timeout"
-        return _result(instance, self.name, t0, plan, status, stats, bound=lower)
+        return _result(instance, t0, plan, status, stats, bound=lower)
 
     def _solve_config(self, tab, L: int, best: float, limit: float, seed: int, mem_limit: float):
         p, m = tab.p, tab.m

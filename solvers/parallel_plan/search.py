@@ -3,6 +3,10 @@
 Each plan dimension (t, p, b, v, sequence parallelism, recomputation, optimizer sharding) is an integer index;
 indices map onto the values legal after the earlier choices (modulo their number), and a plan over the
 memory limit scores a penalty. Every trial is priced by `estimate_training`; the best feasible trial is returned.
+
+The search stops after `n_trials` trials or at `time_limit` seconds, whichever comes first (the time is checked
+after each trial, so at least one trial runs). When no trial fits, the answer has no plan and says why:
+"infeasible" when no legal plan of the space fits the memory limit, "timeout" when some would have.
 """
 from __future__ import annotations
 
@@ -12,9 +16,18 @@ import time
 import optuna
 
 from sysgym.envs.parallel_plan.plan import RECOMPUTE, TrainingPlan
-from sysgym.envs.parallel_plan.space import OPT_OPTIONS, divisors, mb_options, pp_options, tp_options, vs_options
+from sysgym.envs.parallel_plan.space import (
+    OPT_OPTIONS,
+    divisors,
+    infeasible_report,
+    mb_options,
+    pp_options,
+    tp_options,
+    vs_options,
+)
+from sysgym.errors import InvalidArgumentError
 from sysgym.solvers.base import Solver, register
-from sysgym.solvers.parallel_plan.common import infeasible_report, scored_solution
+from sysgym.solvers.parallel_plan.common import scored_solution
 
 PENALTY_S = 1.0e6  # score of an illegal or out-of-memory plan (seconds; far above any real iteration)
 
@@ -52,9 +65,10 @@ def decode(inst, idx: dict[str, int]) -> TrainingPlan | None:
 class _OptunaBase(Solver):
     family = "parallel_plan"
     kind = "search"
-    sampler_name = ""
 
     def __init__(self, n_trials: int = 300):
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise InvalidArgumentError(f"{self.name}: n_trials must be a positive integer, got {n_trials!r}")
         super().__init__(n_trials=n_trials)
         self.n_trials = n_trials
 
@@ -84,15 +98,26 @@ class _OptunaBase(Solver):
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(direction="minimize", sampler=self._sampler(seed))
-        study.optimize(objective, n_trials=self.n_trials, timeout=time_limit)
+
+        def stop_at_time_limit(study: optuna.Study, _trial) -> None:
+            # Checked after each trial (not before, as Optuna's own `timeout`), so even a time limit shorter
+            # than one trial gives an answer from one trial.
+            if time_limit is not None and time.perf_counter() - t0 >= time_limit:
+                study.stop()
+
+        study.optimize(objective, n_trials=self.n_trials, callbacks=[stop_at_time_limit])
         stats = {"trials": len(study.trials), **counts}
         if best["plan"] is None:
-            return scored_solution(instance, None, t0, "infeasible", stats={**stats, **infeasible_report(instance)})
+            report = infeasible_report(instance)
+            return scored_solution(instance, None, t0, "timeout" if report["feasible"] else "infeasible",
+                                   stats={**stats, **report})
         return scored_solution(instance, best["plan"], t0, "feasible", stats=stats)
 
 
 @register
 class OptunaTPE(_OptunaBase):
+    """Optuna's TPE sampler over the equal-stage plan space (n_trials trials or the time limit)."""
+
     name = "parallel_plan.optuna_tpe"
 
     def _sampler(self, seed: int):
@@ -101,6 +126,8 @@ class OptunaTPE(_OptunaBase):
 
 @register
 class OptunaCmaEs(_OptunaBase):
+    """Optuna's CMA-ES sampler over the equal-stage plan space (n_trials trials or the time limit)."""
+
     name = "parallel_plan.optuna_cmaes"
 
     def _sampler(self, seed: int):

@@ -6,6 +6,7 @@ import pytest
 from sysgym import solvers
 from sysgym.envs.parallel_plan import generate
 from sysgym.envs.parallel_plan.evaluate import evaluate
+from sysgym.errors import InvalidArgumentError
 from sysgym.testing import check_solver
 
 NAMES = ["parallel_plan.exhaustive", "parallel_plan.dp", "parallel_plan.cpsat", "parallel_plan.optuna_tpe",
@@ -71,9 +72,44 @@ def test_megatron_heuristic_follows_the_papers_rules():
 
 def test_no_feasible_plan_reports_the_smallest_memory():
     inst = generate(model="gpt-1t", cluster="dgx-a100", nodes=1, seq_len=2048, global_batch=8)
-    sol = solvers.get("parallel_plan.exhaustive").solve(inst)
-    assert sol.status == "infeasible" and math.isinf(sol.objective)
-    assert "no feasible plan" in sol.stats["reason"] and sol.stats["min_memory_gib"] > 1000
+    for name in NAMES:
+        sol = solvers.get(name).solve(inst, time_limit=30)
+        assert sol.status == "infeasible" and math.isinf(sol.objective) and sol.decisions is None, name
+        assert "no feasible plan" in sol.stats["reason"] and sol.stats["min_memory_gib"] > 1000, name
+        assert sol.stats["feasible"] is False
+
+
+def test_a_method_without_a_plan_says_that_plans_exist(tiny):
+    """The Megatron rules find nothing under tiny's 10 GiB budget; the report must not call the instance
+    infeasible."""
+    sol = solvers.get("parallel_plan.megatron").solve(tiny)
+    assert sol.decisions is None and sol.status == "infeasible"
+    assert sol.stats["feasible"] is True and "legal plans do" in sol.stats["reason"]
+    cut = solvers.get("parallel_plan.exhaustive", partitions="all", max_candidates=1).solve(tiny)
+    assert cut.decisions is None and cut.status == "timeout"  # stopped early: not proven infeasible
+
+
+@pytest.mark.parametrize("name", ["parallel_plan.optuna_tpe", "parallel_plan.optuna_cmaes"])
+def test_optuna_budgets_give_a_valid_answer(name, tiny):
+    """time_limit <= 0 is refused before any work; a limit shorter than one trial, or one trial, still answers:
+    a scored feasible plan, or no plan with status "timeout" (feasible plans exist) and the reason."""
+    with pytest.raises(InvalidArgumentError, match="time_limit"):
+        solvers.get(name).solve(tiny, time_limit=0)
+    with pytest.raises(InvalidArgumentError, match="n_trials"):
+        solvers.get(name, n_trials=0)
+    outcomes = set()
+    for seed in range(6):  # one trial lands on a plan that fits for some seeds, not for others
+        short = solvers.get(name).solve(tiny, time_limit=1e-6, seed=seed)
+        one = solvers.get(name, n_trials=1).solve(tiny, seed=seed)
+        assert short.decisions == one.decisions and short.status == one.status
+        for sol in (short, one):
+            assert sol.stats["trials"] == 1
+            if sol.decisions is None:
+                assert sol.status == "timeout" and "legal plans do" in sol.stats["reason"]
+            else:
+                assert sol.status == "feasible" and evaluate(tiny, sol)["iteration_time_s"] == sol.objective
+        outcomes.add(short.status)
+    assert outcomes == {"feasible", "timeout"}
 
 
 def test_evaluator_rejects_bad_plans(tiny):

@@ -1,4 +1,5 @@
-"""`sysgym plan`: the best training plans of a model on a cluster, as a table, and the time/memory Pareto front.
+"""`sysgym plan`: the best training plans of a model on a cluster, as a table, and the time/memory Pareto front,
+every plan priced by `estimate_training` (the parallel-plan family's scorer).
 
     sysgym plan --model llama-2-70b --cluster dgx-a100 --nodes 8 --seq-len 4096 --global-batch 1024
     sysgym plan --model gpt-1t --cluster dgx-a100 --nodes 384 --seq-len 2048 --global-batch 3072 --plot front.png
@@ -10,7 +11,6 @@ import sys
 
 import numpy as np
 
-GIB = 2.0 ** 30
 COMPONENTS = {"compute_s": "compute", "tp_comm_s": "tensor-parallel comm", "p2p_s": "pipeline send/recv",
               "bubble_s": "pipeline bubble", "grad_sync_and_optimizer_s": "gradient sync + optimizer"}
 
@@ -39,6 +39,8 @@ def pareto_front(time: np.ndarray, mem: np.ndarray) -> np.ndarray:
 
 def plot_front(inst, space, out, path: str) -> str:
     import matplotlib
+
+    from sysgym.envs.parallel_plan.cost import GIB
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -74,8 +76,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sysgym.envs.parallel_plan.instance import generate
-    from sysgym.envs.parallel_plan.space import evaluate_space, uniform_space
+    from sysgym.envs.parallel_plan.generator import generate
+    from sysgym.envs.parallel_plan.space import evaluate_space, infeasible_report, uniform_space
     from sysgym.errors import SysgymError
 
     console = Console(width=None if sys.stdout.isatty() else 160)
@@ -94,8 +96,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                   f"{inst.cluster.gpu.name} ({inst.cluster.num_nodes} nodes); {len(space)} legal plans, "
                   f"{int(feas.sum())} fit in memory")
     if not feas.any():
-        from sysgym.solvers.parallel_plan.common import infeasible_report
-
         Console(stderr=True).print(f"[red]{infeasible_report(inst)['reason']}[/]")
         return 1
     order = np.flatnonzero(feas)[np.argsort(out["time"][feas], kind="stable")]
@@ -128,6 +128,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("plan", help="best data/tensor/pipeline parallel plans for training an LLM")
     p.add_argument("--model", required=True, help="a sysgym.kernels model preset, e.g. llama-2-70b, gpt-1t")
@@ -137,13 +144,7 @@ def register(subparsers) -> None:
     p.add_argument("--global-batch", type=int, required=True, help="sequences per iteration")
     p.add_argument("--memory-limit-gib", type=float, default=None, help="per-GPU budget (default: GPU memory)")
     p.add_argument("--flash-attention", action="store_true", help="FlashAttention (no s^2 activations)")
-    p.add_argument("--top", type=int, default=10, help="plans to list (default 10)")
+    p.add_argument("--top", type=_positive_int, default=10, help="plans to list (default 10)")
     p.add_argument("--plot", default=None, help="write the time/memory Pareto front to this PNG")
     p.set_defaults(func=_cmd_plan)
 
-
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="plan")
-    register(parser.add_subparsers(dest="command", required=True))
-    ns = parser.parse_args(["plan", *sys.argv[1:]])
-    raise SystemExit(ns.func(ns))

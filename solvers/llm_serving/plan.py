@@ -13,8 +13,8 @@ from typing import Any
 
 from sysgym.envs.llm_serving.memory import plan_memory
 from sysgym.envs.llm_serving.metrics import ATTAINMENT_TARGET, DEFAULT_SLO_TPOT_S, DEFAULT_SLO_TTFT_S
-from sysgym.envs.llm_serving.serving import simulate
-from sysgym.envs.llm_serving.workloads import Trace
+from sysgym.envs.llm_serving.simulator import simulate
+from sysgym.envs.llm_serving.traces import Trace
 from sysgym.errors import InvalidInstanceError, UnknownNameError
 
 

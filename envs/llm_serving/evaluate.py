@@ -18,7 +18,7 @@ from sysgym import kernels
 from sysgym.envs.llm_serving.instance import ServingInstance
 from sysgym.envs.llm_serving.memory import plan_memory
 from sysgym.envs.llm_serving.metrics import compute_metrics
-from sysgym.envs.llm_serving.simulator import request_arrays
+from sysgym.envs.llm_serving.replica import request_arrays
 from sysgym.errors import InfeasibleSolutionError
 from sysgym.solution import Solution
 

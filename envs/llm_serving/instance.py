@@ -1,26 +1,32 @@
-"""The LLM-serving instance: a request trace plus the serving deployment it runs on, and its generator.
+"""The LLM-serving instance: a request trace plus the serving deployment it runs on.
 
-Generated instances use the seeded trace generator (`workloads.generate_trace`) whose length
-distributions are fitted on the Azure LLM inference 2023 conversation trace (Splitwise, ISCA'24) and
-whose arrivals are Poisson or Gamma (BurstGPT). Loaded instances wrap a trace file (`load(path)`).
+Generated instances come from `generator.py` (a seeded trace whose lengths are fitted on the Azure LLM
+inference 2023 traces); `load(path)` reads a saved instance (`save`, JSON) or wraps a trace file (Azure or
+BurstGPT CSV) on a given deployment.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sysgym.envs.llm_serving.metrics import DEFAULT_SLO_TPOT_S, DEFAULT_SLO_TTFT_S
-from sysgym.envs.llm_serving.workloads import Trace, generate_trace, load_trace
-from sysgym.errors import UnknownNameError
-from sysgym.instances import format_spec
+from sysgym.envs.llm_serving.traces import FORMATS, Trace, load_trace
+from sysgym.errors import InvalidInstanceError, TraceFormatError, UnknownNameError
+from sysgym.instances import InstanceBase, digest_of, read_json, require_fields
+
+FORMAT = "sysgym.llm_serving.instance/1"
+DEPLOY_FIELDS = ("model", "gpu", "tp", "pp", "num_replicas", "router", "block_size", "max_tokens",
+                 "memory_semantics", "num_blocks", "max_num_seqs", "slo_ttft_s", "slo_tpot_s")
+TRACE_FIELDS = ("arrival", "prompt", "output")
 
 
 @dataclass(frozen=True, eq=False)
-class ServingInstance:
+class ServingInstance(InstanceBase):
     """A trace and a deployment. `name` is the replayable spec; `simulate_kwargs()` feeds `simulate`."""
+
+    FORMAT = FORMAT
 
     trace: Trace
     model: str = "llama-2-7b"
@@ -50,57 +56,54 @@ class ServingInstance:
         return len(self.trace)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trace": self.trace.to_dict(), **self.simulate_kwargs(), "name": self.name}
+        return {"format": FORMAT, "trace": self.trace.to_dict(), **self.simulate_kwargs(), "name": self.name}
 
     def digest(self) -> str:
-        body = {**self.simulate_kwargs(), "trace": self.trace.digest()}
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        """The deployment and the trace's own digest (not the whole JSON: a trace is large, and every digest
+        written before the family kit was computed this way)."""
+        return digest_of({**self.simulate_kwargs(), "trace": self.trace.digest()})
 
     def with_(self, **changes) -> ServingInstance:
         return replace(self, **changes)
 
 
-# Presets. Rates are chosen relative to one Llama-2-7B replica on an A100-80GB, which this model saturates
-# at about 5 req/s of Azure-conv-like requests (the full conv trace, 5.5 req/s, overloads it).
-PRESETS: dict[str, dict[str, Any]] = {
-    # 20 short requests, a batch cap of 4 and a small KV cache: contention the CP-SAT bound can model.
-    "tiny": {"num_requests": 20, "rate": 40.0, "max_prompt": 32, "max_output": 32, "num_blocks": 64,
-             "max_tokens": 128, "max_num_seqs": 4},
-    "small": {"num_requests": 300, "rate": 3.0},
-    "medium": {"num_requests": 2000, "rate": 4.0},
-    "overload": {"num_requests": 1000, "rate": 8.0},
-    "bursty": {"num_requests": 1000, "rate": 3.0, "process": "gamma", "cv": 3.0},
-    "multi_tenant": {"num_requests": 800, "num_clients": 4, "client_rates": [4.0, 1.0, 0.5, 0.5]},
-    "code": {"num_requests": 1000, "rate": 2.6, "lengths": "azure_code", "process": "gamma", "cv": 13.0},
-    "cluster": {"num_requests": 2000, "rate": 12.0, "num_replicas": 4, "router": "least_outstanding"},
-}
-_TRACE_KEYS = ("num_requests", "rate", "process", "cv", "lengths", "num_clients", "client_weights", "client_rates",
-               "max_prompt", "max_output")
-_DEPLOY_KEYS = ("model", "gpu", "tp", "pp", "num_replicas", "router", "block_size", "max_tokens",
-                "memory_semantics", "num_blocks", "max_num_seqs", "slo_ttft_s", "slo_tpot_s")
-
-
-def generate(*, seed: int = 0, preset: str | None = None, **params: Any) -> ServingInstance:
-    """A seeded instance: `preset` fills defaults, keyword arguments override them (trace generator
-    arguments of `generate_trace` and deployment fields of `ServingInstance`)."""
-    merged: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise UnknownNameError("llm_serving preset", preset, PRESETS)
-        merged.update(PRESETS[preset])
-    merged.update(params)
-    unknown = [k for k in merged if k not in _TRACE_KEYS + _DEPLOY_KEYS]
+def from_dict(data: Any, path: str | os.PathLike = "<data>") -> ServingInstance:
+    """The instance `to_dict()` wrote; malformed data raises TraceFormatError naming the field."""
+    require_fields(data, ("trace", "name"), path)
+    require_fields(data["trace"], TRACE_FIELDS, path, "instance trace")
+    tr = data["trace"]
+    unknown = sorted(set(data) - {"format", "trace", "name", *DEPLOY_FIELDS})
     if unknown:
-        raise TypeError(f"unknown llm_serving generator parameter(s) {unknown}; known: "
-                        f"{', '.join(_TRACE_KEYS + _DEPLOY_KEYS)}")
-    trace_kw = {k: merged[k] for k in _TRACE_KEYS if k in merged}
-    deploy = {k: merged[k] for k in _DEPLOY_KEYS if k in merged}
-    trace = generate_trace(seed=seed, **trace_kw)
-    name = format_spec("llm_serving", preset or "custom", seed, params)
-    return ServingInstance(trace=trace, name=name, **deploy)
+        raise TraceFormatError(f"{path}: unknown instance field(s) {unknown}")
+    try:
+        trace = Trace(tr["arrival"], tr["prompt"], tr["output"], tr.get("client"), tr.get("session"),
+                      tr.get("priority"), name=str(tr.get("name", "trace")),
+                      client_names=tuple(tr.get("client_names") or ()))
+        return ServingInstance(trace=trace, name=str(data["name"]), **{k: data[k] for k in DEPLOY_FIELDS if k in data})
+    except InvalidInstanceError:
+        raise
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise TraceFormatError(f"{path}: malformed instance field ({exc})") from None
 
 
-def load(path: str | Path, format: str = "azure", **deploy: Any) -> ServingInstance:  # noqa: A002
-    """An instance replaying a trace file (Azure or BurstGPT format) on the given deployment."""
-    trace = load_trace(path, format=format)
-    return ServingInstance(trace=trace, name=f"llm_serving/file:{path}", **deploy)
+def load(path: str | os.PathLike, format: str = "auto", **deploy: Any) -> ServingInstance:  # noqa: A002
+    """A saved instance (`inst.save(path)`, JSON), or an instance replaying a trace file on the deployment
+    `deploy` (fields of `ServingInstance`). `format`: ``"auto"`` (a JSON file is a saved instance, anything
+    else an Azure CSV), ``"instance"``, or a trace format (``"azure"``, ``"burstgpt"``)."""
+    known = ("auto", "instance", *FORMATS)
+    if format not in known:
+        raise UnknownNameError("llm_serving file format", format, known)
+    path = Path(path)
+    if format == "auto":
+        format = "instance" if path.suffix.lower() == ".json" else "azure"  # noqa: A001
+    if format == "instance":
+        if deploy:
+            raise TraceFormatError(f"{path}: a saved instance carries its deployment; drop {sorted(deploy)}")
+        data = read_json(path)
+        if isinstance(data, dict) and data.get("format", FORMAT) != FORMAT:
+            raise TraceFormatError(f"{path}: format {data.get('format')!r} is not {FORMAT!r}")
+        return from_dict(data, path)
+    bad = sorted(set(deploy) - set(DEPLOY_FIELDS))
+    if bad:
+        raise UnknownNameError("deployment field", bad[0], DEPLOY_FIELDS)
+    return ServingInstance(trace=load_trace(path, format=format), name=f"llm_serving/file:{path}", **deploy)

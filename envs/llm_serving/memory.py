@@ -102,10 +102,3 @@ def plan_memory(model: str = "llama-2-7b", gpu: str = "a100-80gb", *, tp: int = 
                       activation_bytes=float(act), usable_bytes=float(usable),
                       kv_cache_bytes=float(num_blocks * block_size * kv_tok), semantics=semantics,
                       model=spec.name, gpu=dev.name, tp=int(tp), pp=int(pp))
-
-
-def blocks_for(tokens, block_size: int):
-    """Blocks that `tokens` KV slots take (ceil)."""
-    return -(-tokens // block_size)
-
-

@@ -1,452 +1,226 @@
-"""Discrete-event simulator of LLM serving replicas (iteration-level, paged KV cache).
+"""`simulate(...)`: replay a request trace on one or more serving replicas (`replica.Replica`, one iteration
+loop each); `ServingResult` holds the per-request records and the metrics.
 
-The event loop works per *iteration*, never per token: request state lives in numpy arrays, and when the
-running batch only decodes and nothing can change it (no arrival, no completion, enough free blocks), a
-whole run of decode iterations is computed at once: per-iteration KV use and attention cost come from a
-(requests x iterations) array, iteration times from the cached batch-latency model, token timestamps are
-written into one flat array. Token timestamps are the only per-token data (one float each).
+Schedulers are named (`scheduler="vllm"`, ...): the registered method `llm_serving.<name>` makes each one
+(`replica.make_scheduler`, through the core registry); a scheduler object (`Scheduler` protocol) works too.
 
-Semantics of one request with prompt p and output o tokens (`generated` g, KV tokens computed `kv`):
-admission allocates blocks and starts a prefill of p + g tokens (g > 0 after a recompute preemption);
-the iteration that completes the prefill emits token g; each decode iteration needs p + g KV slots, writes
-one KV entry and emits the next token; the request finishes with its o-th token and frees its blocks.
+Cluster routing (`router=`): ``round_robin``; ``least_outstanding`` (fewest routed-but-unfinished
+requests, as vLLM production-stack / Ray Serve's default); ``jsq`` (join the shortest *waiting* queue);
+``power_of_two`` (Mitzenmacher's two random choices, least outstanding of the two). State-dependent
+routers advance every replica to the arrival time before choosing. Routers are part of an instance's
+deployment; `sysgym/LlmRouting-v0` lets an agent route instead.
 """
 from __future__ import annotations
 
-import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from sysgym import kernels
 from sysgym.envs.llm_serving.latency import BatchLatency
-from sysgym.envs.llm_serving.memory import MemoryPlan
-from sysgym.envs.llm_serving.schedulers import Scheduler
-from sysgym.envs.llm_serving.workloads import Trace
-from sysgym.errors import InvalidInstanceError
+from sysgym.envs.llm_serving.memory import MemoryPlan, plan_memory
+from sysgym.envs.llm_serving.metrics import DEFAULT_SLO_TPOT_S, DEFAULT_SLO_TTFT_S, compute_metrics
+from sysgym.envs.llm_serving.replica import Replica, RequestState, Scheduler, make_scheduler, request_arrays
+from sysgym.envs.llm_serving.traces import Trace, as_trace
+from sysgym.errors import InvalidArgumentError, InvalidInstanceError, UnknownNameError
 
-PCIE_EFFICIENCY = 0.8  # achieved share of PCIe x16 bandwidth for pinned host copies (NVIDIA bandwidthTest
-#                        reaches ~25 of 31.5 GB/s on PCIe 4.0 x16)
-FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array operation
+ROUTERS = ("round_robin", "least_outstanding", "jsq", "power_of_two")
 
 
-class RequestState:
-    """Per-request arrays shared by the replicas of one simulation (each request belongs to one)."""
+class RequestRecords:
+    """Per-request records, columnar: arrays by field name, plus each request's token timestamps.
 
-    def __init__(self, trace: Trace, prompt: np.ndarray, output: np.ndarray):
-        n = len(trace)
-        self.n = n
-        self.arrival = trace.arrival
-        self.client = trace.client
-        self.prompt = np.asarray(prompt, np.int64)
-        self.output = np.asarray(output, np.int64)
-        self.generated = np.zeros(n, np.int64)
-        self.kv = np.zeros(n, np.int64)
-        self.blocks = np.zeros(n, np.int64)
-        self.in_prefill = np.zeros(n, bool)
-        self.first_scheduled = np.full(n, np.nan)
-        self.finish = np.full(n, np.nan)
-        self.preemptions = np.zeros(n, np.int64)
-        self.replica = np.full(n, -1, np.int64)
-        self.offsets = np.zeros(n + 1, np.int64)
-        np.cumsum(self.output, out=self.offsets[1:])
-        self.token_time = np.full(int(self.offsets[-1]), np.nan)
+    `records[i]` is a dict for request i (with `token_times`); `records.arrays` the columns.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], token_time: np.ndarray, token_offsets: np.ndarray):
+        self.arrays = arrays
+        self.token_time = token_time
+        self.token_offsets = token_offsets
+
+    def __len__(self) -> int:
+        return len(self.arrays["arrival"])
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        i = int(i)
+        out = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in self.arrays.items()}
+        out["token_times"] = self.token_time[self.token_offsets[i]:self.token_offsets[i + 1]]
+        return out
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        arrays = self.__dict__.get("arrays", {})
+        if name in arrays:
+            return arrays[name]
+        raise AttributeError(name)
 
 
 @dataclass
-class IterationLog:
-    """One row per executed step (a single iteration, or a fast-forwarded run of `n` decode iterations)."""
+class ServingResult:
+    metrics: dict[str, float]
+    requests: RequestRecords
+    iterations: dict[str, np.ndarray]
+    memory_trace: list[np.ndarray]  # per replica: (T, 2) array of (time, blocks in use)
+    plan: MemoryPlan
+    config: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
-    start: list = field(default_factory=list)
-    end: list = field(default_factory=list)
-    n: list = field(default_factory=list)
-    seqs: list = field(default_factory=list)  # requests in the batch
-    tokens: list = field(default_factory=list)  # tokens per iteration (for a run: per iteration)
-    blocks_max: list = field(default_factory=list)  # most KV blocks in use during the step
+    def records(self) -> dict[str, Any]:
+        """The decisions a `Solution` carries and the evaluator re-checks."""
+        return {**self.requests.arrays, "token_time": self.requests.token_time,
+                "token_offsets": self.requests.token_offsets, "iterations": self.iterations,
+                "kv_area": self.stats["kv_area"], "tokens_processed": self.stats["tokens_processed"],
+                "num_replicas": self.config["num_replicas"]}
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"start": np.asarray(self.start, float), "end": np.asarray(self.end, float),
-                "n": np.asarray(self.n, np.int64), "seqs": np.asarray(self.seqs, np.int64),
-                "tokens": np.asarray(self.tokens, np.int64), "blocks_max": np.asarray(self.blocks_max, np.int64)}
+    def plot(self, path, *, title: str | None = None):
+        """Latency CDFs (TTFT, TBT, E2E) and KV blocks in use over time; returns the path."""
+        from sysgym.envs.llm_serving.plots import plot_result
 
-
-class Replica:
-    """One model replica: a block pool, a running batch, a scheduler and a clock."""
-
-    def __init__(self, index: int, st: RequestState, plan: MemoryPlan, latency: BatchLatency, scheduler: Scheduler,
-                 *, max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None):
-        self.index = index
-        self.st = st
-        self.plan = plan
-        self.lat = latency
-        self.num_blocks = plan.num_blocks
-        self.block_size = plan.block_size
-        self.max_tokens = plan.max_tokens
-        self.max_num_seqs = int(max_num_seqs or scheduler.max_num_seqs or plan.max_batch_size)
-        budget = max_num_batched_tokens or scheduler.max_num_batched_tokens
-        self.token_budget = int(budget or max(plan.max_tokens, 4096))
-        # scheduler view
-        self.prompt, self.output, self.arrival, self.client = st.prompt, st.output, st.arrival, st.client
-        self.generated = st.generated
-        self.sched = scheduler
-        self.running: list[int] = []
-        self.swapped: deque[int] = deque()
-        self.used = 0
-        self.now = 0.0
-        self.arrivals: list[int] = []
-        self.ptr = 0
-        self.log = IterationLog()
-        self.busy = 0.0
-        self.kv_area = 0.0  # integral of blocks in use over time (block-seconds)
-        self.tokens_processed = 0
-        self.iterations = 0
-        self.num_preemptions = 0
-        self.memory_trace: list[tuple[float, int]] = []
-        self.swap_s_per_block = (self.block_size * plan.kv_bytes_per_token /
-                                 (_pcie_gbps(latency.gpu) * 1e9 * PCIE_EFFICIENCY))
-        scheduler.bind(self)
-
-    # -- scheduler-facing properties -----------------------------------------------------------------
-    @property
-    def free_blocks(self) -> int:
-        return self.num_blocks - self.used
-
-    @property
-    def num_waiting(self) -> int:
-        return len(self.sched) + len(self.swapped)
-
-    def outstanding(self) -> int:
-        """Requests routed here and not finished (arrived ones only)."""
-        return len(self.running) + len(self.sched) + len(self.swapped)
-
-    # -- driving ---------------------------------------------------------------------------------------
-    def add(self, rid: int) -> None:
-        self.arrivals.append(rid)
-        self.st.replica[rid] = self.index
-
-    def _ingest(self) -> None:
-        arr = self.st.arrival
-        while self.ptr < len(self.arrivals) and arr[self.arrivals[self.ptr]] <= self.now:
-            self.sched.on_arrival(self.arrivals[self.ptr])
-            self.ptr += 1
-
-    def _next_arrival(self) -> float:
-        return float(self.st.arrival[self.arrivals[self.ptr]]) if self.ptr < len(self.arrivals) else math.inf
-
-    def idle(self) -> bool:
-        return not self.running and not len(self.sched) and not self.swapped
-
-    def run(self, until: float = math.inf) -> None:
-        """Simulate until the clock reaches `until` (an iteration in flight may end after it)."""
-        while True:
-            self._ingest()
-            if self.idle():
-                t = self._next_arrival()
-                if t < until and t < math.inf:
-                    self.now = max(self.now, t)
-                    continue
-                return
-            if self.now >= until:
-                return
-            self.step(until)
-
-    # -- one scheduling step ------------------------------------------------------------------------
-    def _running_array(self) -> np.ndarray:
-        return np.fromiter(self.running, np.int64, len(self.running))
-
-    def step(self, until: float = math.inf) -> None:
-        sched, st = self.sched, self.st
-        extra = 0.0
-        prefills: list[tuple[int, int]] = []
-        preempted = False
-        blocked = False
-        if sched.mixed:
-            extra, preempted = self._reserve_decodes()
-            extra += self._swap_in()
-            R = self._running_array()
-            inpf = st.in_prefill[R]
-            budget = self.token_budget - int(len(R) - inpf.sum())
-            if sched.chunked and inpf.any():
-                for r in R[inpf].tolist():
-                    if budget <= 0:
-                        break
-                    c = min(int(self.prompt[r] + self.generated[r] - st.kv[r]), budget)
-                    prefills.append((r, c))
-                    budget -= c
-            if not self.swapped:
-                blocked = self._admit(prefills, budget)
-            else:
-                blocked = True
-            R = self._running_array()
-            dec = R[~st.in_prefill[R]]
-        else:
-            if not self.swapped:
-                blocked = self._admit(prefills, self.token_budget)
-            else:
-                blocked = True
-            if not prefills:
-                extra, preempted = self._reserve_decodes()
-                extra += self._swap_in()
-                dec = self._running_array()
-            else:
-                dec = np.zeros(0, np.int64)
-        if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running):
-            self._fast_forward(until, blocked and sched.fcfs)
-            return
-        if not prefills and not len(dec):
-            if extra > 0:  # only swaps happened
-                self._advance(extra, 0, 0)
-                return
-            rid = sched.peek()
-            raise InvalidInstanceError(
-                f"replica {self.index}: request {rid} ({int(self.prompt[rid])} prompt + {int(self.output[rid])} "
-                f"output tokens) can never be admitted: {self.num_blocks} KV blocks of {self.block_size} tokens, "
-                f"watermark {sched.watermark_blocks} blocks")
-        self._execute(prefills, dec, extra)
-
-    def _admit(self, prefills: list, budget: int) -> bool:
-        """Admit waiting requests in the scheduler's order; True when a waiting request was refused."""
-        st, sched = self.st, self.sched
-        cap = self.max_num_seqs
-        while budget > 0:
-            rid = sched.peek()
-            if rid is None:
-                return False
-            if len(self.running) >= cap:
-                return True
-            need_tokens = int(self.prompt[rid] + self.generated[rid])
-            if not sched.chunked and need_tokens > budget and (prefills or (self.running and sched.mixed)):
-                return True
-            need = sched.admit_blocks(rid)
-            if not sched.can_admit(rid, need):
-                return True
-            sched.pop(rid)
-            st.blocks[rid] = need
-            self.used += need
-            st.kv[rid] = 0
-            st.in_prefill[rid] = True
-            if math.isnan(st.first_scheduled[rid]):
-                st.first_scheduled[rid] = self.now
-            self.running.append(rid)
-            sched.on_admit(rid)
-            chunk = min(need_tokens, budget) if sched.chunked else need_tokens
-            prefills.append((rid, chunk))
-            budget -= chunk
-        return len(sched) > 0
-
-    def _reserve_decodes(self) -> tuple[float, bool]:
-        """Make room for every decode's next KV slot, preempting the scheduler's victims; allocate."""
-        st, bs = self.st, self.block_size
-        extra, preempted = 0.0, False
-        while True:
-            R = self._running_array()
-            d = R[~st.in_prefill[R]]
-            if not len(d):
-                return extra, preempted
-            new = np.maximum(-(-(st.kv[d] + 1) // bs), st.blocks[d])
-            need = int(new.sum() - st.blocks[d].sum())
-            if need <= self.free_blocks:
-                break
-            extra += self._preempt(self.sched.victim(self.running))
-            preempted = True
-        if need:
-            self.used += need
-            st.blocks[d] = new
-        return extra, preempted
-
-    def _preempt(self, rid: int) -> float:
-        st = self.st
-        self.running.remove(rid)
-        self.used -= int(st.blocks[rid])
-        st.preemptions[rid] += 1
-        self.num_preemptions += 1
-        cost = 0.0
-        if self.sched.preemption_mode == "swap" and not st.in_prefill[rid]:
-            cost = self.swap_s_per_block * int(st.blocks[rid])
-            self.swapped.append(rid)
-        else:
-            st.kv[rid] = 0
-            st.in_prefill[rid] = True
-            self.sched.requeue(rid)
-        st.blocks[rid] = 0
-        return cost
-
-    def _swap_in(self) -> float:
-        st = self.st
-        cost = 0.0
-        while self.swapped and len(self.running) < self.max_num_seqs:
-            rid = self.swapped[0]
-            need = -(-(int(st.kv[rid]) + 1) // self.block_size)
-            if self.free_blocks - need < self.sched.watermark_blocks:
-                break
-            self.swapped.popleft()
-            st.blocks[rid] = need
-            self.used += need
-            self.running.append(rid)
-            cost += self.swap_s_per_block * need
-        return cost
-
-    def _advance(self, dt: float, tokens: int, seqs: int, n: int = 1, blocks_max: int | None = None) -> None:
-        log = self.log
-        log.start.append(self.now)
-        self.now += dt
-        log.end.append(self.now)
-        log.n.append(n)
-        log.seqs.append(seqs)
-        log.tokens.append(tokens)
-        log.blocks_max.append(self.used if blocks_max is None else blocks_max)
-        self.busy += dt
-        self.iterations += n
-
-    def _execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
-        st, bs = self.st, self.block_size
-        nd = len(d)
-        ntok = nd
-        items = []
-        for r, c in prefills:
-            ntok += c
-            items.append((c, int(st.kv[r])))
-        if nd:
-            g = st.generated[d]
-            kvd = st.kv[d]
-            kvtok = float(((kvd + bs) // bs).sum() * bs)  # ceil((kv + 1) / bs) * bs
-        else:
-            kvtok = 0.0
-        dt = self.lat.iteration(ntok, items, kvtok, nd) + extra
-        self.kv_area += self.used * dt
-        self._advance(dt, ntok, len(prefills) + nd)
-        end = self.now
-        self.tokens_processed += ntok
-        done: list[int] = []
-        if nd:
-            st.token_time[st.offsets[d] + g] = end
-            g = g + 1
-            st.generated[d] = g
-            st.kv[d] = kvd + 1
-            fin = g >= self.output[d]
-            if fin.any():
-                done.extend(d[fin].tolist())
-        emitted = []
-        for r, c in prefills:
-            st.kv[r] += c
-            if st.kv[r] >= self.prompt[r] + st.generated[r]:
-                st.in_prefill[r] = False
-                st.token_time[st.offsets[r] + st.generated[r]] = end
-                st.generated[r] += 1
-                emitted.append(r)
-                if st.generated[r] >= self.output[r]:
-                    done.append(r)
-        if self.sched.counts_tokens:
-            if nd:
-                self.sched.on_tokens(d, 1)
-            if emitted:
-                self.sched.on_tokens(np.asarray(emitted, np.int64), 1)
-        if done:
-            self._finish(done)
-        self.memory_trace.append((end, self.used))
-
-    def _finish(self, done: list[int]) -> None:
-        st = self.st
-        gone = set(done)
-        self.running = [r for r in self.running if r not in gone]
-        for r in done:
-            self.used -= int(st.blocks[r])
-            st.blocks[r] = 0
-            st.finish[r] = self.now
-            self.sched.on_finish(r)
-
-    def _fast_forward(self, until: float, queue_blocked: bool) -> None:
-        """Run k >= 1 pure-decode iterations of the current batch in one go.
-
-        The run stops before the first iteration that would need more blocks than exist, after the first
-        completion, and (unless the waiting queue is blocked for FCFS admission, which fewer free blocks
-        cannot unblock) before the first iteration starting after the next arrival.
-        """
-        st, bs, lat = self.st, self.block_size, self.lat
-        R = self._running_array()
-        B = len(R)
-        kv, g, held = st.kv[R], st.generated[R], st.blocks[R]
-        rem = self.output[R] - g
-        horizon = until if queue_blocked else min(self._next_arrival(), until)
-        kcap = int(min(rem.min(), FF_MAX_ITERS))
-        x = kv + 1  # KV slots each request needs at the run's first iteration
-        if horizon < math.inf:
-            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(x.sum())
-            kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
-        j = np.arange(kcap)
-        q, r = np.divmod(x - 1, bs)
-        if (held > q + 1).any():  # reservations (orca): per-request maximum, as an array
-            slots_m = -(-(x[:, None] + j[None, :]) // bs)
-            blk_m = np.maximum(slots_m, held[:, None])
-            tot = blk_m.sum(0)
-            slots = slots_m.sum(0)
-        else:
-            # sum_i ceil((x_i + j) / bs) = sum_i (q_i + 1) + B * (j // bs) + #{i : r_i >= bs - j % bs}
-            ge = np.concatenate([np.cumsum(np.bincount(r, minlength=bs)[::-1])[::-1], [0]])
-            slots = int(q.sum()) + B + B * (j // bs) + ge[bs - j % bs]
-            tot = slots
-            blk_m = None
-        over = tot > self.num_blocks
-        if over[0]:
-            raise AssertionError("fast-forward started without room for its first iteration")
-        if over.any():
-            kcap = int(np.argmax(over))
-        dts = lat.decode_times(B, slots[:kcap].astype(float) * bs)
-        ends = self.now + np.cumsum(dts)
-        k = kcap
-        if horizon < math.inf:
-            k = max(1, min(k, int(np.searchsorted(ends - dts, horizon, side="left"))))
-        dts, ends = dts[:k], ends[:k]
-        idx = (st.offsets[R] + g)[:, None] + np.arange(k)[None, :]
-        st.token_time[idx] = ends[None, :]
-        st.generated[R] = g + k
-        st.kv[R] = kv + k
-        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum(-(-(x + k - 1) // bs), held)
-        self.kv_area += float((tot[:k] * dts).sum())
-        self.used += int(new_blocks.sum() - held.sum())
-        st.blocks[R] = new_blocks
-        start = self.now
-        log = self.log
-        log.start.append(start)
-        log.end.append(float(ends[-1]))
-        log.n.append(k)
-        log.seqs.append(B)
-        log.tokens.append(B)
-        log.blocks_max.append(int(tot[k - 1]))
-        self.now = float(ends[-1])
-        self.busy += self.now - start
-        self.iterations += k
-        self.tokens_processed += B * k
-        if self.sched.counts_tokens:
-            self.sched.on_tokens(R, k)
-        fin = rem == k
-        if fin.any():
-            self._finish(R[fin].tolist())
-        self.memory_trace.append((self.now, self.used))
+        return plot_result(self, path, title=title)
 
 
-def _pcie_gbps(gpu) -> float:
-    from sysgym.kernels.hardware import PCIE_X16_GBPS
-
-    return PCIE_X16_GBPS.get(gpu.pcie_gen, PCIE_X16_GBPS[4])
-
-
-def request_arrays(trace: Trace, max_tokens: int, oversize: str = "truncate") -> tuple[np.ndarray, np.ndarray, int]:
-    """Effective (prompt, output) under the replica's max_tokens, and how many requests were cut.
-
-    ``truncate`` (vidur's trace handling): output capped at max_tokens - 1, then the prompt cut so that
-    prompt + output <= max_tokens. ``error`` raises on the first oversize request."""
-    prompt, output = trace.prompt.copy(), trace.output.copy()
-    over = (prompt + output) > max_tokens
-    if over.any():
-        if oversize == "error":
-            i = int(np.argmax(over))
-            raise InvalidInstanceError(f"request {i} has {int(prompt[i])} + {int(output[i])} tokens, more than "
-                                       f"max_tokens={max_tokens}")
-        if oversize != "truncate":
-            raise ValueError(f"oversize must be 'truncate' or 'error', got {oversize!r}")
-        output = np.minimum(output, max_tokens - 1)
-        prompt = np.minimum(prompt, max_tokens - output)
-    return prompt, output, int(over.sum())
+def collect(st: RequestState, replicas: list[Replica]) -> tuple[RequestRecords, dict[str, np.ndarray], dict]:
+    """The per-request records, the iteration log and the run's totals of finished replicas (what
+    `ServingResult.records()` joins, and what the envs' `decisions()` return)."""
+    logs = [r.log.arrays() for r in replicas]
+    iters = {k: np.concatenate([lg[k] for lg in logs]) for k in logs[0]}
+    iters["replica"] = np.concatenate([np.full(len(lg["start"]), r.index) for r, lg in zip(replicas, logs)])
+    arrays = {"arrival": st.arrival.copy(), "prompt": st.prompt, "output": st.output, "client": st.client.copy(),
+              "first_scheduled": st.first_scheduled, "first_token": st.token_time[st.offsets[:-1]].copy(),
+              "finish": st.finish, "num_preemptions": st.preemptions, "replica": st.replica}
+    stats = {"kv_area": float(sum(r.kv_area for r in replicas)),
+             "tokens_processed": int(sum(r.tokens_processed for r in replicas)),
+             "num_iterations": int(sum(r.iterations for r in replicas))}
+    return RequestRecords(arrays, st.token_time, st.offsets), iters, stats
 
 
+def records_of(st: RequestState, replicas: list[Replica]) -> dict[str, Any]:
+    """`ServingResult.records()` of replicas driven outside `simulate` (the envs)."""
+    records, iters, stats = collect(st, replicas)
+    return {**records.arrays, "token_time": records.token_time, "token_offsets": records.token_offsets,
+            "iterations": iters, "kv_area": stats["kv_area"], "tokens_processed": stats["tokens_processed"],
+            "num_replicas": len(replicas)}
+
+
+def router_choice(router: str, replicas: list[Replica], i: int, rng: np.random.Generator) -> int:
+    """The replica `router` sends request `i` to (the replicas advanced to its arrival)."""
+    if router == "least_outstanding":
+        return min(range(len(replicas)), key=lambda i: (replicas[i].outstanding(), i))
+    if router == "jsq":
+        return min(range(len(replicas)), key=lambda i: (replicas[i].num_waiting, replicas[i].outstanding(), i))
+    if router == "power_of_two":
+        a, b = rng.choice(len(replicas), size=2, replace=len(replicas) < 2)
+        return int(a) if (replicas[a].outstanding(), a) <= (replicas[b].outstanding(), b) else int(b)
+    return i % len(replicas)
+
+
+def build_replicas(trace: Trace, *, model: str, gpu: str, tp: int, pp: int, block_size: int,
+                   max_tokens: int | None, memory_margin: float = 0.1, memory_semantics: str = "vllm",
+                   num_blocks: int | None = None, oversize: str = "truncate", iteration_overhead_s: float = 0.0,
+                   calibration=None, schedulers: list[Scheduler], max_num_seqs: int | None = None
+                   ) -> tuple[RequestState, list[Replica], MemoryPlan, int]:
+    """The replicas of one run (one per scheduler object, which each binds): memory plan, effective request
+    lengths (truncated to `max_tokens`), latency model. Returns (request state, replicas, plan, truncated)."""
+    spec = kernels.models.get(model)
+    max_tokens = int(max_tokens or spec.max_seq_len)
+    probe = schedulers[0]
+    mnbt = probe.max_num_batched_tokens
+    plan = plan_memory(spec, gpu, tp=tp, pp=pp, block_size=block_size, max_tokens=max_tokens,
+                       memory_margin=memory_margin, semantics=memory_semantics,
+                       max_num_batched_tokens=mnbt if mnbt and mnbt >= max_tokens else None)
+    if num_blocks is not None:
+        plan = replace(plan, num_blocks=int(num_blocks),
+                       kv_cache_bytes=num_blocks * block_size * plan.kv_bytes_per_token)
+    prompt, output, truncated = request_arrays(trace, max_tokens, oversize)
+    need = -(-(prompt + output) // block_size)
+    room = plan.num_blocks - int(probe.watermark * plan.num_blocks)
+    if len(need) and need.max() > room:
+        i = int(np.argmax(need))
+        raise InvalidInstanceError(f"request {i} needs {int(need[i])} KV blocks ({int(prompt[i])} + {int(output[i])} "
+                                   f"tokens) but a replica has {plan.num_blocks} blocks ({room} above the watermark)")
+    st = RequestState(trace, prompt, output)
+    budget = probe.max_num_batched_tokens or max(max_tokens, 4096)
+    lat = BatchLatency(spec, gpu, tp=tp, pp=pp, block_size=block_size,
+                       max_batch_tokens=budget + (max_num_seqs or probe.max_num_seqs or plan.max_batch_size),
+                       iteration_overhead_s=iteration_overhead_s, calibration=calibration)
+    replicas = [Replica(i, st, plan, lat, s, max_num_seqs=max_num_seqs) for i, s in enumerate(schedulers)]
+    return st, replicas, plan, truncated
+
+
+def simulate(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80gb", scheduler: str | Scheduler = "vllm",
+             tp: int = 1, pp: int = 1, num_replicas: int = 1, router: str = "round_robin", seed: int = 0,
+             block_size: int = 16, max_tokens: int | None = None, memory_margin: float = 0.1,
+             memory_semantics: str = "vllm", num_blocks: int | None = None, iteration_overhead_s: float = 0.0,
+             oversize: str = "truncate", slo_ttft_s: float = DEFAULT_SLO_TTFT_S,
+             slo_tpot_s: float = DEFAULT_SLO_TPOT_S, calibration=None, routes=None,
+             **scheduler_params: Any) -> ServingResult:
+    """Simulate serving `requests` (a `Trace`, request dicts, or an (N, 3) array) and score the run.
+
+    `scheduler_params` go to the scheduler (`max_num_seqs`, `max_num_batched_tokens`, `watermark`,
+    `preemption_mode`, `chunk_size`, ... see `sysgym.solvers.llm_serving.schedulers`). `max_tokens` (default:
+    the model's context length) bounds prompt + output; longer requests are truncated as vidur does
+    (`oversize="error"` refuses them). `num_blocks` overrides the planned KV blocks (small experiments).
+    `routes` (optional, one replica index per request) fixes the routing (the routing env uses it).
+    """
+    trace: Trace = as_trace(requests)
+    if router not in ROUTERS:
+        raise UnknownNameError("router", router, ROUTERS)
+    if int(num_replicas) < 1:
+        raise InvalidArgumentError(f"num_replicas must be >= 1, got {num_replicas}")
+    if scheduler == "sjf" and scheduler_params.get("predictor") == "noisy":
+        scheduler_params.setdefault("seed", seed)  # the prediction noise follows the run's seed
+    probe = make_scheduler(scheduler, **scheduler_params)
+    schedulers = [probe] + [probe.clone() for _ in range(int(num_replicas) - 1)]
+    spec = kernels.models.get(model)
+    st, replicas, plan, truncated = build_replicas(
+        trace, model=model, gpu=gpu, tp=tp, pp=pp, block_size=block_size, max_tokens=max_tokens,
+        memory_margin=memory_margin, memory_semantics=memory_semantics, num_blocks=num_blocks, oversize=oversize,
+        iteration_overhead_s=iteration_overhead_s, calibration=calibration, schedulers=schedulers)
+    n = len(trace)
+    if routes is not None:
+        routes = np.asarray(routes, np.int64)
+        if len(routes) != n or (routes < 0).any() or (routes >= num_replicas).any():
+            raise InvalidArgumentError(f"routes needs one replica index in [0, {num_replicas}) per request")
+        for i in range(n):
+            replicas[routes[i]].add(i)
+        for r in replicas:
+            r.run()
+    elif router == "round_robin" or num_replicas == 1:
+        for i in range(n):
+            replicas[i % num_replicas].add(i)
+        for r in replicas:
+            r.run()
+    else:
+        rng = np.random.default_rng([int(seed), 0x524F55])
+        for i in range(n):
+            t = float(trace.arrival[i])
+            for r in replicas:
+                r.run(until=t)
+            for r in replicas:
+                r.ingest()
+            k = router_choice(router, replicas, i, rng)
+            replicas[k].add(i)
+            replicas[k].ingest()
+        for r in replicas:
+            r.run()
+    unfinished = np.flatnonzero(np.isnan(st.finish))
+    if len(unfinished):
+        raise RuntimeError(f"simulation ended with {len(unfinished)} unfinished requests (first: {unfinished[0]})")
+    records, iters, stats = collect(st, replicas)
+    stats["num_truncated"] = truncated
+    config = {"model": spec.name, "gpu": kernels.get_gpu(gpu).name, "scheduler": probe.name, "tp": int(tp),
+              "pp": int(pp), "num_replicas": int(num_replicas), "router": router, "seed": int(seed),
+              "block_size": int(block_size), "max_tokens": plan.max_tokens, "num_blocks": plan.num_blocks,
+              "max_num_seqs": replicas[0].max_num_seqs, "token_budget": replicas[0].token_budget,
+              "scheduler_params": probe.params()}
+    result = ServingResult({}, records, iters, [np.asarray(r.memory_trace, float).reshape(-1, 2) for r in replicas],
+                           plan, config, stats)
+    result.metrics = compute_metrics(result.records(), slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s,
+                                     model=spec.name, gpu=config["gpu"], num_gpus=tp * pp * int(num_replicas),
+                                     num_blocks=plan.num_blocks)
+    result.metrics["num_truncated"] = truncated
+    result.metrics["num_iterations"] = stats["num_iterations"]
+    return result

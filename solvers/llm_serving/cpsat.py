@@ -11,6 +11,10 @@ and are at most the batch cap. CP-SAT minimises the sum of completion slots; its
 strengthens it: the same slots on one machine `cap` times as fast, where a request may use all of it, is a
 further relaxation solved exactly by SRPT (1|r_j, pmtn|sum C_j), and its sum of completions bounds ours.
 The solution's decisions are the best records among the registered schedulers (so the gap is real).
+
+Its kind is "bound": what it contributes is the lower bound. Its schedule is the best of several schedulers
+picked after running them all on the known trace (hindsight), not a method an online server could run, and
+its objective is that scheduler's own number.
 """
 from __future__ import annotations
 
@@ -26,10 +30,10 @@ from sysgym.envs.llm_serving.evaluate import num_blocks_of
 from sysgym.envs.llm_serving.instance import ServingInstance
 from sysgym.envs.llm_serving.latency import BatchLatency
 from sysgym.envs.llm_serving.memory import plan_memory
-from sysgym.envs.llm_serving.serving import simulate
-from sysgym.envs.llm_serving.simulator import request_arrays
+from sysgym.envs.llm_serving.replica import request_arrays
+from sysgym.envs.llm_serving.simulator import simulate
 from sysgym.solution import Solution
-from sysgym.solvers.base import Solver, register
+from sysgym.solver import Solver, register
 
 
 def slot_length(inst: ServingInstance, max_tokens_per_iter: int = 8192) -> float:
@@ -143,7 +147,7 @@ class CpsatBound(Solver):
 
     name = "llm_serving.cpsat"
     family = "llm_serving"
-    kind = "exact"
+    kind = "bound"
 
     def __init__(self, workers: int = 2, schedulers: tuple[str, ...] | list[str] = ("vllm", "orca", "sarathi", "sjf"),
                  max_vars: int = 200_000):

@@ -13,8 +13,8 @@ from typing import Any
 
 from sysgym.envs.llm_serving.memory import plan_memory
 from sysgym.envs.llm_serving.metrics import ATTAINMENT_TARGET, DEFAULT_SLO_TPOT_S, DEFAULT_SLO_TTFT_S
-from sysgym.envs.llm_serving.serving import simulate
-from sysgym.envs.llm_serving.workloads import Trace
+from sysgym.envs.llm_serving.simulator import simulate
+from sysgym.envs.llm_serving.traces import Trace
 from sysgym.errors import InvalidInstanceError, UnknownNameError
 
 
@@ -128,9 +128,12 @@ def search_plans(trace: Trace, *, model: str = "llama-2-7b", gpu: str = "a100-80
                   bisect_steps=bisect_steps)
     results: list[PlanResult] = []
     if search == "grid":
+        from rich.console import Console
         from rich.progress import track
 
-        it = track(space, description="serving plans") if progress else space
+        # progress on stderr, gone when done: stdout keeps only what the caller prints
+        it = track(space, description="serving plans", console=Console(stderr=True), transient=True) \
+            if progress else space
         for tp, pp, rep, sched, cap, chunk in it:
             res = evaluate_plan(trace, model, gpu, tp, pp, rep, sched, cap, chunk, **common)
             if res is not None:
@@ -180,6 +183,6 @@ def format_table(results: list[PlanResult], *, title: str = "serving plans") -> 
         best = by_cost[0]
         console.print(f"cheapest per request: TP{best.tp} x PP{best.pp} x {best.replicas} replicas, {best.scheduler}, "
                       f"{best.qps_per_dollar:,.0f} requests per $")
-    return buf.getvalue()
+    return buf.getvalue().rstrip("\n")  # print() adds the last newline
 
 

@@ -1,46 +1,62 @@
-"""The literature's request schedulers as registered methods (`llm_serving.vllm`, ...) and policy objects.
+"""The literature's request schedulers as registered methods (`llm_serving.vllm`, ...).
 
 `solve(instance)` replays the instance's trace through the simulator with the scheduler and returns the
 per-request records as the Solution's decisions; `evaluate` re-checks them and recomputes the metrics.
-`policy(name).act(observation)` drives `sysgym/LlmServing-v0` with the same admission order.
+`policy()` gives the scheduler object itself (`schedulers.py`, the one implementation of each name): the
+simulator calls it, and it drives `sysgym/LlmServing-v0` when the env is built with it
+(`sysgym.make("LlmServing-v0", instance=inst, scheduler=pol)`, then `pol.act(obs, mask)`).
+`make_scheduler(**params)` is how the simulator finds a scheduler by name (through the core registry).
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
-
-from sysgym.envs.llm_serving.instance import ServingInstance
-from sysgym.envs.llm_serving.serving import simulate
+from sysgym.envs.llm_serving import ServingInstance, simulate
 from sysgym.solution import Solution
-from sysgym.solvers.base import Solver, register
+from sysgym.solver import Solver, register
+from sysgym.solvers.llm_serving.schedulers import Scheduler, build
 
 
-class _SchedulerSolver(Solver):
+class SchedulerSolver(Solver):
+    """A registered scheduler: `solve` simulates it on the instance; `policy()` is the scheduler object."""
+
     family = "llm_serving"
     kind = "heuristic"
-    scheduler = ""
+    scheduler: ClassVar[str] = ""
+
+    @classmethod
+    def make_scheduler(cls, **params: Any) -> Scheduler:
+        """A fresh scheduler of this name with `params` (any knob of the scheduler, not only the options)."""
+        return build(cls.scheduler, **params)
+
+    def scheduler_params(self, instance: ServingInstance | None = None) -> dict[str, Any]:
+        """This method's options on `instance`'s deployment: an option left at None keeps the instance's."""
+        kwargs = instance.simulate_kwargs() if instance is not None else {}
+        return {k: v for k, v in self.config.items() if v is not None or k not in kwargs}
 
     def solve(self, instance: ServingInstance, *, time_limit=None, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
-        kwargs = instance.simulate_kwargs()
-        kwargs.update({k: v for k, v in self.config.items() if v is not None or k not in kwargs})
+        kwargs = {**instance.simulate_kwargs(), **self.scheduler_params(instance)}
         result = simulate(instance.trace, scheduler=self.scheduler, seed=seed, **kwargs)
         m = result.metrics
         stats = {k: m[k] for k in ("ttft_p50", "ttft_p99", "tbt_p50", "tbt_p99", "e2e_p99", "throughput_rps",
                                    "num_preemptions", "num_iterations")}
         return Solution(result.records(), float(m["e2e_mean"]), "feasible", time.perf_counter() - t0, stats=stats)
 
-    def policy(self) -> SchedulerPolicy:
-        return SchedulerPolicy(self.scheduler)
-
-
-_COMMON = dict(max_num_seqs=None, max_num_batched_tokens=None, watermark=0.01, preemption_mode="recompute")
+    def policy(self, instance: ServingInstance | None = None, seed: int = 0) -> Scheduler:
+        """The scheduler object (unbound) with this method's options on `instance`'s deployment (the batch
+        cap every scheduler of the instance keeps)."""
+        params = self.scheduler_params(instance)
+        if instance is not None and instance.max_num_seqs is not None and params.get("max_num_seqs") is None:
+            params["max_num_seqs"] = instance.max_num_seqs
+        if self.scheduler == "sjf" and params.get("predictor") == "noisy":
+            params.setdefault("seed", seed)  # as `simulate` does: the prediction noise follows the run's seed
+        return self.make_scheduler(**params)
 
 
 @register
-class Vllm(_SchedulerSolver):
+class Vllm(SchedulerSolver):
     """vLLM v0: FCFS, watermark admission, newest-first recompute preemption, prefill-only iterations."""
 
     name, scheduler, kind = "llm_serving.vllm", "vllm", "baseline"
@@ -52,7 +68,7 @@ class Vllm(_SchedulerSolver):
 
 
 @register
-class Orca(_SchedulerSolver):
+class Orca(SchedulerSolver):
     """Orca: iteration-level batching with worst-case KV reservation (never preempts)."""
 
     name, scheduler = "llm_serving.orca", "orca"
@@ -63,7 +79,7 @@ class Orca(_SchedulerSolver):
 
 
 @register
-class Sarathi(_SchedulerSolver):
+class Sarathi(SchedulerSolver):
     """Sarathi-Serve / DeepSpeed-FastGen: stall-free chunked prefill under a per-iteration token budget."""
 
     name, scheduler = "llm_serving.sarathi", "sarathi"
@@ -75,7 +91,7 @@ class Sarathi(_SchedulerSolver):
 
 
 @register
-class PastFuture(_SchedulerSolver):
+class PastFuture(SchedulerSolver):
     """LightLLM Past-Future: admit while the predicted peak KV use fits (predicted or oracle lengths)."""
 
     name, scheduler = "llm_serving.past_future", "past_future"
@@ -87,7 +103,7 @@ class PastFuture(_SchedulerSolver):
 
 
 @register
-class Vtc(_SchedulerSolver):
+class Vtc(SchedulerSolver):
     """Virtual Token Counter fair scheduling with counter lift."""
 
     name, scheduler = "llm_serving.vtc", "vtc"
@@ -98,7 +114,7 @@ class Vtc(_SchedulerSolver):
 
 
 @register
-class Sjf(_SchedulerSolver):
+class Sjf(SchedulerSolver):
     """Shortest job first on predicted output length (oracle, or with log-normal prediction error)."""
 
     name, scheduler = "llm_serving.sjf", "sjf"
@@ -108,42 +124,6 @@ class Sjf(_SchedulerSolver):
         super().__init__(predictor=predictor, noise_sigma=noise_sigma, max_num_seqs=max_num_seqs, watermark=watermark)
 
 
-class SchedulerPolicy:
-    """`act(observation) -> action` for `sysgym/LlmServing-v0`, mirroring a scheduler's admission order.
-
-    The env's action is 0 (run the iteration), 1 + i (admit waiting slot i) or 1 + W + j (preempt running
-    slot j); `observation["mask"]` marks the valid ones. The policy admits the first valid waiting request
-    in its order (FCFS by arrival for vllm/orca/sarathi/past_future, shortest predicted output for sjf,
-    least-served client for vtc), runs the iteration when none is admissible, and when the run is masked
-    (a decode lacks a KV block) preempts the newest running request.
-    """
-
-    ORDER_FEATURE = {"sjf": 3, "vtc": 5}  # waiting-feature column to minimise; default: arrival (column 1)
-
-    def __init__(self, scheduler: str = "vllm"):
-        from sysgym.envs.llm_serving.schedulers import SCHEDULERS
-        from sysgym.errors import UnknownNameError
-
-        if scheduler not in SCHEDULERS:
-            raise UnknownNameError("scheduler", scheduler, SCHEDULERS)
-        self.scheduler = scheduler
-
-    def act(self, observation: dict[str, Any]) -> int:
-        mask = np.asarray(observation["mask"], bool)
-        waiting, running = observation["waiting"], observation["running"]
-        w = len(waiting)
-        admit = np.flatnonzero(mask[1:1 + w])
-        if len(admit):
-            col = self.ORDER_FEATURE.get(self.scheduler, 1)
-            key = waiting[admit, col] + 1e-6 * waiting[admit, 1]
-            return int(1 + admit[int(np.argmin(key))])
-        if mask[0]:
-            return 0
-        pre = np.flatnonzero(mask[1 + w:])
-        if len(pre):
-            return int(1 + w + pre[int(np.argmax(running[pre, 1]))])  # newest arrival
-        raise RuntimeError("no valid action in the observation's mask")
-
-
-def policy(name: str) -> SchedulerPolicy:
-    return SchedulerPolicy(name)
+def policy(name: str, **params: Any) -> Scheduler:
+    """The scheduler `name` (vllm, orca, sarathi, past_future, vtc, sjf) as a policy object."""
+    return build(name, **params)

@@ -33,10 +33,29 @@ def test_plot_is_written(tmp_path, trace):
     assert out.is_file() and out.stat().st_size > 10_000
 
 
-def test_cli_serve_sim_and_errors(capsys):
+@pytest.mark.parametrize("command", [["serve", "sim"], ["serve-sim"]])
+def test_cli_serve_sim_and_errors(capsys, command):
     from sysgym.experiments.cli import main
 
-    assert main(["serve-sim", "--preset", "tiny", "--scheduler", "sarathi"]) == 0
-    assert "ttft_p99" in capsys.readouterr().out
-    assert main(["serve-sim", "--preset", "tiny", "--scheduler", "nope"]) == 2
+    assert main([*command, "--preset", "tiny", "--scheduler", "sarathi", "--params", '{"chunk_size": 64}']) == 0
+    out = capsys.readouterr().out
+    assert "scheduler sarathi" in out and "ttft_p99" in out and "\n\n" not in out
+    assert main([*command, "--preset", "tiny", "--scheduler", "nope"]) == 2
     assert "known schedulers" in capsys.readouterr().err
+    assert main([*command, "--preset", "tiny", "--params", '{"chunk": 5}']) == 2
+    assert "no parameter(s) chunk" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["serve", "plan"], ["serve-plan"]])
+def test_cli_serve_plan_prints_one_table(capsys, tmp_path, command):
+    import json
+
+    from sysgym.experiments.cli import main
+
+    out_json = tmp_path / "plans.json"
+    assert main([*command, "--preset", "small", "--requests", "80", "--num-gpus", "2", "--schedulers", "vllm",
+                 "--batch-caps", "64", "--max-pp", "1", "--price", "2.0", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "capacity" in out and "cheapest per request" in out
+    assert "\n\n" not in out and not out.endswith("\n\n")  # no blank lines in piped output
+    assert {(p["tp"], p["replicas"]) for p in json.loads(out_json.read_text())} == {(1, 2), (2, 1)}

@@ -3,9 +3,15 @@ Past-Future's peak formula, VTC's counter lift, Orca's reservation, SJF's order.
 import numpy as np
 import pytest
 
-from sysgym.envs.llm_serving import Trace, make_scheduler, peak_tokens, simulate
-from sysgym.envs.llm_serving.schedulers import VllmScheduler, VtcScheduler
-from sysgym.errors import UnknownNameError
+from sysgym.envs.llm_serving import Trace, make_scheduler, simulate
+from sysgym.errors import InvalidArgumentError, UnknownNameError
+from sysgym.solvers.llm_serving.schedulers import (
+    PastFutureScheduler,
+    SjfScheduler,
+    VllmScheduler,
+    VtcScheduler,
+    peak_tokens,
+)
 
 
 class FakeSim:
@@ -32,8 +38,8 @@ def test_watermark_rule_keeps_one_percent_of_blocks_free():
     s.bind(sim)
     assert s.watermark_blocks == 10
     sim.used = 890  # 110 free
-    assert s.can_admit(0, 100)  # leaves 10 = watermark
-    assert not s.can_admit(0, 101)  # would leave 9
+    assert s.fits(0, 100)  # leaves 10 = watermark
+    assert not s.fits(0, 101)  # would leave 9
 
 
 def test_watermark_delays_admission_in_the_simulator():
@@ -159,8 +165,35 @@ def test_sjf_runs_short_jobs_first():
 def test_unknown_scheduler_and_parameter_errors():
     with pytest.raises(UnknownNameError, match="sarathi"):
         simulate(Trace([0.0], [10], [5]), scheduler="fastserve")
-    with pytest.raises(TypeError, match="chunk_size"):
+    with pytest.raises(UnknownNameError, match="known schedulers"):
+        make_scheduler("cpsat")  # a registered method, but no scheduler
+    with pytest.raises(InvalidArgumentError, match="chunk_size"):
         make_scheduler("sarathi", chunk=5)
+    assert isinstance(make_scheduler("sjf", predictor="noisy", seed=3), SjfScheduler)
+
+
+def test_a_scheduler_object_serves_every_replica_with_its_own_state():
+    tr = Trace(np.linspace(0, 1, 40), np.full(40, 64), np.full(40, 30), client=np.arange(40) % 2)
+    sched = make_scheduler("vtc", w_output=3.0)
+    by_object = simulate(tr, scheduler=sched, num_replicas=2)
+    by_name = simulate(tr, scheduler="vtc", w_output=3.0, num_replicas=2)
+    assert by_object.metrics == by_name.metrics  # replica 1 got a clone with w_output=3, not the defaults
+    assert by_object.config["scheduler_params"]["w_output"] == 3.0
+
+
+def test_which_refusals_hold_while_the_batch_decodes():
+    """The replica skips boundaries only where the scheduler's decision cannot change: a memory refusal holds;
+    Past-Future's refusal by the predicted peak does not (the batch's predicted future shrinks as it decodes);
+    VTC's head may change while its client's counter grows."""
+    sim = FakeSim(n=4, clients=[0, 0, 1, 1])
+    pf = PastFutureScheduler()
+    pf.bind(sim)
+    assert pf.holds_while_decoding(0, 10, False) and not pf.holds_while_decoding(0, 10, True)
+    vtc = VtcScheduler()
+    vtc.bind(sim)
+    sim.running = [1]
+    assert not vtc.holds_while_decoding(0, 10, False)  # client 0 runs request 1: its counter grows
+    assert vtc.holds_while_decoding(2, 10, False)  # client 1 has nothing running
 
 
 def test_vtc_shields_light_clients_from_a_heavy_one():

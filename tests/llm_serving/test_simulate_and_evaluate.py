@@ -11,8 +11,6 @@ from sysgym.errors import InfeasibleSolutionError, UnknownNameError
 from sysgym.solution import Solution
 from sysgym.testing import check_solver
 
-from .conftest import azure_path
-
 KEYS = ("ttft_p50", "ttft_p90", "ttft_p99", "tbt_p50", "tbt_p99", "e2e_p50", "e2e_p99", "throughput_rps",
         "num_preemptions", "num_requests")
 
@@ -114,8 +112,8 @@ def test_unknown_router_lists_known(small):
         simulate(small.trace, router="random")
 
 
-def test_more_load_means_more_latency():
-    tr = load_trace(azure_path("conv.csv"), limit=1500)
+def test_more_load_means_more_latency(shared_data):
+    tr = load_trace(shared_data / "azure_llm_2023" / "conv.csv", limit=1500)
     lo = simulate(tr.scale_rate(0.5))
     hi = simulate(tr.scale_rate(1.0))
     assert hi.metrics["ttft_p50"] > lo.metrics["ttft_p50"]
@@ -178,3 +176,36 @@ def test_a_request_larger_than_the_kv_pool_is_refused_by_name():
     with pytest.raises(InvalidInstanceError, match="request 1 needs 40 KV blocks"):
         simulate([{"arrival": 0.0, "prompt_tokens": 10, "output_tokens": 5},
                   {"arrival": 1.0, "prompt_tokens": 600, "output_tokens": 40}], num_blocks=30)
+
+
+def test_instances_save_and_load_with_named_errors(tmp_path):
+    import sysgym
+    from sysgym.envs.llm_serving import load
+    from sysgym.errors import TraceFormatError
+
+    inst = generate(preset="tiny", seed=4)
+    back = load(inst.save(tmp_path / "tiny.json"))
+    assert back.digest() == inst.digest() and back.name == inst.name
+    assert sysgym.instance(f"llm_serving/file:{tmp_path / 'tiny.json'}").digest() == inst.digest()
+    csv = tmp_path / "t.csv"
+    csv.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,5\n0.5,20,3\n")
+    from_csv = load(csv, num_blocks=64)  # a trace file on a deployment
+    assert len(from_csv.trace) == 2 and from_csv.num_blocks == 64 and from_csv.name == f"llm_serving/file:{csv}"
+    (tmp_path / "bad.json").write_text('{"format": "sysgym.llm_serving.instance/1", "name": "x"}')
+    with pytest.raises(TraceFormatError, match="lacks field 'trace'"):
+        load(tmp_path / "bad.json")
+    (tmp_path / "odd.json").write_text('{"trace": {"arrival": [0], "prompt": [1], "output": [1]}, "name": "x", '
+                                       '"gpus": 3}')
+    with pytest.raises(TraceFormatError, match="gpus"):
+        load(tmp_path / "odd.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(TraceFormatError, match="not a JSON"):
+        load(tmp_path / "broken.json")
+    with pytest.raises(UnknownNameError, match="burstgpt"):
+        load(csv, format="sharegpt")
+
+
+def test_digests_of_existing_specs_are_unchanged():
+    """The digest hashes the deployment and the trace's digest, as before the family kit (pinned values)."""
+    assert generate(preset="small", seed=0).digest() == "8b7de92fa38bfeeb"
+    assert generate(preset="tiny", seed=1).digest() == "5fd658d0072462b0"

@@ -1,4 +1,5 @@
-"""Request traces for LLM serving: a columnar `Trace`, loaders for public trace formats, generators.
+"""Request traces for LLM serving: a columnar `Trace`, loaders for public trace formats (given a path: sysgym
+ships no trace), generators.
 
 A request has an arrival time (s), prompt tokens, output tokens (the number of tokens the model generates,
 the first of them produced by the prefill), and optionally a client/tenant id, a session id and a priority.
@@ -334,8 +335,9 @@ def arrivals(rng: np.random.Generator, n: int, rate: float, *, process: str = "p
     return start + np.cumsum(gaps)
 
 
-# Length defaults: log-normal fitted to the Azure LLM inference 2023 conversation trace (Splitwise, ISCA'24;
-# /work/shared/data/azure_llm_2023/conv.csv: mean prompt 1155, mean output 211 tokens; `fit_lengths`).
+# Length defaults: log-normal fitted (`fit_lengths`) to the Azure LLM inference 2023 conversation trace
+# (Splitwise, ISCA'24; Azure/AzurePublicDataset `AzureLLMInferenceTrace_conv.csv`: mean prompt 1155, mean output
+# 211 tokens).
 AZURE_CONV_LENGTHS = LengthModel(prompt_mu=6.5663, prompt_sigma=0.9852, output_mu=4.9835, output_sigma=0.8590,
                                  rho=0.0875, prompt_range=(2, 14050), output_range=(7, 1000))
 # Azure code trace: mean prompt 2048, mean output 28 tokens (same source).

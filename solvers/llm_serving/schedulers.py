@@ -1,4 +1,8 @@
-"""Request schedulers of one replica: admission order and rule, batching style, preemption victim.
+"""The literature's request schedulers of one replica: admission order and rule, batching style, preemption
+victim. Each is the one implementation of its name: the simulator (`sysgym.envs.llm_serving.simulate`, which
+finds it through the registered method `llm_serving.<name>`) calls it through the protocol documented in
+`sysgym.envs.llm_serving.replica.Scheduler`, and the same object drives `sysgym/LlmServing-v0` as a policy
+(`act(observation, mask)`, see `Scheduler.act`).
 
 Every scheduler keeps these documented, stable knobs (keyword arguments of `simulate` and of the
 registered solvers):
@@ -7,7 +11,6 @@ registered solvers):
 * ``max_num_batched_tokens`` -- token budget of one iteration (default: max(max_tokens, 4096) when not
   chunking; for ``sarathi`` it is the chunk size / token budget, default 512).
 * ``watermark`` -- fraction of KV blocks admission keeps free (vLLM: 0.01).
-* ``block_size`` -- tokens per KV block (vLLM: 16); passed to the memory planner.
 * ``preemption_mode`` -- ``"recompute"`` (default: drop the victim's KV, re-prefill prompt + generated
   tokens later) or ``"swap"`` (copy its KV blocks to host memory over PCIe and back).
 
@@ -44,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from sysgym.errors import UnknownNameError
+from sysgym.errors import InvalidArgumentError, UnknownNameError
 
 
 class Scheduler:
@@ -57,21 +60,26 @@ class Scheduler:
     counts_tokens = False  # on_tokens is called for every generated token
 
     def __init__(self, *, max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
-                 watermark: float = 0.01, block_size: int = 16, preemption_mode: str = "recompute"):
+                 watermark: float = 0.01, preemption_mode: str = "recompute"):
         if preemption_mode not in ("recompute", "swap"):
             raise UnknownNameError("preemption mode", preemption_mode, ("recompute", "swap"))
         if not 0 <= watermark < 1:
-            raise ValueError(f"watermark must be in [0, 1), got {watermark}")
+            raise InvalidArgumentError(f"watermark must be in [0, 1), got {watermark}")
         self.max_num_seqs = max_num_seqs
         self.max_num_batched_tokens = max_num_batched_tokens
         self.watermark = float(watermark)
-        self.block_size = int(block_size)
         self.preemption_mode = preemption_mode
+        self.sim: Any = None
 
     def params(self) -> dict[str, Any]:
         return {"max_num_seqs": self.max_num_seqs, "max_num_batched_tokens": self.max_num_batched_tokens,
-                "watermark": self.watermark, "block_size": self.block_size,
-                "preemption_mode": self.preemption_mode}
+                "watermark": self.watermark, "preemption_mode": self.preemption_mode}
+
+    def clone(self) -> Scheduler:
+        return type(self)(**self.params())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params()})"
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def bind(self, sim) -> None:
@@ -100,6 +108,7 @@ class Scheduler:
             self.queue.remove(rid)
 
     def waiting(self) -> list[int]:
+        """Every waiting request, in the order this scheduler considers them (its head first)."""
         return list(self.queue)
 
     # -- rules -----------------------------------------------------------------------------------------
@@ -108,8 +117,19 @@ class Scheduler:
         s = self.sim
         return -(-int(s.prompt[rid] + s.generated[rid]) // s.block_size)
 
-    def can_admit(self, rid: int, need: int) -> bool:
+    def fits(self, rid: int, need: int) -> bool:
+        """vLLM's memory rule: the blocks left after admission stay at or above the watermark."""
         return self.sim.free_blocks - need >= self.watermark_blocks
+
+    def can_admit(self, rid: int, need: int) -> bool:
+        """A further admission rule of the scheduler (asked once `fits` holds): none."""
+        return True
+
+    def holds_while_decoding(self, rid: int, need: int, admissible: bool) -> bool:
+        """Whether, after refusing its head `rid`, the head and the refusal stay while the batch only decodes
+        (`admissible`: the engine allowed `rid`, `can_admit` refused it). Here: yes, the order is fixed and
+        the memory rule only gets stricter as decodes take blocks."""
+        return True
 
     def on_admit(self, rid: int) -> None:
         pass
@@ -129,6 +149,28 @@ class Scheduler:
             if k > key:
                 best, key = r, k
         return best
+
+    # -- as the policy of sysgym/LlmServing-v0 -----------------------------------------------------------
+    def act(self, observation: Any = None, mask: Any = None) -> int:
+        """The action this scheduler takes in `sysgym/LlmServing-v0` (built with `scheduler=` this object,
+        which binds it to the env's replica): at a shortfall of KV blocks, preempt `victim(...)`; otherwise
+        admit `peek()` if the env's mask allows it and `can_admit` agrees, else run the iteration. These are
+        the decisions `Replica.step` takes with this scheduler, so the episode is the simulator's run."""
+        point = getattr(self.sim, "decision", None)
+        if point is None:
+            raise InvalidArgumentError(f"{self.name}: act() needs this scheduler bound to an LlmServing-v0 env: "
+                                       "sysgym.make('LlmServing-v0', scheduler=<this object>, ...)")
+        mask = np.asarray(point.mask if mask is None else mask, bool)
+        if point.phase == "preempt":
+            return point.preempt_action(self.victim(self.sim.running))
+        rid = self.peek()
+        if rid is not None and rid in point.waiting:
+            a = point.admit_action(rid)
+            if mask[a] and self.can_admit(rid, self.admit_blocks(rid)):
+                return a
+        if not mask[0]:  # nothing runs and nothing may be admitted: the simulator's dead end
+            raise self.sim.never_admitted()
+        return 0
 
 
 class VllmScheduler(Scheduler):
@@ -160,7 +202,8 @@ class OrcaScheduler(Scheduler):
         tokens = max(tokens, int(s.prompt[rid] + s.output[rid]))
         return -(-tokens // s.block_size)
 
-    def can_admit(self, rid: int, need: int) -> bool:
+    def fits(self, rid: int, need: int) -> bool:
+        """Orca reserves the worst case, so it needs no watermark: the reservation must fit."""
         return self.sim.free_blocks - need >= 0
 
 
@@ -172,7 +215,7 @@ class SarathiScheduler(Scheduler):
     def __init__(self, *, chunk_size: int = 512, **kw):
         super().__init__(**kw)
         if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+            raise InvalidArgumentError(f"chunk_size must be >= 1, got {chunk_size}")
         self.chunk_size = int(chunk_size)
         if self.max_num_batched_tokens is None:
             self.max_num_batched_tokens = self.chunk_size
@@ -226,15 +269,19 @@ class PastFutureScheduler(Scheduler):
         return np.maximum(pred - g, 1)
 
     def can_admit(self, rid: int, need: int) -> bool:
+        """The predicted peak KV use of the batch with `rid` stays within the cache above the watermark."""
         s = self.sim
-        if s.free_blocks - need < self.watermark_blocks:
-            return False
         rids = np.fromiter(list(s.running) + [rid], np.int64)
         cur = s.prompt[rids] + s.generated[rids]
         rem = self.predicted_remaining(rids)
         capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
         slack = (s.block_size - 1) * len(rids)  # each request may leave its last block partly empty
         return peak_tokens(cur, rem) + slack <= capacity
+
+    def holds_while_decoding(self, rid: int, need: int, admissible: bool) -> bool:
+        """A memory refusal holds; a refusal by the predicted peak does not: as the batch decodes, its
+        predicted future shrinks, and the peak with `rid` may come to fit."""
+        return not admissible
 
 
 def peak_tokens(current: np.ndarray, remaining: np.ndarray) -> int:
@@ -293,6 +340,10 @@ class VtcScheduler(Scheduler):
         self.queues.setdefault(c, deque()).appendleft(rid)
         self._n += 1
 
+    def _order(self) -> list[int]:
+        """Backlogged clients, least served first (ties: lower client id)."""
+        return sorted((c for c, q in self.queues.items() if q), key=lambda c: (self.counter[c], c))
+
     def peek(self) -> int | None:
         best = None
         for c, q in self.queues.items():
@@ -312,7 +363,7 @@ class VtcScheduler(Scheduler):
         self.last_left = c
 
     def waiting(self) -> list[int]:
-        return sorted((r for q in self.queues.values() for r in q), key=lambda r: (self.sim.arrival[r], r))
+        return [r for c in self._order() for r in self.queues[c]]
 
     def on_admit(self, rid: int) -> None:
         s = self.sim
@@ -321,6 +372,12 @@ class VtcScheduler(Scheduler):
 
     def on_tokens(self, rids: np.ndarray, counts) -> None:
         np.add.at(self.counter, self.sim.client[rids], self.w_output * np.asarray(counts, float))
+
+    def holds_while_decoding(self, rid: int, need: int, admissible: bool) -> bool:
+        """Only when the head's client has nothing running: otherwise its counter grows as the batch
+        decodes and another client's head, which may fit, comes first."""
+        s, c = self.sim, self.sim.client[rid]
+        return not any(s.client[r] == c for r in s.running)
 
 
 class SjfScheduler(Scheduler):
@@ -334,7 +391,7 @@ class SjfScheduler(Scheduler):
         self.predictor, self.noise_sigma, self.seed = predictor, float(noise_sigma), int(seed)
 
     def params(self):
-        return {**super().params(), "predictor": self.predictor, "noise_sigma": self.noise_sigma}
+        return {**super().params(), "predictor": self.predictor, "noise_sigma": self.noise_sigma, "seed": self.seed}
 
     def bind(self, sim) -> None:
         super().bind(sim)
@@ -377,22 +434,27 @@ SCHEDULERS: dict[str, type[Scheduler]] = {c.name: c for c in (
     VllmScheduler, OrcaScheduler, SarathiScheduler, PastFutureScheduler, VtcScheduler, SjfScheduler)}
 
 
-def make_scheduler(name: str | Scheduler, **params: Any) -> Scheduler:
-    """A scheduler by name; unknown names list the known ones, unknown parameters the accepted ones."""
-    if isinstance(name, Scheduler):
-        if params:
-            raise TypeError("pass parameters to the Scheduler's constructor, not with an instance")
-        return name
+def accepted_parameters(cls: type[Scheduler]) -> list[str]:
+    import inspect
+
+    accepted: set[str] = set()
+    for k in cls.__mro__:
+        if "__init__" in vars(k):
+            accepted |= {p for p in inspect.signature(k.__init__).parameters if p not in ("self", "kw")}
+    return sorted(accepted)
+
+
+def build(name: str, **params: Any) -> Scheduler:
+    """A scheduler of this module by name; unknown parameters are named with the accepted ones."""
     if name not in SCHEDULERS:
         raise UnknownNameError("scheduler", name, SCHEDULERS)
     cls = SCHEDULERS[name]
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        import inspect
+    unknown = sorted(set(params) - set(accepted_parameters(cls)))
+    if unknown:
+        raise InvalidArgumentError(f"scheduler {name!r} has no parameter(s) {', '.join(unknown)}; accepted "
+                                   f"parameters: {', '.join(accepted_parameters(cls))}")
+    return cls(**params)
 
-        accepted = set()
-        for k in cls.__mro__:
-            if "__init__" in vars(k):
-                accepted |= {p for p in inspect.signature(k.__init__).parameters if p not in ("self", "kw")}
-        raise TypeError(f"scheduler {name!r}: {exc}; accepted parameters: {', '.join(sorted(accepted))}") from None
+
+__all__ = ["SCHEDULERS", "OrcaScheduler", "PastFutureScheduler", "SarathiScheduler",
+           "Scheduler", "SjfScheduler", "VllmScheduler", "VtcScheduler", "build", "peak_tokens"]

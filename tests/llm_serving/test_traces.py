@@ -5,11 +5,9 @@ import pytest
 from sysgym.envs.llm_serving import fit_lengths, generate_trace, load_trace
 from sysgym.errors import TraceFormatError, UnknownNameError
 
-from .conftest import azure_path
 
-
-def test_azure_conv_trace_loads_with_published_shape():
-    tr = load_trace(azure_path("conv.csv"), format="azure")
+def test_azure_conv_trace_loads_with_published_shape(shared_data):
+    tr = load_trace(shared_data / "azure_llm_2023" / "conv.csv", format="azure")
     s = tr.stats()
     assert s["num_requests"] == 19366
     assert 3400 < s["duration_s"] < 3600
@@ -48,8 +46,8 @@ def test_unknown_format_lists_known(tmp_path):
         load_trace(tmp_path / "x.csv", format="sharegpt")
 
 
-def test_fitted_generator_reproduces_trace_means_and_cv():
-    tr = load_trace(azure_path("conv.csv"))
+def test_fitted_generator_reproduces_trace_means_and_cv(shared_data):
+    tr = load_trace(shared_data / "azure_llm_2023" / "conv.csv")
     model = fit_lengths(tr)
     s = tr.stats()
     gen = generate_trace(num_requests=20000, rate=s["rate_rps"], process="gamma", cv=s["interarrival_cv"],

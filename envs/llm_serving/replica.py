@@ -1,0 +1,607 @@
+"""One serving replica's iteration loop (paged KV cache) and the scheduler protocol it calls.
+
+The event loop works per *iteration*, never per token: request state lives in numpy arrays, and when the
+running batch only decodes and no scheduling decision can change (no arrival, no completion, enough free
+blocks, and a refused waiting request stays refused), a whole run of decode iterations is computed at once:
+per-iteration KV use and attention cost come from a (requests x iterations) array, iteration times from the
+cached batch-latency model, token timestamps are written into one flat array. Token timestamps are the only
+per-token data (one float each).
+
+Semantics of one request with prompt p and output o tokens (`generated` g, KV tokens computed `kv`):
+admission allocates blocks and starts a prefill of p + g tokens (g > 0 after a recompute preemption);
+the iteration that completes the prefill emits token g; each decode iteration needs p + g KV slots, writes
+one KV entry and emits the next token; the request finishes with its o-th token and frees its blocks.
+
+One iteration boundary (`Replica.step`), in the scheduler's batching style:
+
+* prefill-first (``mixed = False``, vLLM v0): admit waiting requests in the scheduler's order; if any was
+  admitted the iteration runs their prefills only; otherwise every running request decodes, after the
+  scheduler's victims are preempted until each decode has its next KV slot, and swapped requests return.
+* mixed (``mixed = True``, Orca, Sarathi-Serve): first preempt until every decode has its slot, swap in,
+  continue the chunked prefills (``chunked``), then admit under the iteration's token budget; prefills and
+  decodes share the iteration.
+
+The schedulers themselves (vLLM, Orca, Sarathi-Serve, Past-Future, VTC, SJF) are methods of the family and live
+in `sysgym.solvers.llm_serving`; the simulator finds one by name through the core registry (`make_scheduler`).
+`sysgym/LlmServing-v0` runs the same `Replica` and asks its agent for the decisions a scheduler makes here.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from sysgym import registry
+from sysgym.envs.llm_serving.latency import BatchLatency
+from sysgym.envs.llm_serving.memory import MemoryPlan
+from sysgym.envs.llm_serving.traces import Trace
+from sysgym.errors import InvalidArgumentError, InvalidInstanceError, UnknownNameError
+
+FAMILY = "llm_serving"
+PCIE_EFFICIENCY = 0.8  # achieved share of PCIe x16 bandwidth for pinned host copies (NVIDIA bandwidthTest
+#                        reaches ~25 of 31.5 GB/s on PCIe 4.0 x16)
+FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array operation
+
+
+class Scheduler(Protocol):
+    """What `Replica` calls on its scheduler (implementations: `sysgym.solvers.llm_serving.schedulers`).
+
+    Flags: `mixed` (prefills and decodes share an iteration), `chunked` (prefills may be split over
+    iterations under the token budget), `fcfs` (a refused head blocks the whole queue), `counts_tokens`
+    (`on_tokens` is called for every generated token). Knobs: `max_num_seqs`, `max_num_batched_tokens`
+    (None: the replica's defaults), `watermark` (share of KV blocks admission keeps free),
+    `preemption_mode` (``"recompute"`` or ``"swap"``).
+
+    `bind(replica)` is called once per run; the replica exposes `prompt`, `output`, `generated`, `arrival`,
+    `client` (per-request arrays), `running` (request ids in admission order), `num_blocks`, `block_size`,
+    `max_tokens` and `free_blocks`, and the scheduler sets `watermark_blocks`. Then:
+
+    * queue: `on_arrival(rid)`, `requeue(rid)` (a recompute-preempted request), `peek()` (the request it
+      would admit next, or None), `pop(rid)`, `waiting()` (every waiting request in its order), `len()`;
+    * admission: `admit_blocks(rid)` (blocks allocated at admission), `fits(rid, need)` (the memory rule:
+      the engine's, which `sysgym/LlmServing-v0` masks by), `can_admit(rid, need)` (the scheduler's own
+      further rule, asked once `fits` holds), `holds_while_decoding(rid, need, admissible)` (after
+      refusing its head `rid`, whether `peek()` stays `rid` and the refusal stays one while the batch only
+      decodes, with no arrival and no completion, so the replica may skip those boundaries; `admissible`
+      says whether the engine's rules allowed `rid`, i.e. whether `can_admit` refused it);
+    * events: `on_admit(rid)`, `on_tokens(rids, count)`, `on_finish(rid)`;
+    * preemption: `victim(running)` (the request to preempt when a decode lacks a KV block);
+    * `params()` (its configuration) and `clone()` (a fresh, unbound scheduler with the same configuration).
+    """
+
+    name: str
+    mixed: bool
+    chunked: bool
+    fcfs: bool
+    counts_tokens: bool
+    max_num_seqs: int | None
+    max_num_batched_tokens: int | None
+    watermark: float
+    watermark_blocks: int
+    preemption_mode: str
+
+    def bind(self, replica: Replica) -> None: ...
+    def __len__(self) -> int: ...
+    def on_arrival(self, rid: int) -> None: ...
+    def requeue(self, rid: int) -> None: ...
+    def peek(self) -> int | None: ...
+    def pop(self, rid: int) -> None: ...
+    def waiting(self) -> list[int]: ...
+    def admit_blocks(self, rid: int) -> int: ...
+    def fits(self, rid: int, need: int) -> bool: ...
+    def can_admit(self, rid: int, need: int) -> bool: ...
+    def holds_while_decoding(self, rid: int, need: int, admissible: bool) -> bool: ...
+    def on_admit(self, rid: int) -> None: ...
+    def on_tokens(self, rids: np.ndarray, count: int) -> None: ...
+    def on_finish(self, rid: int) -> None: ...
+    def victim(self, running: list[int]) -> int: ...
+    def params(self) -> dict[str, Any]: ...
+    def clone(self) -> Scheduler: ...
+
+
+@dataclass
+class DecisionPoint:
+    """Where `sysgym/LlmServing-v0` waits for its agent (`Replica.decision` while it waits; None otherwise).
+
+    `phase` is ``"admit"`` (admit a waiting slot, preempt a running one, or 0: run the iteration) or
+    ``"preempt"`` (a decode lacks a KV block: only preemptions); `waiting` and `running` are the request
+    ids of the slots (waiting in the scheduler's order, running in admission order); `mask` the valid
+    actions. A scheduler acting as the env's policy maps its choice to an action with `admit_action` and
+    `preempt_action`."""
+
+    phase: str
+    waiting: list[int]
+    running: list[int]
+    max_waiting: int
+    mask: np.ndarray
+
+    def admit_action(self, rid: int) -> int:
+        return 1 + self.waiting.index(rid)
+
+    def preempt_action(self, rid: int) -> int:
+        return 1 + self.max_waiting + self.running.index(rid)
+
+
+def scheduler_names() -> list[str]:
+    """The registered schedulers (`llm_serving.<name>` solvers that make a scheduler)."""
+    return [n.split(".", 1)[1] for n in registry.list_solvers(FAMILY)
+            if hasattr(registry.solver_class(n), "make_scheduler")]
+
+
+def make_scheduler(name: str | Scheduler, **params: Any) -> Scheduler:
+    """A scheduler by name (the registered method `llm_serving.<name>` makes it), or `name` itself when it is
+    already a scheduler object. Unknown names list the known ones, unknown parameters the accepted ones."""
+    if not isinstance(name, str):
+        if params:
+            raise InvalidArgumentError("pass parameters to the scheduler's constructor, not with a scheduler object")
+        return name
+    try:
+        cls = registry.solver_class(f"{FAMILY}.{name}")
+    except UnknownNameError:
+        cls = None
+    if cls is None or not hasattr(cls, "make_scheduler"):
+        raise UnknownNameError("scheduler", name, scheduler_names())
+    return cls.make_scheduler(**params)
+
+
+class RequestState:
+    """Per-request arrays shared by the replicas of one simulation (each request belongs to one)."""
+
+    def __init__(self, trace: Trace, prompt: np.ndarray, output: np.ndarray):
+        n = len(trace)
+        self.n = n
+        self.arrival = trace.arrival
+        self.client = trace.client
+        self.prompt = np.asarray(prompt, np.int64)
+        self.output = np.asarray(output, np.int64)
+        self.generated = np.zeros(n, np.int64)
+        self.kv = np.zeros(n, np.int64)
+        self.blocks = np.zeros(n, np.int64)
+        self.in_prefill = np.zeros(n, bool)
+        self.first_scheduled = np.full(n, np.nan)
+        self.finish = np.full(n, np.nan)
+        self.preemptions = np.zeros(n, np.int64)
+        self.replica = np.full(n, -1, np.int64)
+        self.offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(self.output, out=self.offsets[1:])
+        self.token_time = np.full(int(self.offsets[-1]), np.nan)
+
+
+@dataclass
+class IterationLog:
+    """One row per executed step (a single iteration, or a fast-forwarded run of `n` decode iterations)."""
+
+    start: list = field(default_factory=list)
+    end: list = field(default_factory=list)
+    n: list = field(default_factory=list)
+    seqs: list = field(default_factory=list)  # requests in the batch
+    tokens: list = field(default_factory=list)  # tokens per iteration (for a run: per iteration)
+    blocks_max: list = field(default_factory=list)  # most KV blocks in use during the step
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"start": np.asarray(self.start, float), "end": np.asarray(self.end, float),
+                "n": np.asarray(self.n, np.int64), "seqs": np.asarray(self.seqs, np.int64),
+                "tokens": np.asarray(self.tokens, np.int64), "blocks_max": np.asarray(self.blocks_max, np.int64)}
+
+
+class Replica:
+    """One model replica: a block pool, a running batch, a scheduler and a clock."""
+
+    def __init__(self, index: int, st: RequestState, plan: MemoryPlan, latency: BatchLatency, scheduler: Scheduler,
+                 *, max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None):
+        self.index = index
+        self.st = st
+        self.plan = plan
+        self.lat = latency
+        self.num_blocks = plan.num_blocks
+        self.block_size = plan.block_size
+        self.max_tokens = plan.max_tokens
+        self.max_num_seqs = int(max_num_seqs or scheduler.max_num_seqs or plan.max_batch_size)
+        budget = max_num_batched_tokens or scheduler.max_num_batched_tokens
+        self.token_budget = int(budget or max(plan.max_tokens, 4096))
+        # scheduler view
+        self.prompt, self.output, self.arrival, self.client = st.prompt, st.output, st.arrival, st.client
+        self.generated = st.generated
+        self.sched = scheduler
+        self.running: list[int] = []
+        self.swapped: deque[int] = deque()
+        self.used = 0
+        self.now = 0.0
+        self.arrivals: list[int] = []
+        self.ptr = 0
+        self.log = IterationLog()
+        self.kv_area = 0.0  # integral of blocks in use over time (block-seconds)
+        self.tokens_processed = 0
+        self.iterations = 0
+        self.num_preemptions = 0
+        self.memory_trace: list[tuple[float, int]] = []
+        self.swap_s_per_block = (self.block_size * plan.kv_bytes_per_token /
+                                 (_pcie_gbps(latency.gpu) * 1e9 * PCIE_EFFICIENCY))
+        self.decision: Any = None  # set by sysgym/LlmServing-v0 while it waits for its agent (see env.py)
+        self._holds = True  # whether the last refused admission stays refused while the batch only decodes
+        scheduler.bind(self)
+
+    # -- scheduler-facing properties -----------------------------------------------------------------
+    @property
+    def free_blocks(self) -> int:
+        return self.num_blocks - self.used
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.sched) + len(self.swapped)
+
+    def outstanding(self) -> int:
+        """Requests routed here and not finished (arrived ones only)."""
+        return len(self.running) + len(self.sched) + len(self.swapped)
+
+    # -- driving ---------------------------------------------------------------------------------------
+    def add(self, rid: int) -> None:
+        self.arrivals.append(rid)
+        self.st.replica[rid] = self.index
+
+    def ingest(self) -> None:
+        """Hand the requests that have arrived by now to the scheduler."""
+        arr = self.st.arrival
+        while self.ptr < len(self.arrivals) and arr[self.arrivals[self.ptr]] <= self.now:
+            self.sched.on_arrival(self.arrivals[self.ptr])
+            self.ptr += 1
+
+    def next_arrival(self) -> float:
+        return float(self.st.arrival[self.arrivals[self.ptr]]) if self.ptr < len(self.arrivals) else math.inf
+
+    def idle(self) -> bool:
+        return not self.running and not len(self.sched) and not self.swapped
+
+    def run(self, until: float = math.inf) -> None:
+        """Simulate until the clock reaches `until` (an iteration in flight may end after it)."""
+        while True:
+            self.ingest()
+            if self.idle():
+                t = self.next_arrival()
+                if t < until and t < math.inf:
+                    self.now = max(self.now, t)
+                    continue
+                return
+            if self.now >= until:
+                return
+            self.step(until)
+
+    # -- the pieces of one boundary (the simulator's step and the env both use them) ---------------------
+    def running_array(self) -> np.ndarray:
+        return np.fromiter(self.running, np.int64, len(self.running))
+
+    def decode_need(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """(decoding requests, their blocks after this iteration's KV slot, blocks still to allocate)."""
+        st, bs = self.st, self.block_size
+        R = self.running_array()
+        d = R[~st.in_prefill[R]]
+        if not len(d):
+            return d, d, 0
+        new = np.maximum(-(-(st.kv[d] + 1) // bs), st.blocks[d])
+        return d, new, int(new.sum() - st.blocks[d].sum())
+
+    def decode_shortfall(self) -> int:
+        """KV blocks the decodes lack for their next slot (> 0: something must be preempted)."""
+        return self.decode_need()[2] - self.free_blocks
+
+    def allocate_decodes(self) -> None:
+        """Give every decode its next KV slot (call when `decode_shortfall() <= 0`)."""
+        d, new, need = self.decode_need()
+        if need:
+            self.used += need
+            self.st.blocks[d] = new
+
+    def chunk_continuations(self, prefills: list) -> int:
+        """Mixed batching: the ongoing chunked prefills join this iteration; returns the token budget left."""
+        st = self.st
+        R = self.running_array()
+        inpf = st.in_prefill[R]
+        budget = self.token_budget - int(len(R) - inpf.sum())
+        if self.sched.chunked and inpf.any():
+            for r in R[inpf].tolist():
+                if budget <= 0:
+                    break
+                c = min(int(self.prompt[r] + self.generated[r] - st.kv[r]), budget)
+                prefills.append((r, c))
+                budget -= c
+        return budget
+
+    def admissible(self, rid: int, prefills: list, budget: int) -> tuple[bool, int]:
+        """Whether the engine may admit `rid` now (batch cap, token budget, the scheduler's memory rule),
+        and the blocks it would take."""
+        if budget <= 0 or len(self.running) >= self.max_num_seqs:
+            return False, 0
+        need_tokens = int(self.prompt[rid] + self.generated[rid])
+        sched = self.sched
+        if not sched.chunked and need_tokens > budget and (prefills or (self.running and sched.mixed)):
+            return False, 0
+        need = sched.admit_blocks(rid)
+        return sched.fits(rid, need), need
+
+    def admit(self, rid: int, need: int, prefills: list, budget: int) -> int:
+        """Admit `rid` (its prefill, or its first chunk, joins `prefills`); returns the token budget left."""
+        st, sched = self.st, self.sched
+        sched.pop(rid)
+        st.blocks[rid] = need
+        self.used += need
+        st.kv[rid] = 0
+        st.in_prefill[rid] = True
+        if math.isnan(st.first_scheduled[rid]):
+            st.first_scheduled[rid] = self.now
+        self.running.append(rid)
+        sched.on_admit(rid)
+        need_tokens = int(self.prompt[rid] + self.generated[rid])
+        chunk = min(need_tokens, budget) if sched.chunked else need_tokens
+        prefills.append((rid, chunk))
+        return budget - chunk
+
+    def _admit(self, prefills: list, budget: int) -> bool:
+        """Admit waiting requests in the scheduler's order; True when a waiting request was refused
+        (`self._holds` then says whether the refusal holds while the batch only decodes)."""
+        sched = self.sched
+        self._holds = True
+        while budget > 0:
+            rid = sched.peek()
+            if rid is None:
+                return False
+            if len(self.running) >= self.max_num_seqs:
+                return True  # the batch cap: nothing is admitted before a completion, whoever comes first
+            ok, need = self.admissible(rid, prefills, budget)
+            if ok and sched.can_admit(rid, need):
+                budget = self.admit(rid, need, prefills, budget)
+                continue
+            self._holds = sched.holds_while_decoding(rid, need, ok)
+            return True
+        return len(sched) > 0
+
+    def preempt(self, rid: int) -> float:
+        """Preempt a running request (recompute: back to the queue; swap: its KV to host memory); returns
+        the swap seconds it costs."""
+        st = self.st
+        self.running.remove(rid)
+        self.used -= int(st.blocks[rid])
+        st.preemptions[rid] += 1
+        self.num_preemptions += 1
+        cost = 0.0
+        if self.sched.preemption_mode == "swap" and not st.in_prefill[rid]:
+            cost = self.swap_s_per_block * int(st.blocks[rid])
+            self.swapped.append(rid)
+        else:
+            st.kv[rid] = 0
+            st.in_prefill[rid] = True
+            self.sched.requeue(rid)
+        st.blocks[rid] = 0
+        return cost
+
+    def _reserve_decodes(self) -> tuple[float, bool]:
+        """Make room for every decode's next KV slot, preempting the scheduler's victims; allocate."""
+        extra, preempted = 0.0, False
+        while self.decode_shortfall() > 0:
+            extra += self.preempt(self.sched.victim(self.running))
+            preempted = True
+        self.allocate_decodes()
+        return extra, preempted
+
+    def swap_in(self) -> float:
+        st = self.st
+        cost = 0.0
+        while self.swapped and len(self.running) < self.max_num_seqs:
+            rid = self.swapped[0]
+            need = -(-(int(st.kv[rid]) + 1) // self.block_size)
+            if self.free_blocks - need < self.sched.watermark_blocks:
+                break
+            self.swapped.popleft()
+            st.blocks[rid] = need
+            self.used += need
+            self.running.append(rid)
+            cost += self.swap_s_per_block * need
+        return cost
+
+    def never_admitted(self) -> InvalidInstanceError:
+        rid = self.sched.peek()
+        return InvalidInstanceError(
+            f"replica {self.index}: request {rid} ({int(self.prompt[rid])} prompt + {int(self.output[rid])} "
+            f"output tokens) can never be admitted: {self.num_blocks} KV blocks of {self.block_size} tokens, "
+            f"watermark {self.sched.watermark_blocks} blocks")
+
+    # -- one scheduling step ------------------------------------------------------------------------
+    def step(self, until: float = math.inf) -> None:
+        sched, st = self.sched, self.st
+        extra = 0.0
+        prefills: list[tuple[int, int]] = []
+        preempted = False
+        if sched.mixed:
+            extra, preempted = self._reserve_decodes()
+            extra += self.swap_in()
+            budget = self.chunk_continuations(prefills)
+            blocked = self._admit(prefills, budget) if not self.swapped else self._blocked_by_swaps()
+            R = self.running_array()
+            dec = R[~st.in_prefill[R]]
+        else:
+            blocked = self._admit(prefills, self.token_budget) if not self.swapped else self._blocked_by_swaps()
+            if not prefills:
+                extra, preempted = self._reserve_decodes()
+                extra += self.swap_in()
+                dec = self.running_array()
+            else:
+                dec = np.zeros(0, np.int64)
+        if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running) \
+                and (not blocked or self._holds):
+            self._fast_forward(until, blocked and sched.fcfs)
+            return
+        if not prefills and not len(dec):
+            if extra > 0:  # only swaps happened
+                self.advance(extra, 0, 0)
+                return
+            raise self.never_admitted()
+        self.execute(prefills, dec, extra)
+
+    def _blocked_by_swaps(self) -> bool:
+        self._holds = True  # swapped requests return when blocks free up, which decoding never does
+        return True
+
+    def advance(self, dt: float, tokens: int, seqs: int, n: int = 1, blocks_max: int | None = None) -> None:
+        log = self.log
+        log.start.append(self.now)
+        self.now += dt
+        log.end.append(self.now)
+        log.n.append(n)
+        log.seqs.append(seqs)
+        log.tokens.append(tokens)
+        log.blocks_max.append(self.used if blocks_max is None else blocks_max)
+        self.iterations += n
+
+    def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
+        """Run one iteration: the prefill items `(request, tokens)` and the decodes `d`."""
+        st, bs = self.st, self.block_size
+        nd = len(d)
+        ntok = nd
+        items = []
+        for r, c in prefills:
+            ntok += c
+            items.append((c, int(st.kv[r])))
+        if nd:
+            g = st.generated[d]
+            kvd = st.kv[d]
+            kvtok = float(((kvd + bs) // bs).sum() * bs)  # ceil((kv + 1) / bs) * bs
+        else:
+            kvtok = 0.0
+        dt = self.lat.iteration(ntok, items, kvtok, nd) + extra
+        self.kv_area += self.used * dt
+        self.advance(dt, ntok, len(prefills) + nd)
+        end = self.now
+        self.tokens_processed += ntok
+        done: list[int] = []
+        if nd:
+            st.token_time[st.offsets[d] + g] = end
+            g = g + 1
+            st.generated[d] = g
+            st.kv[d] = kvd + 1
+            fin = g >= self.output[d]
+            if fin.any():
+                done.extend(d[fin].tolist())
+        emitted = []
+        for r, c in prefills:
+            st.kv[r] += c
+            if st.kv[r] >= self.prompt[r] + st.generated[r]:
+                st.in_prefill[r] = False
+                st.token_time[st.offsets[r] + st.generated[r]] = end
+                st.generated[r] += 1
+                emitted.append(r)
+                if st.generated[r] >= self.output[r]:
+                    done.append(r)
+        if self.sched.counts_tokens:
+            if nd:
+                self.sched.on_tokens(d, 1)
+            if emitted:
+                self.sched.on_tokens(np.asarray(emitted, np.int64), 1)
+        if done:
+            self._finish(done)
+        self.memory_trace.append((end, self.used))
+
+    def _finish(self, done: list[int]) -> None:
+        st = self.st
+        gone = set(done)
+        self.running = [r for r in self.running if r not in gone]
+        for r in done:
+            self.used -= int(st.blocks[r])
+            st.blocks[r] = 0
+            st.finish[r] = self.now
+            self.sched.on_finish(r)
+
+    def _fast_forward(self, until: float, queue_blocked: bool) -> None:
+        """Run k >= 1 pure-decode iterations of the current batch in one go.
+
+        The run stops before the first iteration that would need more blocks than exist, after the first
+        completion, and (unless the waiting queue is blocked for FCFS admission by a refusal that decoding
+        cannot lift) before the first iteration starting after the next arrival. So every boundary it skips
+        is one where the scheduler would decide exactly as it did at the start of the run.
+        """
+        st, bs, lat = self.st, self.block_size, self.lat
+        R = self.running_array()
+        B = len(R)
+        kv, g, held = st.kv[R], st.generated[R], st.blocks[R]
+        rem = self.output[R] - g
+        horizon = until if queue_blocked else min(self.next_arrival(), until)
+        kcap = int(min(rem.min(), FF_MAX_ITERS))
+        x = kv + 1  # KV slots each request needs at the run's first iteration
+        if horizon < math.inf:
+            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(x.sum())
+            kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
+        j = np.arange(kcap)
+        q, r = np.divmod(x - 1, bs)
+        if (held > q + 1).any():  # reservations (orca): per-request maximum, as an array
+            slots_m = -(-(x[:, None] + j[None, :]) // bs)
+            blk_m = np.maximum(slots_m, held[:, None])
+            tot = blk_m.sum(0)
+            slots = slots_m.sum(0)
+        else:
+            # sum_i ceil((x_i + j) / bs) = sum_i (q_i + 1) + B * (j // bs) + #{i : r_i >= bs - j % bs}
+            ge = np.concatenate([np.cumsum(np.bincount(r, minlength=bs)[::-1])[::-1], [0]])
+            slots = int(q.sum()) + B + B * (j // bs) + ge[bs - j % bs]
+            tot = slots
+            blk_m = None
+        over = tot > self.num_blocks
+        if over[0]:
+            raise AssertionError("fast-forward started without room for its first iteration")
+        if over.any():
+            kcap = int(np.argmax(over))
+        dts = lat.decode_times(B, slots[:kcap].astype(float) * bs)
+        ends = self.now + np.cumsum(dts)
+        k = kcap
+        if horizon < math.inf:
+            k = max(1, min(k, int(np.searchsorted(ends - dts, horizon, side="left"))))
+        dts, ends = dts[:k], ends[:k]
+        idx = (st.offsets[R] + g)[:, None] + np.arange(k)[None, :]
+        st.token_time[idx] = ends[None, :]
+        st.generated[R] = g + k
+        st.kv[R] = kv + k
+        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum(-(-(x + k - 1) // bs), held)
+        self.kv_area += float((tot[:k] * dts).sum())
+        self.used += int(new_blocks.sum() - held.sum())
+        st.blocks[R] = new_blocks
+        start = self.now
+        log = self.log
+        log.start.append(start)
+        log.end.append(float(ends[-1]))
+        log.n.append(k)
+        log.seqs.append(B)
+        log.tokens.append(B)
+        log.blocks_max.append(int(tot[k - 1]))
+        self.now = float(ends[-1])
+        self.iterations += k
+        self.tokens_processed += B * k
+        if self.sched.counts_tokens:
+            self.sched.on_tokens(R, k)
+        fin = rem == k
+        if fin.any():
+            self._finish(R[fin].tolist())
+        self.memory_trace.append((self.now, self.used))
+
+
+def _pcie_gbps(gpu) -> float:
+    from sysgym.kernels.hardware import PCIE_X16_GBPS
+
+    return PCIE_X16_GBPS.get(gpu.pcie_gen, PCIE_X16_GBPS[4])
+
+
+def request_arrays(trace: Trace, max_tokens: int, oversize: str = "truncate") -> tuple[np.ndarray, np.ndarray, int]:
+    """Effective (prompt, output) under the replica's max_tokens, and how many requests were cut.
+
+    ``truncate`` (vidur's trace handling): output capped at max_tokens - 1, then the prompt cut so that
+    prompt + output <= max_tokens. ``error`` raises on the first oversize request."""
+    prompt, output = trace.prompt.copy(), trace.output.copy()
+    over = (prompt + output) > max_tokens
+    if over.any():
+        if oversize == "error":
+            i = int(np.argmax(over))
+            raise InvalidInstanceError(f"request {i} has {int(prompt[i])} + {int(output[i])} tokens, more than "
+                                       f"max_tokens={max_tokens}")
+        if oversize != "truncate":
+            raise UnknownNameError("oversize rule", oversize, ("truncate", "error"))
+        output = np.minimum(output, max_tokens - 1)
+        prompt = np.minimum(prompt, max_tokens - output)
+    return prompt, output, int(over.sum())

@@ -1,9 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# `../shared/data` beside the checkout; SYSGYM_SHARED_DATA points elsewhere (a worktree, a CI cache).
+SHARED_DATA = Path(os.environ.get("SYSGYM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 @pytest.fixture

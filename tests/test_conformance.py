@@ -42,7 +42,8 @@ def test_env_contract(env_id):
 
 @pytest.mark.parametrize("env_id", ENVS)
 def test_env_is_a_sysgym_env_whose_decisions_the_evaluator_scores(env_id):
-    env = sysgym.make(env_id)
+    fam_name = registry.env_family(env_id)
+    env = sysgym.make(env_id, **_tiny_kwargs(env_id, fam_name))  # whole random episodes: the smallest preset
     base = env.unwrapped
     assert isinstance(base, SysgymEnv), f"{env_id} does not derive from sysgym.env.SysgymEnv"
     fam = sysgym.get_family(registry.env_family(env_id))
@@ -173,6 +174,13 @@ def test_generator_refuses_bad_seeds_and_presets(family):
         gen(seed=0, preset="no-such-preset")
     with pytest.raises(sysgym.UnknownNameError, match="version"):
         gen(seed=0, version=99)
+
+
+def _tiny_kwargs(env_id: str, family_name: str) -> dict:
+    import inspect
+
+    params = inspect.signature(registry.env_class(env_id).__init__).parameters
+    return {"preset": sysgym.get_family(family_name).tiny_preset} if "preset" in params else {}
 
 
 def _same(a, b) -> bool:

@@ -1,7 +1,9 @@
-"""KV-eviction speed figures (prints them; the issue's target: one policy on 64 x 512 tokens in < 60 s).
+"""KV-eviction speed figures (prints them; the issue's target: one policy on 64 x 512 tokens in < 60 s), and the
+session level's (kv_sessions) CP-SAT solve times against Belady and LRU.
 
-    .venv/bin/python benchmarks/kv_eviction_bench.py            # scoring speed + MILP solve times
-    .venv/bin/python benchmarks/kv_eviction_bench.py --curve    # also the budget-vs-perplexity plot
+    .venv/bin/python benchmarks/kv_eviction_bench.py            # scoring speed + MILP solve times + sessions
+    .venv/bin/python benchmarks/kv_eviction_bench.py --curve    # also the budget-vs-perplexity plot (--out DIR)
+    .venv/bin/python benchmarks/kv_eviction_bench.py --model tiny --seq-len 128 --num-sequences 8 --milp-presets tiny
 
 Single-threaded torch (`--threads` to change). The default model trains on first use (minutes) and is cached.
 """
@@ -16,6 +18,7 @@ import torch
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default="default", help="model of the scoring run (tiny: a quick check, 128 tokens max)")
     ap.add_argument("--policy", default="h2o")
     ap.add_argument("--num-sequences", type=int, default=64)
     ap.add_argument("--seq-len", type=int, default=512)
@@ -25,20 +28,21 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
+    import sysgym
     from sysgym import solvers
-    from sysgym.envs.kv_eviction import generate, get_model, make_policy, run_policy
+    from sysgym.envs.kv_eviction import generate, get_model, run_policy
     from sysgym.envs.kv_eviction.evaluate import evaluate
 
     t0 = time.perf_counter()
-    model = get_model("default")
-    print(f"default model: {model.stats['params']} parameters, weights {model.digest} "
+    model = get_model(args.model)
+    print(f"{args.model} model: {model.stats['params']} parameters, weights {model.digest} "
           f"(load/train {time.perf_counter() - t0:.1f} s)")
 
     t0 = time.perf_counter()
-    inst = generate(seed=0, model="default", num_sequences=args.num_sequences, seq_len=args.seq_len, budget=0.2)
+    inst = generate(seed=0, model=args.model, num_sequences=args.num_sequences, seq_len=args.seq_len, budget=0.2)
     t_gen = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sim = run_policy(inst, make_policy(args.policy))
+    sim = run_policy(inst, args.policy)
     t_sim = time.perf_counter() - t0
     t0 = time.perf_counter()
     m = evaluate(inst, sim.decisions())
@@ -71,19 +75,17 @@ def main() -> int:
                   f"{h2o['attention_mass']:.4f}); ppl ratio {mm['perplexity_ratio']:.4f} "
                   f"(H2O {h2o['perplexity_ratio']:.4f})")
 
-    from sysgym.envs.kv_eviction.sessions import evaluate_sessions, generate_sessions, run_session_policy
-    from sysgym.solvers.kv_eviction.session_cpsat import solve_sessions_cpsat
-
-    print("\nsession level (CP-SAT offline optimum vs Belady/LRU; variable sizes unless 'uniform'):")
+    print("\nsession level (kv_sessions: CP-SAT offline optimum vs Belady/LRU; variable sizes unless 'uniform'):")
+    fam = sysgym.get_family("kv_sessions")
     for kind, kw in (("agent", {}), ("chat", {}), ("agent", {"uniform_tokens": 1000, "capacity": 3000})):
-        w = generate_sessions(seed=0, kind=kind, num_sessions=24, **{"capacity": 8000, **kw})
-        items, st = solve_sessions_cpsat(w, time_limit=60)
-        opt = evaluate_sessions(w, items)
-        bel = evaluate_sessions(w, run_session_policy(w, "belady"))
-        lru = evaluate_sessions(w, run_session_policy(w, "lru"))
+        w = fam.generator(seed=0, preset=kind, num_sessions=24, **{"capacity": 8000, **kw})
+        sol = solvers.get("kv_sessions.cpsat").solve(w, time_limit=60)
+        opt = fam.evaluate(w, sol)
+        bel = fam.evaluate(w, solvers.get("kv_sessions.belady").solve(w))
+        lru = fam.evaluate(w, solvers.get("kv_sessions.lru").solve(w))
         tag = " uniform" if kw else ""
         print(f"  {kind + tag:13s} {w.num_turns:3d} turns ({2 * w.num_turns} events): CP-SAT "
-              f"{st['status']} in {st['wall_time_s']:.3f} s; recompute tokens {opt['recompute_tokens']} "
+              f"{sol.status} in {sol.wall_time_s:.3f} s; recompute tokens {opt['recompute_tokens']} "
               f"(Belady {bel['recompute_tokens']}, LRU {lru['recompute_tokens']}); mean TTFT "
               f"{opt['ttft_mean'] * 1e3:.1f} ms (Belady {bel['ttft_mean'] * 1e3:.1f}, "
               f"LRU {lru['ttft_mean'] * 1e3:.1f})")

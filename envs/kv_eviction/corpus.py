@@ -90,8 +90,3 @@ def load_corpus(max_train_bytes: int = 4_000_000, max_eval_bytes: int = 1_000_00
         raise FileNotFoundError(f"no Python source files found under {base}")
     to_arr = lambda parts: np.frombuffer(b"\n".join(parts), np.uint8).copy()  # noqa: E731
     return Corpus(train=to_arr(train), eval=to_arr(evl), digest=h.hexdigest()[:12], root=str(base))
-
-
-def decode(tokens: np.ndarray) -> str:
-    """Bytes back to text (BOS shown as '␂')."""
-    return "".join("␂" if int(t) == BOS else chr(int(t)) for t in tokens)

@@ -76,27 +76,3 @@ def write_rows(rows: list[dict[str, Any]], out: str | Path) -> Path:
     out.write_text("\n".join(json.dumps(r, sort_keys=True) for r in rows) + "\n")
     return out
 
-
-def plot_sessions(rows: dict[str, dict[str, Any]], out: str | Path, title: str = "") -> Path:
-    """Bar charts of token hit rate, recompute tokens and mean TTFT per session-level policy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, key, label, scale in zip(axes, ("token_hit_rate", "recompute_tokens", "ttft_mean"),
-                                     ("token hit rate", "recomputed tokens", "mean TTFT (ms)"), (1, 1, 1000)):
-        ax.bar(names, [rows[n][key] * scale for n in names], color="tab:blue")
-        ax.set_title(label)
-        ax.tick_params(axis="x", rotation=45)
-        ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out

@@ -1,6 +1,6 @@
 """The token-level KV-eviction evaluator: the family's only scorer (DESIGN.md contract 2).
 
-A solution's decisions are an eviction schedule `evict_step` (N, GL, GH, T) (see simulate.py) with its
+A solution's decisions are an eviction schedule `evict_step` (N, GL, GH, T) (see simulator.py) with its
 `granularity`. The evaluator checks it (each token present at its own step, nothing evicted during the
 prompt, at most `budget` attended tokens per group at every scored decode step P .. T-2), then runs the model once with
 the full cache and once with the kept-token mask of every step (a teacher-forced parallel forward whose
@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from sysgym.envs.kv_eviction.instance import KvInstance
-from sysgym.envs.kv_eviction.policies import GRANULARITIES, group_shape
-from sysgym.envs.kv_eviction.simulate import decode_nll, instance_model
+from sysgym.envs.kv_eviction.simulator import GRANULARITIES, aggregate, decode_nll, group_shape, instance_model
 from sysgym.errors import InfeasibleSolutionError
 from sysgym.solution import Solution
 
@@ -142,8 +141,6 @@ def evaluate(instance: KvInstance, solution: Solution | dict | np.ndarray, *, ch
 @torch.no_grad()
 def full_attention(instance: KvInstance, granularity: str = "sequence", *, chunk: int = 8) -> np.ndarray:
     """The full-cache attention aggregated to the granularity's groups: (N, GL, GH, T, T) float64."""
-    from sysgym.envs.kv_eviction.policies import aggregate
-
     model = instance_model(instance).module
     out = []
     for c0 in range(0, instance.num_sequences, chunk):
@@ -154,20 +151,20 @@ def full_attention(instance: KvInstance, granularity: str = "sequence", *, chunk
 
 def evaluate_policy(policy, *, budget: float | int, num_sequences: int = 8, seq_len: int = 256, seed: int = 0,
                     model: str = "default", prompt_len: int | None = None, **policy_params) -> dict[str, Any]:
-    """Run a policy (registry name or object) on freshly generated sequences and score it.
+    """Run a policy (a `kv_eviction.<name>` solver's name, or a policy object) on freshly generated sequences
+    and score it.
 
     `budget` is a fraction of the sequence (0 < budget <= 1) or a token count. Returns the evaluator's
     metrics plus `tokens_per_s` of the online simulation.
     """
     from sysgym.envs.kv_eviction.generator import generate
-    from sysgym.envs.kv_eviction.policies import FullCache, make_policy
-    from sysgym.envs.kv_eviction.simulate import run_policy
+    from sysgym.envs.kv_eviction.simulator import make_policy, run_policy
 
     pol = make_policy(policy, **policy_params)
     inst = generate(seed=seed, model=model, num_sequences=num_sequences, seq_len=seq_len, budget=budget,
                     prompt_len=prompt_len)
     sim = run_policy(inst, pol, seed=seed)
-    metrics = evaluate(inst, sim.decisions(reference=isinstance(pol, FullCache)))
+    metrics = evaluate(inst, sim.decisions())
     metrics["policy"] = pol.name
     metrics["tokens_per_s"] = sim.stats["tokens_per_s"]
     return metrics

@@ -7,8 +7,6 @@ most `budget` cached tokens (itself included). Losses are scored on the decode p
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,13 +14,17 @@ from typing import Any
 import numpy as np
 
 from sysgym.errors import InvalidInstanceError, TraceFormatError
-from sysgym.fileio import write_json_atomic
+from sysgym.instances import InstanceBase, read_json, require_fields
 
 FORMAT = "sysgym.kv_eviction.instance/1"
 
 
 @dataclass(frozen=True, eq=False)
-class KvInstance:
+class KvInstance(InstanceBase):
+    """Immutable problem instance (see the module doc); `name` is its replayable spec."""
+
+    FORMAT = FORMAT
+
     tokens: np.ndarray  # (N, T) int64
     budget: int  # tokens a query may attend to (itself included), per group
     prompt_len: int
@@ -50,9 +52,6 @@ class KvInstance:
         return {"format": FORMAT, "name": self.name, "budget": self.budget, "prompt_len": self.prompt_len,
                 "model": self.model, "model_digest": self.model_digest, "tokens": self.tokens.tolist()}
 
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
 
 def validate(inst: KvInstance) -> None:
     from sysgym.envs.kv_eviction.corpus import VOCAB_SIZE
@@ -73,20 +72,20 @@ def validate(inst: KvInstance) -> None:
 
 
 def save(inst: KvInstance, path: str | Path) -> Path:
-    return write_json_atomic(path, inst.to_dict())
+    return inst.save(path)
 
 
 def load(path: str | Path) -> KvInstance:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TraceFormatError(f"{path}: not a JSON instance ({exc})") from None
+    """Load a saved token-level instance (JSON, format `sysgym.kv_eviction.instance/1`)."""
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise TraceFormatError(f"{path}: not a kv_eviction instance (format {FORMAT!r})")
+    require_fields(data, ("tokens", "budget", "prompt_len", "model"), path)
     try:
         return KvInstance(tokens=np.array(data["tokens"]), budget=data["budget"], prompt_len=data["prompt_len"],
                           model=data["model"], model_digest=data.get("model_digest", ""),
                           name=data.get("name", f"kv_eviction/file:{path}"))
-    except KeyError as exc:
-        raise TraceFormatError(f"{path}: missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, InvalidInstanceError):
+            raise
+        raise TraceFormatError(f"{path}: malformed instance field ({exc})") from None

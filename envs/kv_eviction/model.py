@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -331,8 +331,3 @@ def get_model(model: str | ModelConfig = "default", *, progress: bool = True, re
     loaded = LoadedModel(name, cfg, module, weights_digest(module), stats, path)
     _LOADED[key] = loaded
     return loaded
-
-
-def with_seed(model: str, seed: int) -> ModelConfig:
-    """A named configuration trained from another seed."""
-    return replace(resolve_config(model)[1], seed=seed)

@@ -24,12 +24,11 @@ from ortools.linear_solver import pywraplp
 
 from sysgym.envs.kv_eviction.evaluate import full_attention
 from sysgym.envs.kv_eviction.instance import KvInstance
-from sysgym.envs.kv_eviction.policies import GRANULARITIES, H2O, ScheduleReplay
-from sysgym.envs.kv_eviction.simulate import instance_model, run_policy
-from sysgym.errors import UnknownNameError
+from sysgym.envs.kv_eviction.simulator import GRANULARITIES, instance_model, run_policy
+from sysgym.errors import InvalidArgumentError, UnknownNameError
 from sysgym.solution import Solution, relative_gap
-from sysgym.solvers.base import Solver, register
-from sysgym.solvers.kv_eviction.policies import claimed_loss_increase
+from sysgym.solver import Solver, register
+from sysgym.solvers.kv_eviction.policies import H2O, ScheduleReplay, scored_solution
 
 
 def schedule_mass(w: np.ndarray, e: np.ndarray, prompt_len: int) -> float:
@@ -99,7 +98,7 @@ class KvMilp(Solver):
         if granularity not in GRANULARITIES:
             raise UnknownNameError("granularity", granularity, GRANULARITIES)
         if pywraplp.Solver.CreateSolver(backend) is None:
-            raise ValueError(f"MILP backend {backend!r} is not available in this OR-Tools build; "
+            raise InvalidArgumentError(f"MILP backend {backend!r} is not available in this OR-Tools build; "
                              "try CBC, SCIP or HIGHS")
         self.granularity, self.backend, self.warm_start = granularity, backend, warm_start
         self.max_seq_len = max_seq_len
@@ -107,7 +106,7 @@ class KvMilp(Solver):
     def solve(self, instance: KvInstance, *, time_limit: float | None = None, seed: int = 0) -> Solution:
         t0 = time.perf_counter()
         if instance.seq_len > self.max_seq_len:
-            raise ValueError(f"kv_eviction.milp is for short traces: {instance.seq_len} tokens > max_seq_len "
+            raise InvalidArgumentError(f"kv_eviction.milp is for short traces: {instance.seq_len} tokens > max_seq_len "
                              f"{self.max_seq_len} (each group's model has ~T^2/2 binaries); raise max_seq_len "
                              "or use a shorter instance")
         instance_model(instance)
@@ -138,14 +137,13 @@ class KvMilp(Solver):
             bound += bnd
             statuses.append(status)
         # Replay the schedule through the incremental decoder: same mechanism as every online policy.
+        milp_seconds = time.perf_counter() - t0
         sim = run_policy(instance, ScheduleReplay(evict, self.granularity), seed=seed)
-        objective = claimed_loss_increase(instance, sim)
         denom = len(groups) * (t_len - 1 - instance.prompt_len)
         mass, mass_bound = total / denom, min(bound / denom, 1.0)
         status = "optimal" if all(s == "optimal" for s in statuses) else "timeout"
         stats = {"attention_mass_milp": mass, "attention_mass_bound": mass_bound,
                  "attention_mass_gap": relative_gap(mass, mass_bound), "groups": len(groups),
                  "variables": nvars, "granularity": self.granularity, "backend": self.backend,
-                 "milp_seconds": time.perf_counter() - t0}
-        return Solution(decisions=sim.decisions(), objective=objective, status=status,
-                        wall_time_s=time.perf_counter() - t0, stats=stats)
+                 "milp_seconds": milp_seconds}
+        return scored_solution(instance, sim, t0, status, stats)

@@ -3,17 +3,9 @@ import numpy as np
 import pytest
 
 from sysgym.envs.kv_eviction.generator import budget_tokens
-from sysgym.envs.kv_eviction.policies import (
-    H2O,
-    PROTECT,
-    StreamingLLM,
-    h2o_keep,
-    make_policy,
-    pool1d,
-    streaming_llm_keep,
-)
-from sysgym.envs.kv_eviction.simulate import evict_to_budget
-from sysgym.errors import InvalidInstanceError, UnknownNameError
+from sysgym.envs.kv_eviction.simulator import PROTECT, evict_to_budget, make_policy
+from sysgym.errors import InvalidArgumentError, InvalidInstanceError, UnknownNameError
+from sysgym.solvers.kv_eviction.policies import H2O, StreamingLLM, h2o_keep, pool1d, streaming_llm_keep
 
 
 def test_streaming_llm_keeps_sinks_and_recent_window():
@@ -77,11 +69,24 @@ def test_pool1d_averages_with_same_padding():
 def test_unknown_names_and_bad_budgets_are_named():
     with pytest.raises(UnknownNameError, match="h2o"):
         make_policy("lru")
+    with pytest.raises(UnknownNameError, match="milp"):  # a solver, but not a policy the simulator can drive
+        make_policy("milp")
     with pytest.raises(UnknownNameError, match="granularity"):
         make_policy("h2o", granularity="token")
-    with pytest.raises(TypeError, match="snapkv"):
+    with pytest.raises(InvalidArgumentError, match="snapkv"):
         make_policy("snapkv", sinks=4)
+    with pytest.raises(InvalidArgumentError, match="recent_ratio"):
+        make_policy("h2o", recent_ratio=2.0)
     assert budget_tokens(0.25, 64) == 16 and budget_tokens(20, 64) == 20
     for bad in (0.0, -3, 100, 1.5):
         with pytest.raises(InvalidInstanceError, match="budget"):
             budget_tokens(bad, 64)
+
+
+def test_named_policies_are_the_registered_solvers_policies():
+    from sysgym import solvers
+
+    for name in ("full", "random", "streaming_llm", "h2o", "tova", "snapkv"):
+        pol = make_policy(name)
+        assert pol.name == name and type(pol) is type(solvers.get(f"kv_eviction.{name}").policy())
+    assert make_policy("streaming_llm", start_size=0).start_size == 0

@@ -1,9 +1,16 @@
-"""`sysgym kv-eviction {train,eval,curve}`: the token-level KV-eviction family from the command line."""
+"""`sysgym kv {train,eval,curve}`: the token-level KV-eviction family from the command line.
+
+    sysgym kv train --model default                                  # train (or load) and cache a model
+    sysgym kv eval --policy streaming_llm --budget 0.2 --model tiny --seq-len 128
+    sysgym kv curve --out kv_curve                                   # every policy x budget, JSONL + PNG
+
+`sysgym kv-eviction ...` is the old name and still works, as does `sysgym kv-eviction sessions ...`, the old
+name of `sysgym kv-sessions compare` (the session level is the kv_sessions family).
+"""
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 
 def _threads(n: int) -> None:
@@ -15,13 +22,8 @@ def _threads(n: int) -> None:
 def _train(args: argparse.Namespace) -> int:
     _threads(args.threads)
     from sysgym.envs.kv_eviction.model import get_model
-    from sysgym.errors import UnknownNameError
 
-    try:
-        m = get_model(args.model, retrain=args.retrain)
-    except UnknownNameError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    m = get_model(args.model, retrain=args.retrain)
     print(f"model {m.name} ({m.cfg.n_layer} layers, {m.cfg.n_head} heads, d={m.cfg.d_model}, "
           f"{m.stats['params']} parameters) at {m.path}")
     print(f"weights {m.digest}; training: {m.stats['train_seconds']:.0f} s, final loss "
@@ -32,16 +34,15 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     _threads(args.threads)
     from sysgym.envs.kv_eviction.evaluate import evaluate_policy
-    from sysgym.errors import SysgymError
+    from sysgym.errors import InvalidArgumentError
 
     budget = float(args.budget) if "." in args.budget else int(args.budget)
-    params = json.loads(args.params) if args.params else {}
     try:
-        m = evaluate_policy(args.policy, budget=budget, num_sequences=args.num_sequences, seq_len=args.seq_len,
-                            seed=args.seed, model=args.model, **params)
-    except (SysgymError, TypeError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        params = json.loads(args.params) if args.params else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"--params is not JSON: {exc}") from None
+    m = evaluate_policy(args.policy, budget=budget, num_sequences=args.num_sequences, seq_len=args.seq_len,
+                        seed=args.seed, model=args.model, **params)
     print(json.dumps(m, indent=1, sort_keys=True))
     return 0
 
@@ -67,34 +68,11 @@ def _curve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sessions(args: argparse.Namespace) -> int:
-    from sysgym.envs.kv_eviction.sessions import (
-        SESSION_POLICIES,
-        evaluate_sessions,
-        generate_sessions,
-        run_session_policy,
-    )
-    from sysgym.solvers.kv_eviction.session_cpsat import solve_sessions_cpsat
-
-    w = generate_sessions(seed=args.seed, kind=args.kind, num_sessions=args.num_sessions, capacity=args.capacity)
-    rows = {p: evaluate_sessions(w, run_session_policy(w, p)) for p in SESSION_POLICIES}
-    items, stats = solve_sessions_cpsat(w, time_limit=args.time_limit)
-    rows["cpsat (offline)"] = evaluate_sessions(w, items)
-    print(f"{w.num_turns} turns of {args.num_sessions} {args.kind} sessions, pool {args.capacity} tokens; "
-          f"CP-SAT {stats['status']} in {stats['wall_time_s']:.2f} s")
-    print(f"{'policy':16s} {'hit rate':>8s} {'token hits':>10s} {'recompute':>10s} {'TTFT mean':>10s} {'TTFT p90':>9s}")
-    for p, m in rows.items():
-        print(f"{p:16s} {m['hit_rate']:8.3f} {m['token_hit_rate']:10.3f} {m['recompute_tokens']:10d} "
-              f"{m['ttft_mean'] * 1000:8.1f}ms {m['ttft_p90'] * 1000:7.1f}ms")
-    if args.plot:
-        from sysgym.envs.kv_eviction.curve import plot_sessions
-
-        print(f"plot: {plot_sessions(rows, args.plot, title=w.name)}")
-    return 0
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
-    kv = subparsers.add_parser("kv-eviction", help="token-level KV-cache eviction: train the model, score policies")
+    from sysgym.experiments.commands.kv_sessions import add_compare_arguments
+
+    kv = subparsers.add_parser("kv", aliases=["kv-eviction"],
+                               help="token-level KV-cache eviction: train the model, score policies")
     sub = kv.add_subparsers(dest="kv_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--model", default="default", help="model configuration: default, small or tiny")
@@ -118,12 +96,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cu.add_argument("--seed", type=int, default=0)
     cu.add_argument("--out", default="kv_eviction_curve", help="folder for the JSONL rows and the PNG")
     cu.set_defaults(func=_curve)
-    se = sub.add_parser("sessions", help="session-level retention policies on a multi-turn workload (TTFT from "
-                        "the serving simulator)")
-    se.add_argument("--kind", choices=("agent", "chat"), default="agent")
-    se.add_argument("--num-sessions", type=int, default=20)
-    se.add_argument("--capacity", type=int, default=8000, help="retention pool, tokens")
-    se.add_argument("--seed", type=int, default=0)
-    se.add_argument("--time-limit", type=float, default=30.0, help="CP-SAT seconds")
-    se.add_argument("--plot", default=None, help="PNG path for a bar chart")
-    se.set_defaults(func=_sessions)
+    se = sub.add_parser("sessions", help="old name of `sysgym kv-sessions compare` (session-level retention)")
+    add_compare_arguments(se)

@@ -2,6 +2,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Tests run tiny tensors, where torch's intra-op threads cost more than they give (and oversubscribe a
+# shared 2-core machine): one thread for every test.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 # `../shared/data` beside the checkout; SYSGYM_SHARED_DATA points elsewhere (a worktree, a CI cache).

@@ -9,6 +9,16 @@ from sysgym.envs.serverless.evaluate import evaluate
 from sysgym.envs.serverless.generator import GENERATOR, PRESETS, generate
 from sysgym.envs.serverless.instance import COMPONENTS, TRIGGERS, ServerlessInstance, load, save
 from sysgym.envs.serverless.simulator import KEEP_ALIVE_MIN, PREWARM_MIN, Request, SimResult, Simulator, simulate
+from sysgym.envs.serverless.traces import (
+    ColdStartTable,
+    load_azure_invocations,
+    load_huawei_cold_starts,
+    load_huawei_per_minute,
+    load_huawei_requests,
+    load_trace,
+)
 
-__all__ = ["COMPONENTS", "GENERATOR", "KEEP_ALIVE_MIN", "PREWARM_MIN", "PRESETS", "TRIGGERS", "Request",
-           "ServerlessInstance", "SimResult", "Simulator", "evaluate", "generate", "load", "save", "simulate"]
+__all__ = ["COMPONENTS", "GENERATOR", "KEEP_ALIVE_MIN", "PREWARM_MIN", "PRESETS", "TRIGGERS", "ColdStartTable",
+           "Request", "ServerlessInstance", "SimResult", "Simulator", "evaluate", "generate", "load",
+           "load_azure_invocations", "load_huawei_cold_starts", "load_huawei_per_minute", "load_huawei_requests",
+           "load_trace", "save", "simulate"]

@@ -280,13 +280,17 @@ class CpSat(Solver):
         if n_edges > self.max_edges:
             raise InvalidArgumentError(f"{self.name}: {instance.name} has {n_edges} decision edges, more than "
                                        f"max_edges={self.max_edges}; use serverless.offline on large instances")
-        bound_cost = sum(d.shortest_path()[0] for d in dags)
+        paths = [d.shortest_path() for d in dags]
+        bound_cost = sum(cost for cost, _ in paths)
         model = cp_model.CpModel()
         lits, intervals, demands, objective = [], [], [], []
         scale = 1e6
-        for d in dags:
+        for d, (_, best) in zip(dags, paths):
             x = [model.NewBoolVar(f"x{d.f}_{i}") for i in range(len(d.edges))]
             lits.append(x)
+            on_path = {id(e) for e in best}
+            for lit, e in zip(x, d.edges):  # start from the uncapacitated optimum (feasible unless capacity binds)
+                model.AddHint(lit, id(e) in on_path)
             incoming: dict[int, list] = defaultdict(list)
             terminal = []
             for i, e in enumerate(d.edges):

@@ -8,10 +8,16 @@
   its bin counts is at least 2), pre-warm at the 5th-percentile idle time less a 10 % margin and keep alive until
   the 99th percentile plus 10 %; when it is not, keep alive for the whole range, without pre-warming; when most
   idle times fall outside the range, forecast the next idle time and pre-warm 15 % before it, keeping alive
-  15 % after. The paper forecasts with ARIMA; here the forecast is the median of the last 5 idle times (an
-  ASSUMPTION: statsmodels is not a declared dependency, and the few long idle times of a day rarely fit an ARIMA).
-  Windows are snapped outward onto the family's decision grid (pre-warm never later, keep-alive never shorter
-  than the paper's), so the env can express every plan the policy makes.
+  until 15 % after. Head, tail, margins, bin, range and CV threshold are the paper's (also in dslab's
+  reproduction, github.com/osukhoroslov/dslab, examples/serverless-in-the-wild). ASSUMPTIONS where the paper gives
+  no number: the out-of-bounds share that switches to the forecast (0.5, dslab's default); the forecast itself
+  (the paper fits ARIMA; here the median of the last 5 idle times: statsmodels is not a declared dependency and a
+  day's few long idle times rarely fit an ARIMA); how many idle times the histogram needs before it is consulted
+  (`min_idle_times=1`: the CV test alone decides, as in dslab; a review of the paper, mikhail.io, 2021-06-18,
+  describes the same fallback for an application that "may not have enough points yet", without a count). Windows are
+  snapped outward onto the family's decision grid (pre-warm never later, keep-alive never shorter than the
+  paper's), so the env can express every plan the policy makes; a keep-alive counts from when the pre-warmed
+  instance is ready.
 * `GreedyDual`: FaasCache's Greedy-Dual keep-alive (Fuerst and Sharma, ASPLOS'21): keep every instance warm
   until memory is needed, then evict the lowest priority `clock + frequency x cold-start cost / memory`
   (GreedyDual-Size-Frequency); the clock becomes the victim's priority. Frequency counts the invocations since

@@ -30,8 +30,6 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-import numpy as np
-
 from sysgym.envs.serverless.instance import ServerlessInstance
 from sysgym.errors import InvalidArgumentError
 
@@ -206,7 +204,7 @@ class Simulator:
                 self.idle_since[f] = None
                 self._ensure_idle_event(f)
         else:
-            yield from self._make_room(f, t, self.mem[f], mandatory=True)
+            yield from self._make_room(f, t, self.mem[f])
             self._load(f, t)
             start = t + self.cold[f]
             end = start + e
@@ -255,7 +253,7 @@ class Simulator:
             if room + 1e-9 < need:
                 self.skipped_prewarms += 1
                 return
-            yield from self._make_room(f, t, need, mandatory=False)
+            yield from self._make_room(f, t, need)
         self._load(f, t)
         self.prewarms += 1
         self.busy_end[f] = t
@@ -266,7 +264,8 @@ class Simulator:
             self._exp_ver[f] += 1
             self._push(self.ready[f] + keep, _EXPIRE, f, self._exp_ver[f])
 
-    def _make_room(self, f: int, t: float, need: float, mandatory: bool):
+    def _make_room(self, f: int, t: float, need: float):
+        """Ask for evictions until `need` MB fit (a pre-warm checks first that they can; a cold start always can)."""
         while self.used_mb + need > self.capacity + 1e-9:
             candidates = tuple(self.evictable(f))
             if not candidates:
@@ -281,7 +280,6 @@ class Simulator:
                 raise InvalidArgumentError(f"eviction of function {v} at {t} s: evictable are {list(candidates)}")
             self._unload(v, t)
             self.evictions += 1
-        del mandatory
 
     def _load(self, f: int, t: float) -> None:
         self.loaded[f] = True
@@ -361,9 +359,3 @@ def simulate(inst: ServerlessInstance, policy: Policy | str, *, seed: int = 0, *
              "invocations_per_s": inst.num_invocations / wall if wall > 0 else float("inf"),
              "sim_cost": sim.cost}
     return SimResult(sim.schedule, metrics, stats)
-
-
-def policy_schedule_array(schedule: list[tuple[int, float, float]]) -> np.ndarray:
-    """A schedule as an (n, 3) float array (function, load, unload), sorted by function then load."""
-    arr = np.array(schedule, float).reshape(-1, 3)
-    return arr[np.lexsort((arr[:, 1], arr[:, 0]))] if len(arr) else arr

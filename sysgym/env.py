@@ -19,6 +19,10 @@ What it owns, so no family writes it again:
   episode for most families) and `combine(parts)` joins their decisions. `layout_kwargs()` gives the
   constructor keywords that fix the observation and action shapes (what a trained policy needs again).
 * `snapshot()`: the decision state as arrays, so tests can check that a refused action changed nothing.
+
+`info` may report progress, but a key named like the family's objective is read by `<family>.agent` as the
+rollout's claimed objective (then checked against the evaluator): only put it there when it IS the evaluator's
+value for `decisions()`, else give it another name.
 """
 from __future__ import annotations
 

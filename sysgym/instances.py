@@ -63,19 +63,25 @@ def save(instance: Instance, path: str | os.PathLike) -> Path:
     return write_json_atomic(path, instance.to_dict())
 
 
-def read_json(path: str | os.PathLike, what: str = "instance") -> Any:
-    """Parse a JSON file; errors name the file (FileNotFoundError stays itself)."""
+def read_text(path: str | os.PathLike, what: str = "trace") -> str:
+    """A text file's contents; a directory, a missing file or bytes that are not UTF-8 give errors naming the
+    file (FileNotFoundError stays itself). The one reader behind every family's JSON, CSV and trace loaders."""
     path = Path(path)
     if path.is_dir():
-        raise TraceFormatError(f"{path}: is a directory, not a JSON {what} file")
+        raise TraceFormatError(f"{path}: is a directory, not a {what} file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"no {what} file at {path}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"{path}: not UTF-8 text (byte {exc.start}); is it a JSON {what} file?") from None
+        raise TraceFormatError(f"{path}: not UTF-8 text (byte {exc.start}); is it a {what} file?") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "instance") -> Any:
+    """Parse a JSON file; errors name the file (FileNotFoundError stays itself)."""
+    text = read_text(path, f"JSON {what}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -1,14 +1,15 @@
 """`sysgym/PgKnobs-v0`: CDBTune-style knob tuning of a real PostgreSQL as a continuous-control env.
 
 Action: Box(-1, 1, (n,)) over the instance's n knobs; a = 2u - 1 for the knob's normalised coordinate u
-(enums and booleans by equal buckets, wide numeric ranges on a log scale; see `knobs.Knob.from_unit`).
+(enums and booleans by equal buckets, wide numeric ranges on a log scale; see `sysgym.envs.knob_space.Knob`).
 Each step applies the whole configuration through the family evaluator (restart when a restart-only knob
 changed, warm-up, pgbench runs) — a step takes seconds of real time.
 
 Observation: Box(0, 1) = the current knobs' u (n values), then CDBTune's internal metrics measured during
 the step: per-second rates of `pg_stat_database` / `pg_stat_bgwriter` / `pg_stat_checkpointer` /
 `pg_stat_wal` counters squashed by tanh(log1p(rate) / 12), the buffer hit ratio, and throughput and latency
-relative to the defaults (x / (1 + x)).
+relative to the defaults (x / (1 + x)). The reset observation is the defaults' u with nothing measured yet
+(rates 0, hit ratio 1, relative throughput and latency 1/2), so the same seed gives the same first observation.
 
 Reward (CDBTune, Zhang et al. SIGMOD 2019, eq. 4-5): for throughput T and latency L, with D0 the change
 against the defaults and Dp against the previous step,
@@ -16,23 +17,30 @@ r = ((1 + D0)^2 - 1) |1 + Dp| if D0 > 0 else -((1 - D0)^2 - 1) |1 - Dp|, summed 
 (latency changes taken with the sign flipped). A crash scores as the worst throughput and latency seen so
 far (OtterTune/LlamaTune) and `info["crashed"]` says why.
 
-Real measurements are noisy, so the env is registered `nondeterministic=True`: the first `reset()` measures
-the defaults once and later resets reuse that measurement (the same seed gives the same reset observation),
-but steps are real runs. An action outside [-1, 1] or with NaN raises `InvalidActionError` by default;
-`invalid_action="clip"` clips it instead.
+`decisions()` is the best configuration the episode measured (the defaults until a step beats them): what a
+tuner returns and what `pg_knobs.evaluate` scores; `info["tps_mean"]` is its measured throughput, `info["tps"]`
+this step's (the reward's). Invalid actions, as in `sysgym.envs.knob_env`: refused (reward -1, the step still
+counts) unless `invalid_action="clip"` clips finite out-of-range values.
+
+Real measurements are noisy, so the env is registered `nondeterministic=True`. The defaults are measured once
+per measurement protocol (the first `reset()` of an instance with that protocol) and reused.
+
+The env starts its own PostgreSQL server (stopped by `close()`) unless given one (`server=`), which it then
+leaves running. The default preset is `tiny` (3 knobs, 1-second runs).
 """
 from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from sysgym.errors import InvalidActionError
+from sysgym.envs.knob_env import KnobEnv
+from sysgym.errors import InvalidArgumentError
 
+from .errors import PostgresError
 from .evaluate import evaluate, space_for
-from .instance import PgInstance, generate
+from .generator import GENERATOR
+from .instance import PgInstance
 from .server import PostgresServer
 
 METRICS = ("db.xact_commit", "db.xact_rollback", "db.blks_read", "db.blks_hit", "db.tup_returned",
@@ -49,61 +57,57 @@ def cdbtune_reward(delta0: float, delta_prev: float) -> float:
     return -((1 - delta0) ** 2 - 1) * abs(1 - delta_prev)
 
 
-class PgKnobsEnv(gym.Env):
-    metadata = {"render_modes": ["ansi"]}
+class PgKnobsEnv(KnobEnv):
+    family = "pg_knobs"
+    objective = "tps_mean"
+    # Every step is a real pgbench measurement on a live server (apply, often a restart, the instance's runs:
+    # about 1-2 s on the tiny preset), so the conformance suite's random rollout takes 20 steps, not 1,000.
+    check_steps = 20
 
-    def __init__(self, instance: PgInstance | None = None, preset: str = "small", episode_length: int = 10,
-                 server: PostgresServer | None = None, invalid_action: str = "raise", render_mode: str | None = None,
-                 **instance_params: Any):
-        if invalid_action not in ("raise", "clip"):
-            raise ValueError(f"invalid_action must be 'raise' or 'clip', got {invalid_action!r}")
-        self.instance = instance if instance is not None else generate(seed=0, preset=preset, **instance_params)
-        self.episode_length = int(episode_length)
-        self.invalid_action, self.render_mode = invalid_action, render_mode
+    def __init__(self, instance: PgInstance | None = None, preset: str = "tiny", episode_length: int = 10,
+                 server: PostgresServer | None = None, invalid_action: str = "penalise",
+                 generator_params: dict | None = None, render_mode: str | None = None, **instance_params: Any):
+        super().__init__(instance=instance, preset=None if instance is not None else preset,
+                         generator_params={**(generator_params or {}), **instance_params},
+                         invalid_action=invalid_action, render_mode=render_mode)
+        # The knob subset fixes the action space: the instance's, else the preset's (generated here, which also
+        # checks the generator parameters before a server starts).
+        template = instance if instance is not None else GENERATOR(seed=0, preset=preset, **self.gen_params)
+        self.knobs = template.knobs
+        if int(episode_length) < 1:
+            raise InvalidArgumentError(f"episode_length must be >= 1, got {episode_length}")
         self._own_server = server is None
         self.server = server if server is not None else PostgresServer()
         if not self.server.running:
             self.server.start()
-        self.space = space_for(self.server, self.instance)
-        n = len(self.space)
-        self.action_space = spaces.Box(-1.0, 1.0, (n,), np.float32)
-        self.observation_space = spaces.Box(0.0, 1.0, (n + len(METRICS) + 3,), np.float32)
-        self._baseline: tuple[np.ndarray, float, float] | None = None
-        self._steps = 0
+        self.setup_knobs(space_for(self.server, template), episode_length, len(METRICS) + 3)
+        self._baselines: dict[tuple, tuple[float, float]] = {}  # protocol -> defaults' (tps, latency)
 
     # -- episode -----------------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        if seed is not None:
-            self.action_space.seed(seed)  # seeded random actions (sysgym.testing's rollouts sample the space)
+    def start(self, instance: PgInstance, options: dict[str, Any]):
+        if instance.knobs != self.knobs:
+            raise InvalidArgumentError(f"instance {instance.name} tunes knob subset {instance.knobs!r}; this env's "
+                                       f"action space is for {self.knobs!r}")
+        self._ready = False
         self.server.reset()
-        if self._baseline is None:
-            obs_metrics, m = self._measure(self.space.defaults(), seed_offset=0)
+        key = (instance.knobs, *sorted(instance.protocol().items()))
+        if key not in self._baselines:
+            _, m = self._measure(self.space.defaults(), seed_offset=0)
             if m["crashed"]:
-                raise RuntimeError(f"the server's default configuration failed: {m['error']}")
-            self._baseline = (obs_metrics, float(m["tps_mean"]), float(m["latency_ms_mean"]))
-        metrics, t0, l0 = self._baseline
+                raise PostgresError(f"the server's default configuration failed: {m['error']}")
+            self._baselines[key] = (float(m["tps_mean"]), float(m["latency_ms_mean"]))
+        t0, l0 = self._baselines[key]
+        self._base = (t0, l0)
         self._prev = (t0, l0)
         self._worst = (t0, l0)
-        self._u = self.space.to_unit(self.space.defaults())
-        self._steps = 0
-        self._last_obs = self._obs(self._u, metrics, t0, l0)
-        return self._last_obs.copy(), {"tps": t0, "latency_ms": l0, "config": self.space.defaults()}
+        nothing_measured = np.concatenate([np.zeros(len(METRICS)), [1.0]])  # rates 0, hit ratio 1
+        defaults_u = self.space.to_unit(self.space.defaults())
+        self.begin(t0, self._obs(defaults_u, nothing_measured, t0, l0))
+        return self._last_obs.copy(), {"tps": t0, "latency_ms": l0, "tps_mean": t0, "config": self.space.defaults()}
 
-    def step(self, action):
-        if self._baseline is None:
-            raise RuntimeError("call reset() before step()")
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != self.action_space.shape or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
-            if self.invalid_action == "raise":
-                raise InvalidActionError(f"PgKnobs: action must be {self.action_space.shape[0]} finite values in "
-                                         f"[-1, 1], got {np.asarray(action).tolist()}")
-            a = np.clip(np.nan_to_num(np.resize(a, self.action_space.shape), nan=0.0), -1.0, 1.0)
-        u = (a + 1.0) / 2.0
-        config = self.space.from_unit(u)
-        self._steps += 1
+    def measure_step(self, config: dict[str, Any]):
         metrics_vec, m = self._measure(config, seed_offset=self._steps)
-        _, t0, l0 = self._baseline
+        t0, l0 = self._base
         if m["crashed"]:
             tps, lat = self._worst
         else:
@@ -112,16 +116,14 @@ class PgKnobsEnv(gym.Env):
         tp, lp = self._prev
         r_t = cdbtune_reward((tps - t0) / t0, (tps - tp) / tp)
         r_l = cdbtune_reward((l0 - lat) / l0, (lp - lat) / lp)
-        reward = 0.5 * r_t + 0.5 * r_l
         self._prev = (tps, lat)
-        self._u = self.space.to_unit(config)
-        self._last_obs = self._obs(self._u, metrics_vec, tps, lat)
-        info = {"tps": tps, "latency_ms": lat, "crashed": m["crashed"], "error": m["error"], "config": config,
+        info = {"tps": tps, "latency_ms": lat, "crashed": m["crashed"], "error": m["error"],
                 "restarted": m["restarted"], "trial_s": m["trial_s"], "tps_std": m.get("tps_std")}
-        return self._last_obs.copy(), float(reward), False, self._steps >= self.episode_length, info
+        obs = self._obs(self.space.to_unit(config), metrics_vec, tps, lat)
+        return obs, 0.5 * r_t + 0.5 * r_l, None if m["crashed"] else tps, info
 
     def render(self):
-        if self._baseline is None:
+        if not self._ready:
             return ""
         return f"step {self._steps}/{self.episode_length} tps {self._prev[0]:.0f} latency {self._prev[1]:.2f} ms"
 
@@ -144,7 +146,7 @@ class PgKnobsEnv(gym.Env):
         return np.concatenate([squashed, [ratio]]), m
 
     def _obs(self, u: np.ndarray, metrics: np.ndarray, tps: float, lat: float) -> np.ndarray:
-        _, t0, l0 = self._baseline
+        t0, l0 = self._base
         rel_t, rel_l = tps / t0, lat / l0
         vec = np.concatenate([u, metrics, [rel_t / (1 + rel_t), rel_l / (1 + rel_l)]])
         return np.clip(np.nan_to_num(vec, nan=0.0, posinf=1.0), 0.0, 1.0).astype(np.float32)

@@ -1,5 +1,6 @@
-"""The knob-tuning evaluator: the only scorer. It applies a configuration to a real PostgreSQL and measures
-it with pgbench under the instance's protocol (warm-up, duration, repetitions).
+"""The PostgreSQL knob-tuning evaluator: the only scorer. It applies a configuration to a real PostgreSQL and
+measures it with pgbench under the instance's protocol (warm-up, duration, repetitions). The family's
+objective is `tps_mean`, the mean throughput of the measured runs (maximised).
 
 A configuration is a dict {knob: value} over the instance's knob space (values in each knob's own unit, or
 strings with an explicit unit); knobs left out take the server's defaults, so a score never depends on
@@ -14,12 +15,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sysgym.errors import InfeasibleSolutionError, UnknownNameError
+from sysgym.envs.knob_space import config_of
+from sysgym.errors import FamilyMismatchError, InfeasibleSolutionError, UnknownNameError
 from sysgym.solution import Solution
 
+from .errors import KnobValueError
 from .instance import PgInstance
 from .knobs import KnobSpace, resolve_space
-from .server import KnobValueError, PostgresServer
+from .server import PostgresServer
 
 
 def space_for(server: PostgresServer, instance: PgInstance) -> KnobSpace:
@@ -31,33 +34,19 @@ def space_for(server: PostgresServer, instance: PgInstance) -> KnobSpace:
     return cache[instance.knobs]
 
 
-def as_config(solution: Solution | dict[str, Any] | None) -> dict[str, Any]:
-    decisions = solution.decisions if isinstance(solution, Solution) else solution
-    if decisions is None:
-        return {}
-    if not isinstance(decisions, dict):
-        raise InfeasibleSolutionError("format", f"a configuration is a dict {{knob: value}}, got {type(decisions)}")
-    return dict(decisions)
-
-
 def evaluate(instance: PgInstance, solution: Solution | dict[str, Any] | None, *,
              server: PostgresServer | None = None, repetitions: int | None = None, seed_offset: int = 0,
              raise_on_infeasible: bool = True) -> dict[str, Any]:
     """Measure a configuration: `tps_mean` (the objective, maximised), `tps_std`, `tps_ci95`,
     `latency_ms_mean`, per-run values, `crashed` and its `error`, `restarted`, `trial_s` (apply + restart +
-    warm-up + runs). `server=None` starts a fresh server for this evaluation (and removes it).
-
-    A `ServingKnobInstance` is scored by the serving simulator instead (`serving.evaluate_serving`).
-    `objective` is the family's ranked metric: `tps_mean` for PostgreSQL, `slo_goodput_rps` for serving."""
-    from .serving import ServingKnobInstance, evaluate_serving
-
-    if isinstance(instance, ServingKnobInstance):
-        return evaluate_serving(instance, as_config(solution), raise_on_infeasible=raise_on_infeasible)
+    warm-up + runs). `server=None` starts a fresh server for this evaluation (and removes it)."""
+    if not isinstance(instance, PgInstance):
+        raise FamilyMismatchError("pg_knobs", instance, "pg_knobs.evaluate")
     if server is None:
         with PostgresServer() as srv:
             return evaluate(instance, solution, server=srv, repetitions=repetitions, seed_offset=seed_offset,
                             raise_on_infeasible=raise_on_infeasible)
-    config = as_config(solution)
+    config = config_of(solution)
     recovered = False
     if server.owned and not server.is_alive():  # killed since the last trial: back on the last good config
         server.recover()
@@ -72,7 +61,7 @@ def evaluate(instance: PgInstance, solution: Solution | dict[str, Any] | None, *
         err = InfeasibleSolutionError("knob space" if isinstance(exc, UnknownNameError) else "range", str(exc))
         if raise_on_infeasible:
             raise err from None
-        return {"feasible": False, "violation": str(err), "tps_mean": None, "objective": None, "crashed": False}
+        return {"feasible": False, "violation": str(err), "tps_mean": None, "crashed": False}
     t0 = time.perf_counter()
     metrics: dict[str, Any] = {"feasible": True, "crashed": False, "error": None, "config": normalised,
                                "knobs": space.name, "restarted": False, "restart_s": 0.0,
@@ -92,8 +81,6 @@ def evaluate(instance: PgInstance, solution: Solution | dict[str, Any] | None, *
         return _crash(server, metrics, f"pgbench failed: {exc}", t0)
     metrics.update({k: v for k, v in bench.items() if k not in ("scale", "clients", "duration_s", "read_only")})
     metrics["trial_s"] = time.perf_counter() - t0
-    metrics["objective"] = metrics["tps_mean"]
-    metrics["objective_runs"] = metrics["tps_runs"]
     return metrics
 
 
@@ -102,6 +89,5 @@ def _crash(server: PostgresServer, metrics: dict[str, Any], reason: str, t0: flo
         server.recover()
         reason += " (server was down; brought back on the last good configuration)"
     metrics.update(crashed=True, error=reason, tps_mean=0.0, tps_std=0.0, tps_ci95=0.0, latency_ms_mean=None,
-                   tps_runs=[], latency_ms_runs=[], trial_s=time.perf_counter() - t0, objective=0.0,
-                   objective_runs=[])
+                   tps_runs=[], latency_ms_runs=[], trial_s=time.perf_counter() - t0)
     return metrics

@@ -1,4 +1,4 @@
-"""A knob-tuning instance: which knobs, which pgbench workload, which measurement protocol, what budget.
+"""A PostgreSQL knob-tuning instance: which knobs, which pgbench workload, which measurement protocol, what budget.
 
 It is a black-box problem: the instance holds no model of PostgreSQL, only what to measure and how.
 The seed drives pgbench's own random streams (`--random-seed`), so a run is as repeatable as a real
@@ -6,22 +6,25 @@ server allows; the noise that is left is exposed as the spread of repeated runs.
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sysgym.errors import InvalidInstanceError, UnknownNameError
-from sysgym.instances import format_spec
+from sysgym.errors import InvalidInstanceError, TraceFormatError, UnknownNameError
+from sysgym.instances import InstanceBase, read_json, require_fields
 
 from .knobs import SUBSETS
 
+# The file format keeps its name from before the family split (knob_tuning -> pg_knobs), so saved instances
+# still load and the digests of their dicts are unchanged.
 FORMAT = "sysgym.knob_tuning.instance/1"
 
 
 @dataclass(frozen=True)
-class PgInstance:
+class PgInstance(InstanceBase):
     """pgbench on a fresh server: knobs to tune, workload, measurement protocol and trial budget."""
+
+    FORMAT = FORMAT
 
     knobs: str = "pgbench-core"  # a knob subset (knobs.SUBSETS)
     scale: int = 5  # pgbench -s (16 MB of data per unit)
@@ -33,7 +36,7 @@ class PgInstance:
     trials: int = 30  # the tuning budget every method gets
     final_repetitions: int = 3  # runs of the incumbent's final re-measurement
     seed: int = 0  # pgbench --random-seed base
-    name: str = "knob_tuning/custom"
+    name: str = "pg_knobs/custom"
 
     def __post_init__(self) -> None:
         if self.knobs not in SUBSETS:
@@ -51,45 +54,17 @@ class PgInstance:
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
 
-    def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+FIELDS = tuple(f for f in PgInstance.__dataclass_fields__)
 
 
-# Presets. Durations are short on purpose (the issue's budget: 30 trials in 20 minutes on a 2-core
-# machine); the spread of repeated runs says how far to trust them.
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": dict(knobs="tiny", scale=1, clients=2, duration_s=1, repetitions=1, warmup_s=0, trials=4,
-                 final_repetitions=2),
-    "small": dict(knobs="pgbench-core", scale=5, clients=4, duration_s=3, repetitions=2, warmup_s=1, trials=30,
-                  final_repetitions=3),
-    "readonly": dict(knobs="pgbench-core", scale=5, clients=4, duration_s=3, repetitions=2, warmup_s=1,
-                     read_only=True, trials=30, final_repetitions=3),
-    "llamatune": dict(knobs="llamatune-pg13", scale=5, clients=4, duration_s=3, repetitions=2, warmup_s=1,
-                      trials=30, final_repetitions=3),
-}
-
-
-def generate(*, seed: int = 0, preset: str | None = None, **params: Any):
-    """A PgInstance from a preset (default `small`) with overrides; `seed` seeds pgbench. The `serving*`
-    presets give a `ServingKnobInstance` (engine knobs on the LLM-serving simulator) instead."""
-    preset = preset or "small"
-    from .serving import SERVING_PRESETS, generate_serving
-
-    if preset in SERVING_PRESETS:
-        return generate_serving(seed=seed, preset=preset, **params)
-    if preset not in PRESETS:
-        raise UnknownNameError("knob_tuning preset", preset, {**PRESETS, **SERVING_PRESETS})
-    fields = set(PgInstance.__dataclass_fields__) - {"name", "seed"}
-    unknown = sorted(set(params) - fields)
+def load(path: str | os.PathLike) -> PgInstance:
+    """A PostgreSQL knob-tuning instance saved with `instance.save(path)`."""
+    data = read_json(path)
+    require_fields(data, ("format", "knobs"), path)
+    if data["format"] != FORMAT:
+        raise TraceFormatError(f"{path}: not a pg_knobs instance (format {data['format']!r}, expected {FORMAT!r})")
+    unknown = sorted(set(data) - {"format", *FIELDS})
     if unknown:
-        raise TypeError(f"knob_tuning: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
-    cfg = {**PRESETS[preset], **params}
-    return PgInstance(**cfg, seed=int(seed), name=format_spec("knob_tuning", preset, seed, params))
-
-
-def load(path: str) -> PgInstance:
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
-    if data.pop("format", None) != FORMAT:
-        raise InvalidInstanceError(f"{path}: not a knob_tuning instance (format {FORMAT!r})")
-    return PgInstance(**data)
+        raise TraceFormatError(f"{path}: unknown field(s) {', '.join(unknown)} in a pg_knobs instance")
+    return PgInstance(**{k: v for k, v in data.items() if k != "format"})

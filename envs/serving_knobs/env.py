@@ -1,6 +1,6 @@
 """`sysgym/ServingKnobs-v0`: tune the serving engine's knobs on the LLM-serving simulator.
 
-Action: Box(-1, 1, (6,)) over `serving.SERVING_KNOBS` (max_num_batched_tokens, max_num_seqs, chunk_size,
+Action: Box(-1, 1, (6,)) over `knobs.SERVING_KNOBS` (max_num_batched_tokens, max_num_seqs, chunk_size,
 block_size, gpu_memory_utilization, scheduler); a = 2u - 1 for each knob's normalised coordinate u. Each step
 runs the simulator on the instance's trace with that configuration (the family evaluator).
 
@@ -8,78 +8,73 @@ Observation: Box(0, 1, (6 + 7,)): the knobs' u, then SLO attainment, TTFT p99 / 
 TPOT p99 / (TPOT p99 + SLO), KV utilisation, GPU busy fraction, goodput relative to the defaults (x / (1 + x))
 and a crash flag. Reward: goodput / default goodput - 1; a crash (out of memory, an engine that refuses the
 configuration) scores the worst goodput seen so far (OtterTune/LlamaTune) with `info["crashed"]` and its reason.
-The simulator is deterministic: the same seed and actions give the same episode.
+
+`decisions()` is the best configuration the episode simulated (the defaults until a step beats them): what a
+tuner returns and what `serving_knobs.evaluate` scores; `info["slo_goodput_rps"]` is its goodput,
+`info["goodput"]` this step's (the reward's). Invalid actions, as in `sysgym.envs.knob_env`: refused (reward -1,
+the step still counts) unless `invalid_action="clip"` clips finite out-of-range values. The simulator is
+deterministic: the same seed and actions give the same episode.
 """
 from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from sysgym.errors import InvalidActionError
+from sysgym.envs.knob_env import KnobEnv
+from sysgym.errors import InvalidInstanceError
 
-from .serving import ServingKnobInstance, evaluate_serving, generate_serving, serving_space
+from .evaluate import evaluate
+from .instance import ServingKnobInstance
+from .knobs import serving_space
 
 
-class ServingKnobsEnv(gym.Env):
-    metadata = {"render_modes": ["ansi"]}
+class ServingKnobsEnv(KnobEnv):
+    family = "serving_knobs"
+    objective = "slo_goodput_rps"
+    # Every step is one run of the serving simulator on the whole trace (tens of milliseconds on `tiny`), so
+    # the conformance suite's random rollout takes 200 steps, not 1,000.
+    check_steps = 200
 
-    def __init__(self, instance: ServingKnobInstance | None = None, preset: str = "serving-tiny",
-                 episode_length: int = 5, invalid_action: str = "raise", render_mode: str | None = None,
-                 **instance_params: Any):
-        if invalid_action not in ("raise", "clip"):
-            raise ValueError(f"invalid_action must be 'raise' or 'clip', got {invalid_action!r}")
-        self.instance = instance if instance is not None else generate_serving(seed=0, preset=preset,
-                                                                               **instance_params)
-        self.space = serving_space()
-        self.episode_length, self.invalid_action, self.render_mode = int(episode_length), invalid_action, render_mode
-        n = len(self.space)
-        self.action_space = spaces.Box(-1.0, 1.0, (n,), np.float32)
-        self.observation_space = spaces.Box(0.0, 1.0, (n + 7,), np.float32)
-        self._default: dict[str, Any] | None = None
-        self._steps = 0
+    def __init__(self, instance: ServingKnobInstance | None = None, preset: str = "tiny", episode_length: int = 5,
+                 invalid_action: str = "penalise", generator_params: dict | None = None,
+                 render_mode: str | None = None, **instance_params: Any):
+        super().__init__(instance=instance, preset=None if instance is not None else preset,
+                         generator_params={**(generator_params or {}), **instance_params},
+                         invalid_action=invalid_action, render_mode=render_mode)
+        self.setup_knobs(serving_space(), episode_length, 7)
+        self._defaults: dict[str, dict[str, Any]] = {}  # instance digest -> the defaults' metrics
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        if seed is not None:
-            self.action_space.seed(seed)  # seeded random actions (sysgym.testing's rollouts sample the space)
-        if self._default is None:
-            self._default = evaluate_serving(self.instance, self.space.defaults())
-            if self._default["crashed"]:
-                raise RuntimeError(f"the engine's default configuration fails: {self._default['error']}")
-        self._g0 = float(self._default["objective"])
+    def start(self, instance: ServingKnobInstance, options: dict[str, Any]):
+        self._ready = False
+        key = instance.digest()
+        if key not in self._defaults:
+            m = evaluate(instance, self.space.defaults())
+            if m["crashed"]:
+                raise InvalidInstanceError(f"{instance.name}: the engine's default configuration fails: {m['error']}")
+            self._defaults = {key: m}  # one workload at a time: instances change at every seedless reset
+        default = self._defaults[key]
+        self._g0 = float(default["slo_goodput_rps"])
         self._worst = self._g0
-        self._steps = 0
-        obs = self._obs(self.space.to_unit(self.space.defaults()), self._default)
-        return obs, {"goodput": self._g0, "config": self.space.defaults()}
+        self.begin(self._g0, self._obs(self.space.to_unit(self.space.defaults()), default))
+        return self._last_obs.copy(), {"goodput": self._g0, "slo_goodput_rps": self._g0,
+                                       "config": self.space.defaults()}
 
-    def step(self, action):
-        if self._default is None:
-            raise RuntimeError("call reset() before step()")
-        a = np.asarray(action, dtype=np.float64).reshape(-1)
-        if a.shape != self.action_space.shape or not np.all(np.isfinite(a)) or np.any(np.abs(a) > 1.0 + 1e-6):
-            if self.invalid_action == "raise":
-                raise InvalidActionError(f"ServingKnobs: action must be {self.action_space.shape[0]} finite values "
-                                         f"in [-1, 1], got {np.asarray(action).tolist()}")
-            a = np.clip(np.nan_to_num(np.resize(a, self.action_space.shape), nan=0.0), -1.0, 1.0)
-        config = self.space.from_unit((a + 1.0) / 2.0)
-        m = evaluate_serving(self.instance, config)
+    def measure_step(self, config: dict[str, Any]):
+        m = evaluate(self.instance, config)
         if m["crashed"]:
             goodput = self._worst
         else:
-            goodput = float(m["objective"])
+            goodput = float(m["slo_goodput_rps"])
             self._worst = min(self._worst, goodput)
-        self._steps += 1
         reward = goodput / self._g0 - 1.0 if self._g0 > 0 else goodput
-        obs = self._obs(self.space.to_unit(config), m, goodput)
-        info = {"goodput": goodput, "crashed": m["crashed"], "error": m["error"], "config": config,
+        info = {"goodput": goodput, "crashed": m["crashed"], "error": m["error"],
                 "slo_attainment": m.get("slo_attainment")}
-        return obs, float(reward), False, self._steps >= self.episode_length, info
+        obs = self._obs(self.space.to_unit(config), m, goodput)
+        return obs, reward, None if m["crashed"] else goodput, info
 
     def render(self):
-        return f"step {self._steps}/{self.episode_length}" if self._default is not None else ""
+        return f"step {self._steps}/{self.episode_length}" if self._ready else ""
 
     def _obs(self, u: np.ndarray, m: dict[str, Any], goodput: float | None = None) -> np.ndarray:
         goodput = self._g0 if goodput is None else goodput

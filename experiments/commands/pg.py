@@ -1,13 +1,13 @@
-"""`sysgym tune-pg`: tune a fresh PostgreSQL under pgbench and print/write the best configuration.
+"""`sysgym pg tune`: tune a fresh PostgreSQL under pgbench and print/write the best configuration.
 
-    sysgym tune-pg --knobs llamatune-pg13 --trials 30 --out best.conf
+    sysgym pg tune --knobs llamatune-pg13 --trials 30 --out best.conf
+    sysgym tune-pg ...        # the command's name before the family split (same flags)
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,7 @@ def tune_pg(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sysgym import solvers
-    from sysgym.envs.knob_tuning.evaluate import space_for
-    from sysgym.envs.knob_tuning.instance import generate
-    from sysgym.envs.knob_tuning.server import PostgresError, PostgresServer
+    from sysgym.envs.pg_knobs import PostgresError, PostgresServer, generate, space_for
 
     console = Console(soft_wrap=True)
     params = dict(knobs=args.knobs, scale=args.scale, clients=args.clients, duration_s=args.duration,
@@ -46,7 +44,7 @@ def tune_pg(args: argparse.Namespace) -> int:
                   final_repetitions=args.final_repetitions)
     try:
         instance = generate(seed=args.seed, preset="small", **params)
-        solver = solvers.get(f"knob_tuning.{args.method}", progress=not args.quiet)
+        solver = solvers.get(f"pg_knobs.{args.method}", progress=not args.quiet)
         with PostgresServer(bin_dir=args.bin_dir) as pg:
             space = space_for(pg, instance)
             console.print(f"PostgreSQL {space.server_version}: {len(space)} knobs from subset {space.name!r} "
@@ -75,7 +73,7 @@ def tune_pg(args: argparse.Namespace) -> int:
                   f"(95 % CI {_pct(lo)} .. {_pct(hi)}); crashes {st['crashes']}/{st['trials_run']} trials; "
                   f"search {st['search_s']:.0f} s")
     if args.out:
-        header = (f"sysgym tune-pg: {args.method} on {space.name}, {st['trials_run']} trials, PostgreSQL "
+        header = (f"sysgym pg tune: {args.method} on {space.name}, {st['trials_run']} trials, PostgreSQL "
                   f"{space.server_version}\nmeasured gain {gain:+.1%} (95 % CI {_pct(lo)} .. {_pct(hi)}) "
                   f"over the defaults: {solution.objective:.1f} vs {st['default_tps']:.1f} tps")
         Path(args.out).write_text(conf_fragment(rows, header), encoding="utf-8")
@@ -91,8 +89,7 @@ def _pct(x: float) -> str:
     return f"{x:+.1%}" if math.isfinite(x) else ("-inf" if x < 0 else "+inf")
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("tune-pg", help="tune a fresh PostgreSQL's knobs under pgbench")
+def _add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--knobs", default="pgbench-core", help="knob subset: llamatune-pg13, pgbench-core, tiny")
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--method", default="tpe", choices=SOLVER_METHODS)
@@ -111,8 +108,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=tune_pg)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    parser = argparse.ArgumentParser(prog="tune-pg")
-    register(parser.add_subparsers(dest="command", required=True))
-    ns = parser.parse_args(["tune-pg", *sys.argv[1:]])
-    sys.exit(ns.func(ns))
+def register(subparsers) -> None:
+    p = subparsers.add_parser("pg", help="PostgreSQL knob tuning (pg_knobs): tune a fresh server under pgbench")
+    pg = p.add_subparsers(dest="pg_command", required=True)
+    _add_tune_arguments(pg.add_parser("tune", help="tune a fresh PostgreSQL's knobs under pgbench"))
+    # The command's name before the family split; `tune-pg` is a top-level name, not an alias of `pg tune`'s
+    # parser, so it gets the same arguments.
+    _add_tune_arguments(subparsers.add_parser("tune-pg", help="alias of `sysgym pg tune`"))

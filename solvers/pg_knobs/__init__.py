@@ -1,161 +1,84 @@
-"""Registered knob-tuning methods: `knob_tuning.{default,random,tpe,gp,cmaes,llamatune}`."""
+"""PostgreSQL knob-tuning methods: `pg_knobs.{default,random,tpe,gp,cmaes,llamatune}` (the shared tuners of
+`sysgym.solvers.tuning` on a real server). Importing registers them.
+
+`solve(instance, server=pg)` tunes on a running `PostgresServer`; without `server=` a fresh server is started
+for the solve (after the instance, seed and time limit are checked) and removed afterwards.
+"""
 from __future__ import annotations
 
-import time
+import contextlib
+import math
+import statistics
+from collections.abc import Iterator
 from typing import Any
 
-from sysgym.envs.knob_tuning.evaluate import evaluate, space_for
-from sysgym.envs.knob_tuning.knobs import KnobSpace
-from sysgym.envs.knob_tuning.server import PostgresServer
-from sysgym.envs.knob_tuning.serving import ServingKnobInstance, serving_space
-from sysgym.solution import Solution
-from sysgym.solvers.base import Solver, register
-
-from .tuner import KnobTuner, LlamaTuneSpace
+from sysgym.envs.pg_knobs.evaluate import evaluate, space_for
+from sysgym.envs.pg_knobs.instance import PgInstance
+from sysgym.envs.pg_knobs.server import PostgresServer
+from sysgym.envs.pg_knobs.stats import t_quantile
+from sysgym.solvers.tuning import KnobTuning, TuningProblem, register_methods
 
 
-@register
-class Default(Solver):
-    """The server's defaults, measured with the final protocol (the baseline every gain is against)."""
-
-    name = "knob_tuning.default"
-    family = "knob_tuning"
-    kind = "baseline"
-
-    def solve(self, instance, *, time_limit: float | None = None, seed: int = 0,
-              server: PostgresServer | None = None) -> Solution:
-        t0 = time.perf_counter()
-        if isinstance(instance, ServingKnobInstance):
-            config = serving_space().defaults()
-            m = evaluate(instance, config)
-        elif server is None:
-            with PostgresServer() as srv:
-                return self.solve(instance, time_limit=time_limit, seed=seed, server=srv)
-        else:
-            config = space_for(server, instance).defaults()
-            m = evaluate(instance, config, server=server, seed_offset=10_000)
-        return Solution(decisions=config, objective=float(m["objective"]), status="feasible",
-                        wall_time_s=time.perf_counter() - t0,
-                        stats={"default_objective": m["objective"], "default_tps": m.get("tps_mean"),
-                               "default_tps_runs": m.get("objective_runs"), "crashed": m["crashed"], "gain": 0.0})
+def gain_with_ci(best_runs: list[float], default_runs: list[float]) -> tuple[float, float, float]:
+    """Relative gain mean(best)/mean(default) - 1 and its 95 % interval (Welch's t on the difference,
+    divided by the default mean; the default mean's own uncertainty is ignored)."""
+    mb, md = statistics.fmean(best_runs), statistics.fmean(default_runs)
+    if md <= 0:
+        return math.inf, -math.inf, math.inf
+    vb = statistics.variance(best_runs) / len(best_runs) if len(best_runs) > 1 else math.inf
+    vd = statistics.variance(default_runs) / len(default_runs) if len(default_runs) > 1 else math.inf
+    se = math.sqrt(vb + vd)
+    if not math.isfinite(se):
+        return mb / md - 1, -math.inf, math.inf
+    if se == 0:
+        dof = 1
+    else:
+        denom = (vb**2 / (len(best_runs) - 1)) + (vd**2 / (len(default_runs) - 1))
+        dof = max(1, int((vb + vd) ** 2 / denom)) if denom > 0 else 1
+    half = t_quantile(dof) * se
+    diff = mb - md
+    return diff / md, (diff - half) / md, (diff + half) / md
 
 
-@register
-class RandomSearch(KnobTuner):
-    """Uniform random configurations in the normalised space (Bergstra & Bengio, JMLR 2012)."""
+class PgProblem(TuningProblem):
+    """A PostgreSQL instance on a running server: pgbench measurements, noisy (re-measured, gain with a CI)."""
 
-    name = "knob_tuning.random"
+    objective = "tps_mean"
+    deterministic = False
 
-    def __init__(self, *, trials: int | None = None, reeval_top: int = 2, progress: bool = False):
-        super().__init__(trials=trials, reeval_top=reeval_top, progress=progress)
+    def __init__(self, instance: PgInstance, server: PostgresServer):
+        super().__init__(instance, space_for(server, instance))
+        self.server = server
 
-    def _sampler(self, space: KnobSpace, seed: int):
-        import optuna
+    @property
+    def trial_repetitions(self) -> int:
+        return self.instance.repetitions
 
-        return optuna.samplers.RandomSampler(seed=seed)
+    def measure(self, config: dict[str, Any], seed_offset: int, repetitions: int | None = None) -> dict[str, Any]:
+        return evaluate(self.instance, config, server=self.server, repetitions=repetitions, seed_offset=seed_offset)
 
+    def runs(self, metrics: dict[str, Any]) -> list[float]:
+        return list(metrics["tps_runs"])
 
-@register
-class Tpe(KnobTuner):
-    """Optuna's TPE (Bergstra et al., NeurIPS 2011), multivariate."""
+    def gain(self, best: dict[str, Any], default: dict[str, Any]) -> tuple[float, float, float]:
+        if not default["tps_runs"]:
+            return math.nan, math.nan, math.nan
+        return gain_with_ci(best["tps_runs"], default["tps_runs"])
 
-    name = "knob_tuning.tpe"
-
-    def __init__(self, *, trials: int | None = None, reeval_top: int = 2, progress: bool = False,
-                 n_startup_trials: int = 8, multivariate: bool = True):
-        super().__init__(trials=trials, reeval_top=reeval_top, progress=progress,
-                         n_startup_trials=n_startup_trials, multivariate=multivariate)
-        self.n_startup_trials, self.multivariate = int(n_startup_trials), bool(multivariate)
-
-    def _sampler(self, space: KnobSpace, seed: int):
-        import optuna
-
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials,
-                                          multivariate=self.multivariate)
+    def show(self, value: float) -> str:
+        return f"{value:.0f} tps"
 
 
-@register
-class Gp(KnobTuner):
-    """Gaussian-process Bayesian optimisation (Optuna's GPSampler; OtterTune's optimiser family)."""
+class PgKnobs(KnobTuning):
+    family = "pg_knobs"
 
-    name = "knob_tuning.gp"
-
-    def __init__(self, *, trials: int | None = None, reeval_top: int = 2, progress: bool = False,
-                 n_startup_trials: int = 8):
-        super().__init__(trials=trials, reeval_top=reeval_top, progress=progress,
-                         n_startup_trials=n_startup_trials)
-        self.n_startup_trials = int(n_startup_trials)
-
-    def _sampler(self, space: KnobSpace, seed: int):
-        import optuna
-        import torch
-
-        torch.set_num_threads(1)
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup_trials,
-                                         deterministic_objective=False)
+    @contextlib.contextmanager
+    def open(self, instance: PgInstance, *, server: PostgresServer | None = None) -> Iterator[PgProblem]:
+        if server is not None:
+            yield PgProblem(instance, server)
+            return
+        with PostgresServer() as srv:
+            yield PgProblem(instance, srv)
 
 
-@register
-class CmaEs(KnobTuner):
-    """CMA-ES (Hansen, 2016) through Optuna's CmaEsSampler (default population 4 + 3 ln n)."""
-
-    name = "knob_tuning.cmaes"
-
-    def __init__(self, *, trials: int | None = None, reeval_top: int = 2, progress: bool = False,
-                 popsize: int | None = None):
-        super().__init__(trials=trials, reeval_top=reeval_top, progress=progress, popsize=popsize)
-        self.popsize = popsize
-
-    def _sampler(self, space: KnobSpace, seed: int):
-        import optuna
-
-        return optuna.samplers.CmaEsSampler(seed=seed, popsize=self.popsize, warn_independent_sampling=False)
-
-
-@register
-class LlamaTune(KnobTuner):
-    """LlamaTune (Kanellis et al., PVLDB 15(11) 2022) as an Optuna wrapper: the base sampler searches a
-    `dim`-dimensional HeSBO projection, with special-value biasing and bucketisation of the knobs."""
-
-    name = "knob_tuning.llamatune"
-
-    def __init__(self, *, trials: int | None = None, reeval_top: int = 2, progress: bool = False, dim: int = 16,
-                 bias: float = 0.2, buckets: int = 10_000, base: str = "tpe", n_startup_trials: int = 8):
-        super().__init__(trials=trials, reeval_top=reeval_top, progress=progress, dim=dim, bias=bias,
-                         buckets=buckets, base=base, n_startup_trials=n_startup_trials)
-        if base not in ("tpe", "gp", "random"):
-            raise ValueError(f"llamatune base sampler must be 'tpe', 'gp' or 'random', got {base!r}")
-        self.dim, self.bias, self.buckets, self.base = int(dim), float(bias), int(buckets), base
-        self.n_startup_trials = int(n_startup_trials)
-        self._proj: LlamaTuneSpace | None = None
-
-    def _projection(self, space: KnobSpace) -> LlamaTuneSpace:
-        if self._proj is None or self._proj.space is not space:
-            self._proj = LlamaTuneSpace(space, self.dim, seed=self._seed, bias=self.bias, buckets=self.buckets)
-        return self._proj
-
-    def _sampler(self, space: KnobSpace, seed: int):
-        import optuna
-
-        self._seed, self._proj = seed, None
-        if self.base == "gp":
-            import torch
-
-            torch.set_num_threads(1)
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=self.n_startup_trials)
-        if self.base == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials, multivariate=True)
-
-    def _distributions(self, space: KnobSpace) -> dict[str, Any]:
-        from optuna.distributions import FloatDistribution
-
-        dim = self._projection(space).dim
-        return {f"y{i}": FloatDistribution(-1.0, 1.0) for i in range(dim)}
-
-    def _decode(self, params: dict[str, float], space: KnobSpace) -> dict[str, Any]:
-        proj = self._projection(space)
-        return proj.decode([params[f"y{i}"] for i in range(proj.dim)])
-
-    def _encode_default(self, space: KnobSpace) -> dict[str, float] | None:
-        return None  # the defaults are generally not a point of the projected space
+METHODS = register_methods(PgKnobs)

@@ -1,8 +1,9 @@
 """One real PostgreSQL server for the whole test session (initdb + start take about a second)."""
 import pytest
 
-from sysgym.envs.knob_tuning import PostgresServer, find_bin_dir
-from sysgym.envs.knob_tuning.server import PostgresError, port_in_use
+from sysgym.envs.pg_knobs import PostgresServer, find_bin_dir
+from sysgym.envs.pg_knobs.errors import PostgresError
+from sysgym.envs.pg_knobs.ports import port_in_use
 
 
 @pytest.fixture(scope="session")

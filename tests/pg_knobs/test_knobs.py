@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from sysgym.envs.knob_tuning import load_knob_csv, resolve_space
-from sysgym.envs.knob_tuning.knobs import llamatune_csv_path
+from sysgym.envs.pg_knobs import load_knob_csv, resolve_space
+from sysgym.envs.pg_knobs.knobs import llamatune_csv_path
 from sysgym.errors import TraceFormatError, UnknownNameError
 
 

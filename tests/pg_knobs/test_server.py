@@ -4,8 +4,9 @@ import time
 
 import pytest
 
-from sysgym.envs.knob_tuning import ApplyResult, KnobValueError, PostgresError, PostgresServer
-from sysgym.envs.knob_tuning.server import format_with_unit, port_in_use, to_base_units
+from sysgym.envs.pg_knobs import ApplyResult, KnobValueError, PostgresError, PostgresServer
+from sysgym.envs.pg_knobs.ports import port_in_use
+from sysgym.envs.pg_knobs.units import format_with_unit, to_base_units
 from sysgym.errors import UnknownNameError
 
 
@@ -94,7 +95,7 @@ def test_pgbench_reports_mean_and_spread(clean):
 
 
 def test_server_killed_mid_run_is_a_marked_crash_and_recovers(clean):
-    from sysgym.envs.knob_tuning import evaluate, generate
+    from sysgym.envs.pg_knobs import evaluate, generate
 
     pg = clean
     inst = generate(seed=0, preset="tiny", duration_s=2)
@@ -134,7 +135,7 @@ def test_server_starts_from_binaries_in_a_private_folder(tmp_path):
     import os
     import shutil
 
-    from sysgym.envs.knob_tuning.server import PostgresServer, find_bin_dir
+    from sysgym.envs.pg_knobs import PostgresServer, find_bin_dir
 
     if os.geteuid() != 0:
         pytest.skip("only root hands the server to another user")

@@ -1,22 +1,26 @@
 """Every method runs on the real server and is scored by the one evaluator."""
 import math
+import os
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sysgym import solvers
-from sysgym.envs.knob_tuning import evaluate, generate, space_for
+from sysgym.envs.pg_knobs import evaluate, generate, space_for
 from sysgym.errors import InfeasibleSolutionError
-from sysgym.solvers.knob_tuning.tuner import LlamaTuneSpace, gain_with_ci
+from sysgym.solvers.pg_knobs import gain_with_ci
+from sysgym.solvers.tuning import LlamaTuneSpace
 from sysgym.testing import check_solver
 
-METHODS = ["knob_tuning.default", "knob_tuning.random", "knob_tuning.tpe", "knob_tuning.gp", "knob_tuning.cmaes",
-           "knob_tuning.llamatune"]
+METHODS = ["pg_knobs.default", "pg_knobs.random", "pg_knobs.tpe", "pg_knobs.gp", "pg_knobs.cmaes",
+           "pg_knobs.llamatune"]
 
 
 def test_all_methods_registered():
-    assert set(METHODS) <= set(solvers.list("knob_tuning"))
+    assert set(METHODS) <= set(solvers.list("pg_knobs"))
 
 
 @pytest.mark.slow  # two extra servers; the same claim-vs-evaluator check runs exactly in test_serving.py
@@ -25,7 +29,7 @@ def test_check_solver_tpe_against_the_evaluator(pg):
     # to noise (1-second pgbench runs on a loaded 2-core machine differ by up to ~2x), so the tolerance is
     # wide; it still catches a claim from another configuration (synchronous_commit alone moves tps ~10x).
     inst = generate(seed=0, preset="tiny", trials=2, final_repetitions=1)
-    sol, metrics = check_solver("knob_tuning.tpe", inst, rel_tol=1.0, reeval_top=1)
+    sol, metrics = check_solver("pg_knobs.tpe", inst, rel_tol=1.0, reeval_top=1)
     assert sol.stats["trials_run"] == 2 and len(sol.stats["history"]) == 2
     assert metrics["feasible"] and not metrics["crashed"]
     assert set(sol.decisions) == {"synchronous_commit", "shared_buffers", "commit_delay"}
@@ -35,16 +39,35 @@ def test_check_solver_tpe_against_the_evaluator(pg):
 
 def test_search_methods_run_on_the_same_protocol(clean):
     inst = generate(seed=1, preset="tiny", trials=2, final_repetitions=1)
-    for name, opts in [("knob_tuning.random", {}), ("knob_tuning.gp", {}), ("knob_tuning.cmaes", {}),
-                       ("knob_tuning.llamatune", {"dim": 2})]:
+    for name, opts in [("pg_knobs.random", {}), ("pg_knobs.gp", {}), ("pg_knobs.cmaes", {}),
+                       ("pg_knobs.llamatune", {"dim": 2})]:
         sol = solvers.get(name, reeval_top=0, **opts).solve(inst, seed=1, server=clean)
         assert sol.status == "feasible" and sol.objective > 0, name
         space_for(clean, inst).check(sol.decisions)
         hist = sol.stats["history"]
         assert sol.stats["trials_run"] == 2 and hist[0]["trial"] == 0 and hist[0]["tps_mean"] > 0, name
         assert sol.objective == max(h["value"] for h in hist), name
-    sol = solvers.get("knob_tuning.default").solve(inst, server=clean)
+    sol = solvers.get("pg_knobs.default").solve(inst, server=clean)
     assert sol.decisions == space_for(clean, inst).defaults() and sol.objective > 0
+
+
+def _kill_during_pgbench(server, timeout_s: float = 60.0) -> None:
+    """SIGKILL the server 0.3 s after a measured pgbench run of this process starts (not during the restart that
+    may come first: on a loaded machine a restart can take longer than any fixed delay)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == os.getpid() and cmd[0].endswith(b"pgbench") and b"-T" in cmd:
+                time.sleep(0.3)
+                server.kill()
+                return
+        time.sleep(0.02)
+    raise AssertionError("no pgbench run started")
 
 
 def test_study_goes_on_after_a_server_killed_mid_trial(clean):
@@ -53,10 +76,10 @@ def test_study_goes_on_after_a_server_killed_mid_trial(clean):
 
     def kill_during_next_trial(rec):
         if rec["trial"] == 0 and not timers:
-            timers.append(threading.Timer(0.5, clean.kill))  # the next trial takes >= 1 s of pgbench
+            timers.append(threading.Thread(target=_kill_during_pgbench, args=(clean,)))  # pgbench runs >= 1 s
             timers[0].start()
 
-    sol = solvers.get("knob_tuning.random", reeval_top=0).solve(inst, seed=0, server=clean,
+    sol = solvers.get("pg_knobs.random", reeval_top=0).solve(inst, seed=0, server=clean,
                                                                 callback=kill_during_next_trial)
     timers[0].join()
     hist = sol.stats["history"]

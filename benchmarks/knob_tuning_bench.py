@@ -1,4 +1,4 @@
-"""Knob-tuning benchmark: every method tunes pgbench on a fresh real PostgreSQL with the same budget.
+"""Knob-tuning benchmark (`pg_knobs`): every method tunes pgbench on a fresh real PostgreSQL with the same budget.
 
 Prints, per method, the search time (target: 30 trials within 20 minutes), the re-measured throughput of the
 best configuration against the re-measured defaults with the gain's 95 % confidence interval, crashes, and
@@ -6,6 +6,7 @@ whether it found `synchronous_commit=off`; first it measures `synchronous_commit
 fsync-bound disk it gives well over 1.5x, the bar a good tuner must reach). Writes a bar chart and JSON.
 
     .venv/bin/python benchmarks/knob_tuning_bench.py --methods tpe,random --trials 30
+    .venv/bin/python benchmarks/knob_tuning_bench.py --serving --trials 30   # `serving_knobs` on the simulator
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from sysgym import solvers
-from sysgym.envs.knob_tuning import PostgresServer, evaluate, generate, space_for
-from sysgym.solvers.knob_tuning.tuner import gain_with_ci
+from sysgym.envs import serving_knobs
+from sysgym.envs.pg_knobs import PostgresServer, evaluate, generate, space_for
+from sysgym.solvers.pg_knobs import gain_with_ci
 
 TARGET_S = 20 * 60  # the issue's budget: 30 trials within 20 minutes
 
@@ -28,7 +30,7 @@ TARGET_S = 20 * 60  # the issue's budget: 30 trials within 20 minutes
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--methods", default="tpe,gp,cmaes,random,llamatune")
-    ap.add_argument("--preset", default="small")
+    ap.add_argument("--preset", default="small", help="pg_knobs preset (small, readonly, llamatune, tiny)")
     ap.add_argument("--trials", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out-dir", default="/tmp/knob_tuning_bench")
@@ -58,7 +60,7 @@ def main() -> int:
                                                   "gain_ci95": [lo, hi]}
 
     for method in args.methods.split(","):
-        name = f"knob_tuning.{method.strip()}"
+        name = f"pg_knobs.{method.strip()}"
         with PostgresServer() as pg:
             t0 = time.perf_counter()
             sol = solvers.get(name, progress=True).solve(inst, seed=args.seed, server=pg)
@@ -100,9 +102,9 @@ def serving_bench(args, console: Console) -> int:
     for method in ["default", *args.methods.split(",")]:
         gains, crashes, trials, wall = [], 0, 0, 0.0
         for seed in range(3):
-            inst = generate(seed=seed, preset="serving", trials=args.trials)
+            inst = serving_knobs.generate(seed=seed, preset="small", trials=args.trials)
             t0 = time.perf_counter()
-            sol = solvers.get(f"knob_tuning.{method.strip()}").solve(inst, seed=args.seed)
+            sol = solvers.get(f"serving_knobs.{method.strip()}").solve(inst, seed=args.seed)
             wall += time.perf_counter() - t0
             gains.append(sol.stats["gain"])
             crashes += sol.stats.get("crashes", 0) or 0

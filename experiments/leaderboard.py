@@ -18,9 +18,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from sysgym.errors import UnknownNameError
+from sysgym.errors import InvalidSpecError, UnknownNameError
 from sysgym.records import read_records
-from sysgym.registry import get_family
+from sysgym.registry import get_family, resolve_family_alias
+from sysgym.specs import parse
 
 BOOTSTRAP_REPS = 2000
 
@@ -66,6 +67,15 @@ def interval_estimates(scores: dict[str, list[list[float]]], seed: int = 0) -> d
             for m in matrices}
 
 
+def _family_of(family_name: str, instance: str) -> str:
+    """A record's family; an old name that became an alias (`knob_tuning`) resolves by the instance's preset."""
+    try:
+        preset = parse(instance).preset
+    except InvalidSpecError:
+        preset = None
+    return resolve_family_alias(family_name, preset)
+
+
 def summarise(records: Iterable[dict[str, Any]], *, bootstrap: bool = True) -> list[dict[str, Any]]:
     """One row per (family, env, method)."""
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
@@ -77,7 +87,7 @@ def summarise(records: Iterable[dict[str, Any]], *, bootstrap: bool = True) -> l
     rows = []
     for (family_name, env, method), recs in groups.items():
         try:
-            fam = get_family(family_name)
+            fam = get_family(_family_of(family_name, recs[0]["instance"]))
             key, sense, timed_key = fam.objective, fam.sense, fam.timed_objective
         except UnknownNameError:
             key, sense, timed_key = "objective", "min", None

@@ -5,8 +5,9 @@ tests call these, and so can a user's own family or solver.
   random masked rollout that stays in the observation space, the same seed giving the same observations and
   rewards, and actions outside the mask (or the box) refused with a named error or the penalty, leaving the
   decision state unchanged.
-* `check_solver(name, instance, ...)`: the solver's claimed objective equals the family evaluator's, the
-  solution is feasible, and a bound (if any) is not beaten by the solver's own objective.
+* `check_solver(name, instance, ...)`: the solver's claimed objective equals the family evaluator's (within a
+  factor of `MEASURED_FACTOR` for a real measurement, which re-scoring re-measures), the solution is feasible,
+  and a bound (if any) is not beaten by the solver's own objective.
 * `check_generator(family)`: every preset's spec rebuilds the instance with the same digest.
 """
 from __future__ import annotations
@@ -118,15 +119,20 @@ def check_refusals(env: gymnasium.Env, *, seed: int = 0, count: int = 100, steps
     return checked
 
 
-def check_env(env_id: str, *, rollout_steps: int | None = None, seed: int = 0, refusals: int = 100,
+def check_env(env_id: str, *, rollout_steps: int | None = None, seed: int = 0, refusals: int | None = None,
               **env_kwargs: Any) -> None:
-    """Raise AssertionError (or a checker's error) when the env breaks the sysgym env contract."""
+    """Raise AssertionError (or a checker's error) when the env breaks the sysgym env contract.
+
+    `refusals` defaults to 100, or to the env's `check_steps` when that is lower (an env whose every step is a
+    real measurement: the refusal check takes valid steps between refusals too)."""
     from gymnasium.utils.env_checker import check_env as gym_check_env
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     env = make(env_id, **env_kwargs)
     base = env.unwrapped
     steps = rollout_steps if rollout_steps is not None else getattr(base, "check_steps", 1000)
+    if refusals is None:
+        refusals = min(100, getattr(base, "check_steps", 1000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the checkers' advice (e.g. "normalise your Box") is not a failure
         gym_check_env(base, skip_render_check=True)
@@ -162,13 +168,38 @@ def check_solver(name: str, instance: Any, *, time_limit: float | None = 30, see
     assert metrics.get("feasible", True), f"{name}: evaluator found the solution infeasible: {metrics}"
     scored = metrics[family.objective]
     assert scored is not None and math.isfinite(scored), f"{name}: evaluator's {family.objective} is {scored}"
-    assert abs(scored - solution.objective) <= rel_tol * max(1.0, abs(scored)), (
-        f"{name}: claims {family.objective}={solution.objective}, evaluator says {scored}")
+    if is_measured(family, instance):
+        # A real measurement (a live server) and its re-measurement agree only up to noise: 1-second pgbench runs
+        # on a loaded 2-core machine differ by up to ~2x. A claim about another configuration is off by far more
+        # (synchronous_commit alone moves pgbench's throughput 5-10x).
+        claimed, factor = solution.objective, MEASURED_FACTOR
+        assert scored / factor <= claimed <= scored * factor, (
+            f"{name}: claims {family.objective}={claimed}, a re-measurement gives {scored} (more than {factor}x apart)")
+    else:
+        assert abs(scored - solution.objective) <= rel_tol * max(1.0, abs(scored)), (
+            f"{name}: claims {family.objective}={solution.objective}, evaluator says {scored}")
     if solution.bound is not None:
         tol = 1e-9 * max(1.0, abs(scored))
         assert family.better(solution.bound, scored, tol), f"{name}: objective {scored} beats its own bound " \
                                                            f"{solution.bound}"
     return solution, metrics
+
+
+# How far a claimed objective and the evaluator's re-measurement of a real-measurement preset may be apart.
+MEASURED_FACTOR = 3.0
+
+
+def is_measured(family: Any, instance: Any) -> bool:
+    """Whether `instance` is a real measurement: its spec's preset is one of the family's
+    `nondeterministic_presets` (re-scoring re-measures; `sysgym validate` marks such records "measured")."""
+    from sysgym.errors import SysgymError
+    from sysgym.specs import parse
+
+    try:
+        preset = parse(getattr(instance, "name", "")).preset
+    except SysgymError:
+        return False
+    return preset in family.nondeterministic_presets
 
 
 def check_generator(family_name: str, seeds: tuple[int, ...] = (0, 1), presets: tuple[str, ...] | None = None

@@ -45,7 +45,7 @@ def test_two_workers_share_a_journal_study(tmp_path):
 
 def test_two_workers_share_a_study_on_a_real_postgresql():
     pytest.importorskip("psycopg", reason="psycopg (PostgreSQL driver) is not installed")
-    server_mod = pytest.importorskip("sysgym.envs.knob_tuning.server")
+    server_mod = pytest.importorskip("sysgym.envs.pg_knobs")
     try:
         server_mod.find_bin_dir()
     except Exception as exc:  # noqa: BLE001

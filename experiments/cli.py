@@ -31,13 +31,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from sysgym.registry import env_family
 
     console = make_console()
+    wanted = None
+    if args.family:
+        from sysgym.registry import FAMILIES, family_names
+
+        wanted = family_names(args.family)
+        if not wanted:
+            from sysgym.errors import UnknownNameError
+
+            raise UnknownNameError("family", args.family, FAMILIES)
     envs = Table(title="environments (sysgym.make / gymnasium.make)")
     for col in ("env id", "family", "objective", "description") + (("action space", "observation space")
                                                                      if args.spaces else ()):
         envs.add_column(col, no_wrap=col in ("env id", "family"))
     for env_id in sysgym.list_envs():
         fam = sysgym.get_family(env_family(env_id))
-        if args.family and fam.name != args.family:
+        if wanted and fam.name not in wanted:
             continue
         row = [env_id, fam.name, f"{fam.objective} ({fam.sense})", fam.description]
         if args.spaces:
@@ -49,7 +58,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     table = Table(title="solvers (sysgym.solvers.get)")
     for col in ("name", "family", "kind", "description"):
         table.add_column(col, no_wrap=col != "description")
-    for name in solvers.list(args.family):
+    for name in [n for f in (wanted or [None]) for n in solvers.list(f)]:
         cls = solvers.solver_class(name)
         table.add_row(name, cls.family, cls.kind, _first_line(cls))
     console.print(table)
@@ -61,7 +70,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for col in ("family", "presets (generate(preset=..., seed=...))", "generator", "loader (load(path))"):
         gens.add_column(col)
     for name in sysgym.list_families():
-        if args.family and name != args.family:
+        if wanted and name not in wanted:
             continue
         fam = sysgym.get_family(name)
         gens.add_row(name, ", ".join(fam.presets), (fam.generator.description.splitlines() or [""])[0],
@@ -137,10 +146,6 @@ def _cli_providers() -> list:
 
     names = ["sysgym.kernels.cli", "sysgym.agents.cli"]
     names += [f"{commands.__name__}.{i.name}" for i in pkgutil.iter_modules(commands.__path__) if not i.ispkg]
-    # Transitional: families whose command still lives in their own package.
-    for parent in ("sysgym.envs", "sysgym.solvers"):
-        pkg = importlib.import_module(parent)
-        names += [f"{parent}.{i.name}.cli" for i in pkgutil.iter_modules(pkg.__path__) if i.ispkg]
     out = []
     for name in names:
         if importlib.util.find_spec(name) is None:

@@ -66,6 +66,15 @@ def resolve_family_alias(name: str, preset: str | None = None) -> str:
     return name
 
 
+def family_names(name: str) -> list[str]:
+    """The families `name` stands for: itself, or every family an alias resolves to for some preset."""
+    discover("families")
+    if name not in FAMILY_ALIASES:
+        return [name] if name in FAMILIES else []
+    presets = {None} | {p for fam in FAMILIES.values() for p in fam.presets}
+    return sorted({FAMILY_ALIASES[name](p) for p in presets} & set(FAMILIES))
+
+
 def get_family(name: str) -> Family:
     discover("families")
     try:

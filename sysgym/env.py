@@ -102,6 +102,20 @@ class SysgymEnv(gymnasium.Env):
         return observation, float(self.invalid_penalty), bool(terminated), bool(truncated), \
             {**(info or {}), "invalid_action": reason}
 
+    def discrete_action(self, action: Any) -> tuple[int | None, str | None]:
+        """For Discrete action spaces: (the action as an int, None), or (None, why it is refused) when it is not
+        an integer or lies outside the space. The mask is the env's to check."""
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            return None, f"action {action!r} is not an integer"
+        if isinstance(action, (float, np.floating)) and float(action) != a:
+            return None, f"action {action!r} is not an integer"
+        space = self.action_space
+        if not space.start <= a < space.start + space.n:
+            return None, f"action {a} outside Discrete({space.n})"
+        return a, None
+
     def box_action(self, action: Any) -> tuple[np.ndarray | None, str | None, bool]:
         """For Box action spaces: (action as an array or None, why it is refused or None, whether clipped)."""
         space = self.action_space

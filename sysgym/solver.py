@@ -114,5 +114,26 @@ def solver_class(name: str, family: str | None = None) -> type[Solver]:
     return registry.solver_class(name, family)
 
 
-__all__ = ["KINDS", "Solver", "UnknownNameError", "check_time_limit", "get", "list", "options", "register",
-           "solver_class"]
+def policy_names(family: str) -> builtins.list[str]:
+    """The named online policies of a family: its registered solvers that give a policy object."""
+    return sorted(n.split(".", 1)[1] for n in registry.list_solvers(family)
+                  if callable(getattr(registry.solver_class(n), "policy", None)))
+
+
+def make_policy(family: str, policy: Any, protocol: type | None = None, what: str = "policy", **params: Any) -> Any:
+    """The policy object a family's simulator drives: `policy` itself when it already is one (an instance of
+    `protocol`, a runtime-checkable Protocol), else the registered solver `<family>.<policy>` configured with
+    `params` gives it by `policy()`. Found through the core registry, so envs never import solvers."""
+    if protocol is not None and isinstance(policy, protocol):
+        if params:
+            raise InvalidArgumentError(f"pass options to the {what}'s constructor when giving a {what} object")
+        return policy
+    key = str(policy).removeprefix(f"{family}.")
+    known = policy_names(family)
+    if key not in known:
+        raise UnknownNameError(f"{family} {what}", str(policy), known)
+    return get(f"{family}.{key}", **params).policy()
+
+
+__all__ = ["KINDS", "Solver", "UnknownNameError", "check_time_limit", "get", "list", "make_policy", "options",
+           "policy_names", "register", "solver_class"]

@@ -179,6 +179,8 @@ class Cluster:
         if self.num_nodes < 1 or self.gpus_per_node < 1:
             raise ValueError("a cluster needs num_nodes >= 1 and gpus_per_node >= 1")
         _check_nics(self.nics_per_node)
+        if self.nics_per_node is None:  # canonical: one NIC per GPU, spelled out (equal clusters compare equal)
+            object.__setattr__(self, "nics_per_node", int(self.gpus_per_node))
         groups = tuple(_as_group(g) for g in (self.node_groups or ()))
         object.__setattr__(self, "node_groups", groups)
         if groups:
@@ -237,10 +239,14 @@ class Cluster:
                           self.gpus_per_node))
         _, link, nics = min(cands, key=lambda c: c[0])
         per_node = max(1, int(gpus_per_node))
-        # The group's ranks on a node use their share of its NICs (rail-optimised: one NIC per rank).
-        share = max(1, int(nics) * per_node // self.gpus_per_node)
+        # The group's ranks on a node use their share of its NICs (rail-optimised: one NIC per rank); a share
+        # below one NIC (fewer NICs than GPUs, every GPU busy) slows the link instead.
+        share = int(nics) * per_node / self.gpus_per_node
+        if share < 1:
+            link = dataclasses.replace(link, bandwidth_gbps=link.bandwidth_gbps * share)
         return Cluster(gpu=self.gpu, num_nodes=max(1, int(num_nodes)), gpus_per_node=per_node,
-                       intra_node=self.intra_node, inter_node=link, name=f"{self.name}-view", nics_per_node=share)
+                       intra_node=self.intra_node, inter_node=link, name=f"{self.name}-view",
+                       nics_per_node=max(1, int(share)))
 
 
 def list_clusters() -> list[str]:

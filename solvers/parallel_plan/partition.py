@@ -331,19 +331,8 @@ class PartitionCpSat(Solver):
         tmax = model.NewIntVar(0, big, "tmax")
         end_lo = min(int(round(float(np.min(tab.end)) * NS)), 0)
         emax = model.NewIntVar(end_lo, max(int(round(float(np.max(tab.end)) * NS)) + 1, 1), "emax")
-        model.AddMaxEquality(tmax, taus)
-        model.AddMaxEquality(emax, ends)
         model.Add(p * tmax >= sum(taus))  # redundant: tightens the relaxation's bound
-        objective = (m - 1) * tmax + sum(taus) + emax
-        if math.isfinite(best):  # only splits that beat the incumbent matter
-            model.Add(objective <= int(best * NS) + m + p + 1)
-        model.Minimize(objective)
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = self.workers
-        solver.parameters.random_seed = int(seed)
-        solver.parameters.max_time_in_seconds = float(max(limit, 0.01))
-        code = solver.Solve(model)
-        bound = solver.BestObjectiveBound() / NS
+        solver, code, bound = self._minimise(model, m, tmax, taus, emax, ends, best, m + p + 1, limit, seed)
         if code == cp_model.INFEASIBLE:
             return None
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -355,6 +344,21 @@ class PartitionCpSat(Solver):
             rs.append(int(tab.r[i, k]) if r_of is None else r_of[k])
         # Integer rounding can shift the bound by up to (m + p + 1) ns; keep it valid.
         return parts, rs, bound - (m + p + 1) / NS, code == cp_model.OPTIMAL
+
+    def _minimise(self, model, m: int, tmax, taus, emax, ends, best: float, slack: int, limit: float, seed: int):
+        """Minimise (m - 1) max tau + sum tau + max end (ns) under the incumbent; (solver, status, bound in s)."""
+        model.AddMaxEquality(tmax, taus)
+        model.AddMaxEquality(emax, ends)
+        objective = (m - 1) * tmax + sum(taus) + emax
+        if math.isfinite(best):  # only splits that beat the incumbent matter
+            model.Add(objective <= int(best * NS) + slack)
+        model.Minimize(objective)
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = self.workers
+        solver.parameters.random_seed = int(seed)
+        solver.parameters.max_time_in_seconds = float(max(limit, 0.01))
+        code = solver.Solve(model)
+        return solver, code, solver.BestObjectiveBound() / NS
 
     def _solve_config_groups(self, inst, row: dict, L: int, best: float, limit: float, seed: int):
         """One configuration on a heterogeneous cluster: CP-SAT picks each stage's layers and node group.
@@ -429,18 +433,7 @@ class PartitionCpSat(Solver):
         model.Add(sum(ns) == L)
         tmax = model.NewIntVar(0, big + 2 * max(q_tab), "tmax")
         emax = model.NewIntVar(end_lo, end_hi, "emax")
-        model.AddMaxEquality(tmax, taus)
-        model.AddMaxEquality(emax, ends)
-        objective = (m - 1) * tmax + sum(taus) + emax
-        if math.isfinite(best):
-            model.Add(objective <= int(best * NS) + m + 3 * p + 1)
-        model.Minimize(objective)
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = self.workers
-        solver.parameters.random_seed = int(seed)
-        solver.parameters.max_time_in_seconds = float(max(limit, 0.01))
-        code = solver.Solve(model)
-        bound = solver.BestObjectiveBound() / NS
+        solver, code, bound = self._minimise(model, m, tmax, taus, emax, ends, best, m + 3 * p + 1, limit, seed)
         if code == cp_model.INFEASIBLE:
             return None
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -135,3 +135,22 @@ def test_hundred_thousand_predictions_well_under_a_second(capsys):
     assert best < 0.5
     assert time.perf_counter() - start < 5
     assert "operator times" in capsys.readouterr().out
+
+
+def test_fitted_collective_and_network_constants_land_away_from_their_bounds():
+    """The one calibration: every collective constant the fit moves (NVLink / NCCL terms, the profiled network's
+    terms) lies away from the optimiser's clip (exp(+-40)) and every efficiency below line rate; the network
+    latency the profiles cannot resolve is fixed, not fitted to the clip as it once was."""
+    import math
+
+    from sysgym.kernels.fitting import COLLECTIVE_SPACE, NETWORK_FIXED, NETWORK_SPACE, PROFILED_CLUSTER
+
+    params = kernels.load_calibration().params["collective"]
+    network = params["networks"][kernels.get_cluster(PROFILED_CLUSTER).inter_node.name]
+    fitted = {**{k: params[k] for k in COLLECTIVE_SPACE}, **{k: network[k] for k in NETWORK_SPACE}}
+    for name, value in fitted.items():
+        assert 0.0 < value and abs(math.log(value)) < 35.0, (name, value)
+    for name in ("intra_eff", "reduce_eff", "inter_eff", "inter_reduce_eff", "ll_bandwidth_frac",
+                 "ll_latency_frac", "ll128_bandwidth_frac", "ll128_latency_frac"):
+        assert 0.05 < fitted[name] < 1.0, (name, fitted[name])
+    assert {k: network[k] for k in NETWORK_FIXED} == NETWORK_FIXED

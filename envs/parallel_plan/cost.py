@@ -198,7 +198,6 @@ class CostModel:
         self.CROSS = 2 + self.G
         self.K = 3 + self.G
         self.node_group = np.array(self.cluster.group_of_nodes(), dtype=np.int64)
-        self.group_gpus = np.array([g.num_nodes * self.gpn for g in self.cluster.groups], dtype=np.int64)
         self._layer_cache: dict[tuple[int, int, bool, int], dict] = {}
         self._views: dict[tuple[int, int, int], Cluster] = {}
         self._coll_cache: dict[tuple, float] = {}

@@ -231,3 +231,21 @@ def test_optimizer_step_and_gradient_dtype():
     dp_only = _uniform_cfg(p=1, d=4, m=8)
     assert float(bf16.stage_terms(dp_only, 0, 40, 0)["sync"]) == pytest.approx(
         2 * float(cm.stage_terms(dp_only, 0, 40, 0)["sync"]), rel=0.05)
+
+
+@pytest.mark.parametrize("plan", [
+    TrainingPlan(tp=2, pp=8, dp=2, micro_batch=1, virtual_stages=5, recompute="full"),  # 2 stages per node
+    TrainingPlan(tp=8, pp=4, dp=1, micro_batch=2, virtual_stages=2, sequence_parallel=True, recompute="selective"),
+    TrainingPlan(tp=1, pp=2, dp=16, micro_batch=1, recompute="full", distributed_optimizer=True),
+])
+def test_three_representative_stages_price_equal_stages_as_every_stage(plan):
+    """The vectorised path prices three stages and sums the boundaries in closed form; a cluster of two identical
+    node groups is priced stage by stage: the two must agree (interleaving's wrap-around included)."""
+    link = kernels.Link(25.0, 10.0, "ib-hdr-200")
+    twins = kernels.Cluster(gpu="a100-80gb", gpus_per_node=8, node_groups=(
+        {"num_nodes": 2, "inter_node": link}, {"num_nodes": 2, "inter_node": link}))
+    fast = _est(plan, nodes=4, batch=160)
+    staged = estimate_training(GPT, twins, plan, seq_len=2048, global_batch=160)
+    assert fast.feasible == staged.feasible
+    assert staged.iteration_time_s == pytest.approx(fast.iteration_time_s, rel=1e-12)
+    assert staged.memory_gib.total == pytest.approx(fast.memory_gib.total, rel=1e-12)

@@ -9,7 +9,7 @@ from .calibration import Calibration, load_calibration
 from .collectives import bus_bandwidth_gbps
 from .energy import estimate_energy
 from .fitting import evaluate_collectives, evaluate_compute, fit_calibration
-from .hardware import GPU, Cluster, Link, get_cluster, get_gpu, list_clusters, list_gpus
+from .hardware import GPU, Cluster, Link, NodeGroup, get_cluster, get_gpu, list_clusters, list_gpus
 from .layer import LAYER_OPS
 from .memory import dtype_bytes, kv_bytes_per_token, weight_bytes
 from .models import ModelSpec
@@ -18,6 +18,6 @@ from .predict import predict_attention_time, predict_collective_time, predict_op
 __all__ = [
     "GPU", "Calibration", "Cluster", "LAYER_OPS", "Link", "ModelSpec", "bus_bandwidth_gbps", "dtype_bytes",
     "estimate_energy", "evaluate_collectives", "evaluate_compute", "fit_calibration", "get_cluster",
-    "get_gpu", "kv_bytes_per_token", "list_clusters", "list_gpus", "load_calibration", "models",
+    "get_gpu", "kv_bytes_per_token", "list_clusters", "list_gpus", "load_calibration", "models", "NodeGroup",
     "predict_attention_time", "predict_collective_time", "predict_op_times", "weight_bytes",
 ]

@@ -1,7 +1,17 @@
 """Calibration files: fitted efficiency parameters per operator class, with provenance.
 
 `load_calibration(None)` gives the shipped A100 fit (data/calibration_a100.json); a path loads a file
-written by `fit_calibration` / `sysgym calibrate`.
+written by `fit_calibration` / `sysgym calibrate`. The `collective` class holds the NVLink / NCCL terms and a
+`networks` table: the network terms per inter-node link name (see collectives.network_params).
+
+The shipped file is regenerated, from the repository root, by the command its provenance records:
+
+    sysgym calibrate --profiles ../shared/data/operator_profiles/a100 --gpu a100-80gb --kinds compute network \
+        --out kernels/data/calibration_a100.json \
+        --source 'microsoft/vidur data/profiling compute/a100 and network/a100_dgx (MIT), median times'
+
+(`--kinds` names what the file fits; the shared profiles also hold attention/*.csv, which it does not fit yet.
+tests/kernels/test_kernels_a100_calibration.py refits the same kinds and compares every parameter at 1e-6.)
 """
 from __future__ import annotations
 

@@ -34,8 +34,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(f"calibration_{gpu.name}.json")
     command = "sysgym calibrate " + " ".join(shlex.quote(a) for a in args.argv) if args.argv else ""
     try:
-        cal = fit_calibration(profiles, gpu, dtype=args.dtype or measured_dtype or "fp16",
-                              models=args.models, command=command, source=args.source, out=out)
+        cal = fit_calibration(profiles, gpu, dtype=args.dtype or measured_dtype or "fp16", models=args.models,
+                              cluster=args.cluster, kinds=args.kinds, command=command, source=args.source, out=out)
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -67,6 +67,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cal.add_argument("--dtype", default=None, help="dtype of the profiles (default fp16, or device.json's)")
     cal.add_argument("--models", nargs="+", default=None, help="fit only these compute/<name>.csv files")
     cal.add_argument("--source", default="", help="where the profiles come from (kept in the provenance)")
+    cal.add_argument("--kinds", nargs="+", default=None, choices=("compute", "attention", "network"),
+                     help="fit only these profile kinds (default: every kind the folder has)")
+    cal.add_argument("--cluster", default="vidur-a100-dgx",
+                     help="cluster preset network/*.csv was measured on; the fitted network terms are stored under "
+                          "its inter-node link name (default vidur-a100-dgx, vidur's profiled cluster)")
     cal.set_defaults(func=lambda a: _calibrate(_with_argv(a, "calibrate")))
 
     prof = subparsers.add_parser("profile", help="measure operator times on this machine with torch")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .calibration import DEFAULT_CLASS_PARAMS, Calibration
 from .collectives import DEFAULT_PARAMS as COLLECTIVE_DEFAULTS
-from .collectives import collective_seconds
+from .collectives import NETWORK_KEYS, collective_seconds
 from .fitting_lm import levenberg_marquardt
 from .hardware import GPU, Cluster, get_cluster, get_gpu
 from .layer import OP_CLASS, gemm_shapes, memory_op_bytes
@@ -36,14 +36,25 @@ CLASS_SPACES = {
                "l2_gain": (0.3, "log")},
 }
 COLLECTIVE_SPACE = {name: (COLLECTIVE_DEFAULTS[name], "log") for name in (
-    "intra_eff", "reduce_eff", "inter_eff", "inter_reduce_eff", "nic_cap", "intra_latency_us",
-    "net_latency_extra_us", "coll_base_us", "p2p_base_us", "ll_bandwidth_frac", "ll_latency_frac",
-    "ll128_bandwidth_frac", "ll128_latency_frac", "tree_eff")}
+    "intra_eff", "reduce_eff", "intra_latency_us", "coll_base_us", "p2p_base_us", "ll_bandwidth_frac",
+    "ll_latency_frac", "ll128_bandwidth_frac", "ll128_latency_frac")}
+# The profiled network's terms (collectives.NETWORK_KEYS), fitted from multi-node rows and stored under the
+# profiled cluster's inter-node link name. Starting values as before the networks table existed.
+NETWORK_SPACE = {"inter_eff": (0.3, "log"), "inter_reduce_eff": (0.8, "log"), "nic_cap": (1.5, "log"),
+                 "tree_eff": (1.0, "log")}
+# Not fitted: GPUs sharing one PCIe switch / network path (DGX A100: 2), and the extra per-step latency of a
+# network step, which vidur's profiles do not resolve next to the per-call latency (a free fit drove it to
+# 4e-18 us, the optimiser's clip, so it is 0 by construction now).
+NETWORK_FIXED = {"pcie_share": 2.0, "net_latency_extra_us": 0.0}
 # Which profile content identifies a parameter: reductions, several nodes, send/recv, one node.
 _NEEDS = {"reduce_eff": "reduce", "inter_reduce_eff": "reduce_multi", "inter_eff": "multi", "nic_cap": "multi",
-          "net_latency_extra_us": "multi", "tree_eff": "ar_multi",
+          "tree_eff": "ar_multi",
           "p2p_base_us": "p2p", "coll_base_us": "coll", "ll128_bandwidth_frac": "single",
           "ll128_latency_frac": "single"}
+# Collectives: Levenberg-Marquardt stops only once a step moves no parameter by more than this (relative, in
+# log space), so a refit reproduces the shipped file to ~1e-9 whatever BLAS the machine has (a stop on cost
+# improvement alone left parameters in flat valleys a few 1e-6 apart between builds).
+COLLECTIVE_XTOL = 1e-10
 # The tuner's choice is piecewise in tuner_tree (NCCL's correction table is a step function), so the
 # fit starts from a few values of it and keeps the best; IRLS_PASSES re-weight the log residuals to
 # minimise their absolute value (what MAPE measures) rather than their square.
@@ -62,7 +73,8 @@ def _encode(space: dict) -> np.ndarray:
     return np.array([math.log(v) if kind == "log" else math.log(v - 1.0) for v, kind in space.values()])
 
 
-def _fit(space: dict, predict, measured_s: np.ndarray, weights: np.ndarray | None = None) -> dict:
+def _fit(space: dict, predict, measured_s: np.ndarray, weights: np.ndarray | None = None,
+         xtol: float | None = None) -> dict:
     ok = np.isfinite(measured_s) & (measured_s > 0)
     target = np.log(measured_s[ok])
     w = np.ones(target.size) if weights is None else np.asarray(weights, dtype=float)[ok]
@@ -71,7 +83,7 @@ def _fit(space: dict, predict, measured_s: np.ndarray, weights: np.ndarray | Non
         pred = predict(_decode(space, x))[ok]
         return (np.log(np.maximum(pred, 1e-15)) - target) * w
 
-    return _decode(space, levenberg_marquardt(residuals, _encode(space)))
+    return _decode(space, levenberg_marquardt(residuals, _encode(space), xtol=xtol))
 
 
 def _mape(pred, measured) -> float:
@@ -188,13 +200,19 @@ def _group_cluster(base: Cluster, workers: int, per_node: int) -> Cluster:
     return get_cluster(base, gpus_per_node=per_node, num_nodes=max(1, -(-workers // per_node)))
 
 
-def fit_collectives(files, cluster: Cluster | str = "dgx-a100-pod", *, split: str | None = None) -> dict:
+PROFILED_CLUSTER = "vidur-a100-dgx"  # the cluster vidur's network profiles were measured on
+
+
+def fit_collectives(files, cluster: Cluster | str = PROFILED_CLUSTER, *, split: str | None = None) -> dict:
     """Fits the collective parameters on network profiles (median time per row, see profiles.py).
 
-    Only parameters the profiles identify are fitted (e.g. no network terms without multi-node rows);
-    the rest keep DEFAULT_PARAMS. `split` fits on half the rows (see _network_groups).
+    The NVLink / NCCL terms land at the top level; the network terms (multi-node rows) under
+    `networks[<cluster's inter-node link name>]`, the network the profiles measured. Only parameters the
+    profiles identify are fitted (e.g. no network without multi-node rows); the rest keep DEFAULT_PARAMS.
+    `split` fits on half the rows (see _network_groups).
     """
     base = get_cluster(cluster)
+    link = base.inter_node.name or "profiled"
     groups = _network_groups(files, split)
     has = set()
     for kind, w, per, _, _ in groups:
@@ -205,12 +223,20 @@ def fit_collectives(files, cluster: Cluster | str = "dgx-a100-pod", *, split: st
             has |= {"reduce", "reduce_multi"} if multi else {"reduce"}
         if kind == "all_reduce" and multi:
             has.add("ar_multi")
-    space = {k: v for k, v in COLLECTIVE_SPACE.items() if k not in _NEEDS or _NEEDS[k] in has}
+    space = {k: v for k, v in {**COLLECTIVE_SPACE, **NETWORK_SPACE}.items() if k not in _NEEDS or _NEEDS[k] in has}
     measured = np.concatenate([g[4] for g in groups])
     clusters = [_group_cluster(base, w, per) for _, w, per, _, _ in groups]
 
+    def assemble(p: dict, tuner_tree: float) -> dict:
+        net = {k: v for k, v in p.items() if k in NETWORK_KEYS}
+        out = {**COLLECTIVE_DEFAULTS, **{k: v for k, v in p.items() if k not in NETWORK_KEYS},
+               "tuner_tree": tuner_tree}
+        if "multi" in has:
+            out["networks"] = {link: {**NETWORK_FIXED, **net}}
+        return out
+
     def predict(p, tuner_tree):
-        full = {**COLLECTIVE_DEFAULTS, **p, "tuner_tree": tuner_tree}
+        full = assemble(p, tuner_tree)
         return np.concatenate([collective_seconds(kind, size, w, c, params=full)
                                for (kind, w, _, size, _), c in zip(groups, clusters)])
 
@@ -221,17 +247,17 @@ def fit_collectives(files, cluster: Cluster | str = "dgx-a100-pod", *, split: st
         predict_at = functools.partial(predict, tuner_tree=tuner_tree)
         weights = np.ones(measured.size)
         for _ in range(IRLS_PASSES + 1):
-            params = _fit(sp, predict_at, measured, weights)
+            params = _fit(sp, predict_at, measured, weights, xtol=COLLECTIVE_XTOL)
             resid = np.abs(np.log(predict_at(params) / measured))
             weights = 1.0 / np.sqrt(np.maximum(resid, 0.02))
             sp = {name: (params[name], kind) for name, (_, kind) in sp.items()}
         score = _mape(predict_at(params), measured)
         if best is None or score < best[0]:
-            best = (score, {**params, "tuner_tree": tuner_tree})
-    return {**COLLECTIVE_DEFAULTS, **best[1]}
+            best = (score, assemble(params, tuner_tree))
+    return best[1]
 
 
-def evaluate_collectives(params: dict, files, cluster: Cluster | str = "dgx-a100-pod", *,
+def evaluate_collectives(params: dict, files, cluster: Cluster | str = PROFILED_CLUSTER, *,
                          split: str | None = None) -> dict[str, float]:
     """MAPE (%) per (collective, workers, GPUs per node) group and pooled ("all") over every row."""
     base = get_cluster(cluster)
@@ -250,28 +276,40 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def fit_calibration(profile_dir: str | Path, gpu: str | GPU, *, dtype: str = "fp16",
-                    models: list[str] | None = None, cluster: Cluster | str = "dgx-a100-pod",
-                    command: str = "", source: str = "", out: str | Path | None = None) -> Calibration:
-    """Fits every operator class found under profile_dir (compute/, network/) and returns a Calibration.
+PROFILE_KINDS = ("compute", "attention", "network")
 
-    `models` restricts compute/ to those file stems (to hold others out). With `out`, also writes JSON.
+
+def fit_calibration(profile_dir: str | Path, gpu: str | GPU, *, dtype: str = "fp16",
+                    models: list[str] | None = None, cluster: Cluster | str = PROFILED_CLUSTER,
+                    kinds: tuple[str, ...] | list[str] | None = None,
+                    command: str = "", source: str = "", out: str | Path | None = None) -> Calibration:
+    """Fits every operator class found under profile_dir (compute/, attention/, network/) and returns a
+    Calibration.
+
+    `models` restricts compute/ to those file stems (to hold others out); `kinds` to some of PROFILE_KINDS
+    (None: every kind the folder has; the provenance records which). `cluster` is the preset network/ was
+    measured on: its inter-node link names the fitted network. With `out`, also writes JSON.
     """
     profile_dir = Path(profile_dir)
     if not profile_dir.is_dir():
         raise FileNotFoundError(f"profile folder not found: {profile_dir}")
+    kinds = PROFILE_KINDS if kinds is None else tuple(kinds)
+    unknown = sorted(set(kinds) - set(PROFILE_KINDS))
+    if unknown:
+        raise ValueError(f"unknown profile kind(s) {unknown}; known: {', '.join(PROFILE_KINDS)}")
     gpu = get_gpu(gpu)
-    compute = compute_profile_files(profile_dir)
+    compute = compute_profile_files(profile_dir) if "compute" in kinds else []
     if models is not None:
         missing = sorted(set(models) - {p.stem for p in compute})
         if missing:
             raise KeyError(f"no compute profile for {missing}; found: {[p.stem for p in compute]}")
         compute = [p for p in compute if p.stem in models]
-    network = network_profile_files(profile_dir)
+    network = network_profile_files(profile_dir) if "network" in kinds else []
+    attention = _attention_files(profile_dir) if "attention" in kinds else []
     if not compute and not network:
         raise ValueError(f"{profile_dir} has no compute/*.csv or network/*.csv profiles")
     params = fit_compute(compute, gpu, dtype) if compute else {}
-    params.update(_fit_attention(profile_dir, gpu, dtype))
+    params.update(_fit_attention(attention, gpu, dtype))
     if network:
         params["collective"] = fit_collectives(network, cluster)
     cal = Calibration(device=gpu, dtype=dtype, params=params)
@@ -280,7 +318,9 @@ def fit_calibration(profile_dir: str | Path, gpu: str | GPU, *, dtype: str = "fp
     if network:
         cal.mape["collectives"] = evaluate_collectives(params["collective"], network, cluster)["all"]
     cal.provenance = {
-        "fitted_on": [{"file": str(p.relative_to(profile_dir)), "sha256": _sha256(p)} for p in compute + network],
+        "fitted_on": [{"file": str(p.relative_to(profile_dir)), "sha256": _sha256(p)}
+                      for p in compute + attention + network],
+        "kinds": [k for k, files in (("compute", compute), ("attention", attention), ("network", network)) if files],
         "profile_dir": str(profile_dir),
         "source": source,
         "date": _dt.date.today().isoformat(),
@@ -294,9 +334,12 @@ def fit_calibration(profile_dir: str | Path, gpu: str | GPU, *, dtype: str = "fp
     return cal
 
 
-def _fit_attention(profile_dir: Path, gpu: GPU, dtype: str) -> dict:
-    """Refits attention efficiencies when the profile folder has attention/*.csv (from `profile`)."""
+def _attention_files(profile_dir: Path) -> list[Path]:
+    return sorted((profile_dir / "attention").glob("*.csv")) if (profile_dir / "attention").is_dir() else []
+
+
+def _fit_attention(files: list[Path], gpu: GPU, dtype: str) -> dict:
+    """Refits attention efficiencies from attention/*.csv (from `profile`) when there are any."""
     from .attention_profiles import fit_attention_profiles  # local: only used with local profiles
 
-    files = sorted((profile_dir / "attention").glob("*.csv")) if (profile_dir / "attention").is_dir() else []
     return fit_attention_profiles(files, gpu, dtype, DEFAULT_CLASS_PARAMS) if files else {}

@@ -7,10 +7,12 @@ import numpy as np
 
 
 def levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray], x0, *, max_iter: int = 200,
-                        tol: float = 1e-10) -> np.ndarray:
+                        tol: float = 1e-10, xtol: float | None = None) -> np.ndarray:
     """Minimise sum(residuals(x)**2) from x0 with a forward-difference Jacobian.
 
-    The models here have at most a handful of parameters, so a dense Jacobian is cheap.
+    The models here have at most a handful of parameters, so a dense Jacobian is cheap. It stops when a step
+    improves the cost by less than `tol` (relative); with `xtol` it also needs the step to move every parameter
+    by less than xtol * (1 + |x|), which pins a solution in a flat valley down to that precision.
     """
     x = np.asarray(x0, dtype=float).copy()
     r = residuals(x)
@@ -36,6 +38,8 @@ def levenberg_marquardt(residuals: Callable[[np.ndarray], np.ndarray], x0, *, ma
             cost_new = float(r_new @ r_new) if np.all(np.isfinite(r_new)) else np.inf
             if cost_new < cost:
                 improved = cost - cost_new > tol * max(cost, 1e-30)
+                if xtol is not None:
+                    improved = improved or bool(np.any(np.abs(delta) > xtol * (1.0 + np.abs(x))))
                 x, r, cost = x + delta, r_new, cost_new
                 lam = max(lam / 10, 1e-12)
                 break

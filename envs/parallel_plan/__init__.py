@@ -5,7 +5,6 @@
 `generate(preset=..., seed=...)` makes one from a preset (`generator.py`), `load(path)` reads a saved one.
 """
 from sysgym.envs.parallel_plan.cost import (
-    CostConstants,
     CostModel,
     MemoryBreakdown,
     TrainingEstimate,
@@ -17,6 +16,6 @@ from sysgym.envs.parallel_plan.generator import GENERATOR, PRESETS, generate
 from sysgym.envs.parallel_plan.instance import PlanInstance, load
 from sysgym.envs.parallel_plan.plan import RECOMPUTE, TrainingPlan, legality
 
-__all__ = ["GENERATOR", "PRESETS", "RECOMPUTE", "CostConstants", "CostModel", "MemoryBreakdown", "PlanInstance",
+__all__ = ["GENERATOR", "PRESETS", "RECOMPUTE", "CostModel", "MemoryBreakdown", "PlanInstance",
            "TrainingEstimate", "TrainingPlan", "cost_model", "estimate_training", "evaluate", "generate", "legality",
            "load"]

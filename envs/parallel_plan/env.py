@@ -1,12 +1,15 @@
 """`sysgym/ParallelPlan-v0`: build a training plan one decision at a time.
 
-Decisions, in order: tensor-parallel degree t, pipeline degree p (d follows from the GPU count), micro-batch
-size b, interleaving v, sequence parallelism, recomputation (none / selective / full), optimizer sharding
-(none / distributed optimizer / ZeRO-2 / ZeRO-3). Action k at a step picks the k-th candidate value of that
-decision (Discrete(K), K = the largest candidate list, or `max_candidates`). `action_masks()` (for
-sb3-contrib's MaskablePPO) allows a value only when some legal plan that fits in memory completes the choices
-made so far, so every masked episode ends with a feasible plan: the env enumerates the equal-stage plan space
-of the instance (vectorised, `space.py`) to know which prefixes can still be completed.
+Decisions, in order: tensor-parallel degree t, context-parallel degree c, pipeline degree p (d follows from
+the GPU count), placement (on a heterogeneous cluster: Megatron's rank order or an assignment of stages to node
+groups), micro-batch size b, interleaving v, sequence parallelism, recomputation (none / selective / full),
+optimizer sharding (none / distributed optimizer / ZeRO-2 / ZeRO-3). A decision with one candidate (c without
+FlashAttention, the placement on a homogeneous cluster) still takes a step, its only action. Action k at a
+step picks the k-th candidate value of that decision (Discrete(K), K = the largest candidate list, or
+`max_candidates`). `action_masks()` (for sb3-contrib's MaskablePPO) allows a value only when some legal plan
+that fits in memory completes the choices made so far, so every masked episode ends with a feasible plan: the
+env enumerates the equal-stage plan space of the instance (vectorised, `space.py`) to know which prefixes can
+still be completed.
 
 The instance: `instance=`, else the generator's `preset=` (with `generator_params=`), made when the env is
 built, because the spaces depend on it (K). `reset(options={"instance": other})` plays another instance of
@@ -16,12 +19,12 @@ Reward: 0 until the last decision, then `best_time / iteration_time_s` of the pl
 `estimate_training` (1.0 for the fastest plan of the space). `info` carries the plan and its metrics.
 
 Observation (Box in [0, 1]): 6 instance features (log GPUs, log parameters, layers, log sequence length,
-log global batch, memory budget), the step as one-hot (7), the values chosen so far (7, normalised by the
+log global batch, memory budget), the step as one-hot (9), the values chosen so far (9, normalised by the
 largest candidate) and the current mask (K).
 
 Invalid actions (the kit's vocabulary, `sysgym.env`): `invalid_action="penalise"` (default) makes the step a
 no-op with reward -1 and `info["invalid_action"]` naming the decision and the value, and truncates the episode
-after 3 x 7 steps; `"raise"` raises `InvalidActionError` with that message, leaving the state untouched.
+after 3 x 9 steps; `"raise"` raises `InvalidActionError` with that message, leaving the state untouched.
 
 `decisions()` is the finished plan as `TrainingPlan.to_dict()`, what `parallel_plan.evaluate` scores (None
 before the last decision).
@@ -41,9 +44,10 @@ from sysgym.envs.parallel_plan.instance import PlanInstance
 from sysgym.envs.parallel_plan.space import evaluate_space, infeasible_report, uniform_space
 from sysgym.errors import InvalidArgumentError, InvalidInstanceError, SysgymError
 
-DECISIONS = ("t", "p", "b", "v", "sp", "base", "opt")
-LABELS = {"t": "tensor parallel", "p": "pipeline parallel", "b": "micro-batch", "v": "virtual stages",
-          "sp": "sequence parallel", "base": "recompute", "opt": "optimizer sharding"}
+DECISIONS = ("t", "c", "p", "place", "b", "v", "sp", "base", "opt")
+LABELS = {"t": "tensor parallel", "c": "context parallel", "p": "pipeline parallel", "place": "placement",
+          "b": "micro-batch", "v": "virtual stages", "sp": "sequence parallel", "base": "recompute",
+          "opt": "optimizer sharding"}
 N_FEATURES = 6
 
 
@@ -77,8 +81,8 @@ def plan_table(instance: PlanInstance) -> _Table:
     space = space.subset(feasible)
     cfg = space.cfg
     opt_code = cfg["z"] * 2 + cfg["dopt"].astype(np.int64)
-    columns = {"t": cfg["t"], "p": cfg["p"], "b": cfg["b"], "v": cfg["v"], "sp": cfg["sp"].astype(np.int64),
-               "base": cfg["base"], "opt": opt_code}
+    columns = {"t": cfg["t"], "c": cfg["c"], "p": cfg["p"], "place": cfg["pl"], "b": cfg["b"], "v": cfg["v"],
+               "sp": cfg["sp"].astype(np.int64), "base": cfg["base"], "opt": opt_code}
     cands = {k: np.unique(col) for k, col in columns.items()}
     # Column of candidate indices per decision, so a step is one comparison.
     col_idx = {k: np.searchsorted(cands[k], columns[k]) for k in DECISIONS}
@@ -226,6 +230,9 @@ class ParallelPlanEnv(SysgymEnv):
             return ("none", "selective", "full")[v]
         if name == "sp":
             return bool(v)
+        if name == "place":
+            place = self.space.placements[v]
+            return "rank order" if place is None else "".join(map(str, place))
         return v
 
     def _describe_prefix(self) -> str:
@@ -247,6 +254,7 @@ class ParallelPlanEnv(SysgymEnv):
         for j, name in enumerate(DECISIONS):
             if self.state.chosen[j] >= 0:
                 vals = self._table.cands[name]
-                chosen[j] = float(vals[self.state.chosen[j]]) / max(float(vals.max()), 1.0)
+                chosen[j] = (float(self.state.chosen[j]) if name == "place" else float(vals[self.state.chosen[j]])) \
+                    / max(float(len(vals) - 1 if name == "place" else vals.max()), 1.0)
         mask = self.action_masks().astype(np.float32)
         return np.concatenate([self._features, step, chosen, mask]).astype(np.float32)

@@ -13,6 +13,12 @@ Presets name published training set-ups:
 * `1t`: the 1T-parameter GPT of Table 1 on 3072 A100s (384 DGX nodes), batch 3072.
 * `tight`: Llama-2-13B on one DGX A100 with a 40 GiB budget per GPU (memory-bound: recomputation and ZeRO
   matter).
+* `long`: Llama-3-8B at 128K tokens per sequence (Llama 3.1's long-context training length) on 8 DGX A100
+  nodes, 32 sequences (4M tokens) per batch, FlashAttention: context parallelism is in the plan space.
+* `hetero`: Llama-2-70B on 8 DGX A100 nodes, half on 200 Gb/s InfiniBand, half on 100 Gb/s RoCE, Ethernet
+  between the halves (kernels preset dgx-a100-ib-roce, the setting of Holmes, Yang et al. ICPP'24): placement
+  of stages on node groups is in the plan space.
+* `two_tier`: Llama-2-70B on two racks of 8 DGX A100 nodes behind an oversubscribed spine (dgx-a100-two-tier).
 The generator is deterministic (the seed is recorded in the name for replay; nothing here is random).
 """
 from __future__ import annotations
@@ -34,6 +40,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "1t": {"model": "gpt-1t", "cluster": "dgx-a100", "nodes": 384, "seq_len": 2048, "global_batch": 3072},
     "tight": {"model": "llama-2-13b", "cluster": "dgx-a100", "nodes": 1, "seq_len": 4096, "global_batch": 64,
               "memory_limit_gib": 40.0},
+    "long": {"model": "llama-3-8b", "cluster": "dgx-a100", "nodes": 8, "seq_len": 131072, "global_batch": 32,
+             "flash_attention": True},
+    "hetero": {"model": "llama-2-70b", "cluster": "dgx-a100-ib-roce", "seq_len": 4096, "global_batch": 256},
+    "two_tier": {"model": "llama-2-70b", "cluster": "dgx-a100-two-tier", "seq_len": 4096, "global_batch": 512},
 }
 
 
@@ -57,7 +67,11 @@ def generate_v0(*, seed: int = 0, preset: str | None = None, model: str | None =
     if params.get("num_layers") is not None:
         spec = spec.replace(num_layers=int(params["num_layers"]), name=f"{spec.name}-{int(params['num_layers'])}l")
     overrides = {"num_nodes": int(params["nodes"])} if params.get("nodes") is not None else {}
-    clus = _known(lambda n: kernels.get_cluster(n, **overrides), "cluster", params["cluster"], kernels.list_clusters())
+    clus = _known(kernels.get_cluster, "cluster", params["cluster"], kernels.list_clusters())
+    if overrides and clus.heterogeneous:
+        raise InvalidArgumentError(f"cluster {clus.name!r} lists its node groups; it takes no `nodes` override")
+    if overrides:
+        clus = kernels.get_cluster(clus, **overrides)
     explicit = {k: v for k, v in given.items() if v is not None}
     name = format_spec("parallel_plan", preset or "custom", seed, explicit if preset else params)
     return PlanInstance(model=spec, cluster=clus, seq_len=params["seq_len"], global_batch=params["global_batch"],

@@ -1,14 +1,18 @@
 """The legal plan space, enumerated as numpy arrays (struct of arrays), and its vectorised evaluation.
 
-`uniform_space(inst)` lists every legal (t, p, d, b, v, sp, recompute, optimizer sharding) with equal
-pipeline stages; `evaluate_space` prices them all with one call of the cost model. The same arrays drive the
+`uniform_space(inst)` lists every legal (t, c, p, d, b, v, sp, recompute, optimizer sharding, placement) with
+equal pipeline stages; `evaluate_space` prices them all with one call of the cost model. Context parallelism c
+is searched when the instance uses FlashAttention (Megatron-Core's requirement) over the c that split the
+sequence into 2c equal chunks; placements on a heterogeneous cluster are Megatron's rank order (None) and every
+contiguous assignment of stages to node groups (each group a block of consecutive stages, in every order of the
+groups), when stages take whole nodes and fill each group exactly (`placement_options`). The same arrays drive the
 exhaustive solver, the env's masks and the Optuna search, so every method sees one space. `infeasible_report`
 says why an instance (or a method) has no plan that fits: the smallest per-GPU memory any legal plan needs.
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,7 +23,7 @@ from sysgym.envs.parallel_plan.plan import RECOMPUTE, TrainingPlan
 # the distributed optimizer costs in this model, so only the latter is searched; ZeRO-2/3 need pp == 1.
 OPT_OPTIONS: tuple[tuple[int, bool], ...] = ((0, False), (0, True), (2, False), (3, False))
 MAX_MICRO_BATCH: int | None = None  # None: every divisor of the per-replica batch
-KEYS = ("t", "p", "d", "b", "v", "sp", "base", "z", "dopt", "m")
+KEYS = ("t", "c", "p", "d", "b", "v", "sp", "base", "z", "dopt", "m", "pl")
 
 
 def divisors(n: int) -> list[int]:
@@ -30,10 +34,43 @@ def tp_options(inst) -> list[int]:
     return [t for t in divisors(inst.model.num_heads) if inst.num_gpus % t == 0]
 
 
-def pp_options(inst, t: int, *, uniform: bool = True) -> list[int]:
-    L = inst.model.num_layers
+def cp_options(inst, t: int) -> list[int]:
+    """Context-parallel degrees: 1, and with FlashAttention every c dividing the GPUs left by t for which the
+    sequence splits into 2c chunks (each of at least one token per tensor-parallel rank)."""
+    if not inst.flash_attention:
+        return [1]
     rest = inst.num_gpus // t
+    return [c for c in divisors(rest) if c == 1 or (inst.seq_len % (2 * c) == 0 and inst.seq_len // (2 * c) >= t)]
+
+
+def pp_options(inst, t: int, *, uniform: bool = True, c: int = 1) -> list[int]:
+    L = inst.model.num_layers
+    rest = inst.num_gpus // (t * c)
     return [p for p in divisors(rest) if p <= L and (not uniform or L % p == 0)]
+
+
+def placement_options(inst, t: int, c: int, p: int, d: int) -> list[tuple[int, ...] | None]:
+    """None (Megatron's rank order over the nodes) and, on a heterogeneous cluster whose groups the stages can
+    fill with whole nodes, every contiguous assignment of stages to groups (one block per group, each order)."""
+    cluster = inst.cluster
+    groups = cluster.groups
+    out: list[tuple[int, ...] | None] = [None]
+    per_stage = t * c * d
+    if len(groups) < 2 or per_stage % cluster.gpus_per_node:
+        return out
+    counts = []
+    for g in groups:
+        gpus = g.num_nodes * cluster.gpus_per_node
+        if gpus % per_stage:
+            return out
+        counts.append(gpus // per_stage)
+    if sum(counts) != p:
+        return out
+    for order in itertools.permutations(range(len(groups))):
+        place = tuple(k for k in order for _ in range(counts[k]))
+        if place not in out:
+            out.append(place)
+    return out
 
 
 def mb_options(inst, d: int, max_micro_batch: int | None = MAX_MICRO_BATCH) -> list[int]:
@@ -52,6 +89,7 @@ def vs_options(inst, p: int, m: int, *, interleaving: bool = True) -> list[int]:
 @dataclass
 class Space:
     cfg: dict[str, np.ndarray]
+    placements: list = field(default_factory=lambda: [None])  # cfg["pl"] -> placement (the cost model's table)
 
     def __len__(self) -> int:
         return len(self.cfg["t"])
@@ -61,35 +99,50 @@ class Space:
         return TrainingPlan(tp=int(c["t"]), pp=int(c["p"]), dp=int(c["d"]), micro_batch=int(c["b"]),
                             virtual_stages=int(c["v"]), sequence_parallel=bool(c["sp"]),
                             recompute=RECOMPUTE[int(c["base"])], zero_stage=int(c["z"]),
-                            distributed_optimizer=bool(c["dopt"]))
+                            distributed_optimizer=bool(c["dopt"]), context_parallel=int(c["c"]),
+                            placement=self.placements[int(c["pl"])])
 
     def subset(self, mask: np.ndarray) -> Space:
-        return Space({k: v[mask] for k, v in self.cfg.items()})
+        return Space({k: v[mask] for k, v in self.cfg.items()}, self.placements)
 
 
 def uniform_space(inst, *, interleaving: bool = True, recompute: tuple[str, ...] = RECOMPUTE,
                   opt_options: tuple[tuple[int, bool], ...] = OPT_OPTIONS, uniform: bool = True,
-                  max_micro_batch: int | None = MAX_MICRO_BATCH) -> Space:
+                  max_micro_batch: int | None = MAX_MICRO_BATCH, placements: bool = True) -> Space:
     """Every legal plan with equal stages (or, with uniform=False and interleaving=False, every pipeline depth
-    up to the layer count: the global knobs of the partition solvers)."""
-    rows = []
+    up to the layer count: the global knobs of the partition solvers). placements=False keeps Megatron's rank
+    order only (a placement-oblivious search)."""
+    cm = inst.cost_model()
     base_codes = [RECOMPUTE_CODE[r] for r in recompute]
+    blocks, tails = [], {}
     for t in tp_options(inst):
-        for p in pp_options(inst, t, uniform=uniform):
-            d = inst.num_gpus // (t * p)
-            for b in mb_options(inst, d, max_micro_batch):
-                m = inst.global_batch // (d * b)
-                for v in vs_options(inst, p, m, interleaving=interleaving):
-                    sps = (False, True) if t > 1 and inst.seq_len % t == 0 else (False,)
-                    for sp, base, (z, dopt) in itertools.product(sps, base_codes, opt_options):
-                        if z >= 2 and p > 1:
-                            continue
-                        rows.append((t, p, d, b, v, sp, base, z, dopt, m))
-    arr = np.array(rows, dtype=np.int64).reshape(-1, len(KEYS))
-    cfg = {k: arr[:, j] for j, k in enumerate(KEYS)}
+        for c in cp_options(inst, t):
+            for p in pp_options(inst, t, uniform=uniform, c=c):
+                d = inst.num_gpus // (t * c * p)
+                places = placement_options(inst, t, c, p, d) if placements else [None]
+                pls = tuple(cm.placement_id(pl) for pl in places)
+                sps = (False, True) if t > 1 and (inst.seq_len // c) % t == 0 else (False,)
+                key = (sps, p > 1, pls)
+                if key not in tails:  # (sp, base, z, dopt, pl) combinations, built once per kind of prefix
+                    tails[key] = np.array([(sp, base, z, dopt, pl) for sp, base, (z, dopt), pl in
+                                           itertools.product(sps, base_codes, opt_options, pls)
+                                           if not (z >= 2 and p > 1)], dtype=np.int64).reshape(-1, 5)
+                tail = tails[key]
+                for b in mb_options(inst, d, max_micro_batch):
+                    m = inst.global_batch // (d * b)
+                    for v in vs_options(inst, p, m, interleaving=interleaving):
+                        blocks.append((np.array([t, c, p, d, b, v, m], dtype=np.int64), tail))
+    if blocks:
+        heads = np.concatenate([np.repeat(h[None, :], len(tl), axis=0) for h, tl in blocks])
+        tails_all = np.concatenate([tl for _, tl in blocks])
+    else:
+        heads, tails_all = np.zeros((0, 7), np.int64), np.zeros((0, 5), np.int64)
+    cols = dict(zip(("t", "c", "p", "d", "b", "v", "m"), heads.T))
+    cols.update(zip(("sp", "base", "z", "dopt", "pl"), tails_all.T))
+    cfg = {k: np.ascontiguousarray(cols[k]) for k in KEYS}
     cfg["sp"] = cfg["sp"].astype(bool)
     cfg["dopt"] = cfg["dopt"].astype(bool)
-    return Space(cfg)
+    return Space(cfg, cm.placements)
 
 
 def evaluate_space(inst, space: Space) -> dict[str, np.ndarray]:

@@ -3,6 +3,8 @@ every plan priced by `estimate_training` (the parallel-plan family's scorer).
 
     sysgym plan --model llama-2-70b --cluster dgx-a100 --nodes 8 --seq-len 4096 --global-batch 1024
     sysgym plan --model gpt-1t --cluster dgx-a100 --nodes 384 --seq-len 2048 --global-batch 3072 --plot front.png
+    sysgym plan --model llama-2-70b --cluster dgx-a100-ib-roce --seq-len 4096 --global-batch 256   # node groups
+    sysgym plan --model llama-3-8b --nodes 8 --seq-len 131072 --global-batch 32 --flash-attention  # context parallel
 """
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ import sys
 
 import numpy as np
 
-COMPONENTS = {"compute_s": "compute", "tp_comm_s": "tensor-parallel comm", "p2p_s": "pipeline send/recv",
-              "bubble_s": "pipeline bubble", "grad_sync_and_optimizer_s": "gradient sync + optimizer"}
+COMPONENTS = {"compute_s": "compute", "tp_comm_s": "tensor-parallel comm", "cp_comm_s": "context-parallel comm",
+              "p2p_s": "pipeline send/recv", "bubble_s": "pipeline bubble",
+              "grad_sync_and_optimizer_s": "gradient sync + optimizer"}
 
 
 def why_slower(best, other) -> str:
@@ -110,7 +113,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             break
     ests = [inst.estimate(p) for p in shown]
     table = Table(title="best plans (estimate_training)")
-    for col in ("#", "plan (t p d b v sp recompute sharding)", "iteration (s)", "TFLOP/s/GPU", "MFU",
+    for col in ("#", "plan (t c p d b v sp recompute sharding placement)", "iteration (s)", "TFLOP/s/GPU", "MFU",
                 "memory/GPU (GiB)", "why it loses to #1"):
         table.add_column(col, justify="left" if col.startswith(("plan", "why")) else "right")
     for i, est in enumerate(ests, 1):

@@ -38,11 +38,13 @@ def opt_options(max_zero_stage: int = 3) -> tuple[tuple[int, bool], ...]:
     return tuple(o for o in OPT_OPTIONS if o[0] <= max_zero_stage)
 
 
-def partition_configs(inst, *, recompute_base=("none", "selective"), max_zero_stage: int = 3) -> Space:
-    """Global knobs (t, p, d, b, sp, base recompute, sharding) of the partition solvers: v = 1, every
-    pipeline depth up to the layer count (stages may be unequal)."""
+def partition_configs(inst, *, recompute_base=("none", "selective"), max_zero_stage: int = 3,
+                      placements: bool = True) -> Space:
+    """Global knobs (t, c, p, d, b, sp, base recompute, sharding, placement) of the partition solvers: v = 1,
+    every pipeline depth up to the layer count (stages may be unequal); placements=False keeps Megatron's rank
+    order only (CP-SAT assigns stages to node groups itself)."""
     return uniform_space(inst, interleaving=False, recompute=recompute_base, uniform=False,
-                         opt_options=opt_options(max_zero_stage))
+                         opt_options=opt_options(max_zero_stage), placements=placements)
 
 
 @dataclass
@@ -100,12 +102,18 @@ def compositions(total: int, parts: int):
         yield tuple(bounds[k + 1] - bounds[k] for k in range(parts))
 
 
-def plan_from(cfg_row: dict, parts, rs) -> TrainingPlan:
+def plan_from(cfg_row: dict, parts, rs, placement=None) -> TrainingPlan:
     return TrainingPlan(tp=int(cfg_row["t"]), pp=int(cfg_row["p"]), dp=int(cfg_row["d"]),
                         micro_batch=int(cfg_row["b"]), virtual_stages=1, sequence_parallel=bool(cfg_row["sp"]),
                         recompute=RECOMPUTE[int(cfg_row["base"])], zero_stage=int(cfg_row["z"]),
                         distributed_optimizer=bool(cfg_row["dopt"]), partition=tuple(int(x) for x in parts),
-                        recompute_layers=tuple(int(x) for x in rs))
+                        recompute_layers=tuple(int(x) for x in rs), context_parallel=int(cfg_row.get("c", 1)),
+                        placement=placement)
+
+
+def row_placement(inst, cfg_row: dict):
+    """The placement a configuration row names (its `pl` in the instance's cost model)."""
+    return inst.cost_model().placement(int(cfg_row.get("pl", 0)))
 
 
 def cfg_row(space: Space, k: int) -> dict:

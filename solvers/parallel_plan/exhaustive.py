@@ -1,10 +1,12 @@
 """`parallel_plan.exhaustive`: enumerate the legal plan space and price it all in one vectorised call.
 
-`partitions="uniform"` (default): every legal (t, p, d, b, v, sp, recompute, sharding) with equal stages --
-the space Megatron-LM accepts. `partitions="all"`: the partition solvers' space instead (v = 1, any pipeline
-depth, every layer-to-stage split and every per-stage count of fully recomputed layers), enumerated
-configuration by configuration; it is the referee for `parallel_plan.dp` and `parallel_plan.cpsat` on
-instances small enough (`max_candidates`).
+`partitions="uniform"` (default): every legal (t, c, p, d, b, v, sp, recompute, sharding, placement) with equal
+stages -- the space Megatron-LM accepts, placements being Megatron's rank order and, on a heterogeneous
+cluster, every contiguous assignment of stages to node groups (`space.placement_options`; `placements=False`
+searches the rank order only, i.e. placement-oblivious). `partitions="all"`: the partition solvers' space
+instead (v = 1, any pipeline depth, every layer-to-stage split and every per-stage count of fully recomputed
+layers), enumerated configuration by configuration; it is the referee for `parallel_plan.dp` and
+`parallel_plan.cpsat` on instances small enough (`max_candidates`).
 """
 from __future__ import annotations
 
@@ -23,14 +25,16 @@ from sysgym.solvers.parallel_plan.common import (
     opt_options,
     partition_configs,
     plan_from,
+    row_placement,
     scored_solution,
     stage_tables,
 )
 
 
-def best_uniform(inst, *, interleaving: bool = True, max_zero_stage: int = 3):
+def best_uniform(inst, *, interleaving: bool = True, max_zero_stage: int = 3, placements: bool = True):
     """(space, evaluation, index of the fastest feasible plan or None)."""
-    space = uniform_space(inst, interleaving=interleaving, opt_options=opt_options(max_zero_stage))
+    space = uniform_space(inst, interleaving=interleaving, opt_options=opt_options(max_zero_stage),
+                          placements=placements)
     out = evaluate_space(inst, space)
     if not out["feasible"].any():
         return space, out, None
@@ -38,9 +42,9 @@ def best_uniform(inst, *, interleaving: bool = True, max_zero_stage: int = 3):
 
 
 def enumerate_partitions(inst, *, max_candidates: int = 2_000_000, deadline: float | None = None,
-                         max_zero_stage: int = 3):
+                         max_zero_stage: int = 3, placements: bool = True):
     """Best plan of the partition space by brute force: (plan, objective, candidates evaluated, complete)."""
-    configs = partition_configs(inst, max_zero_stage=max_zero_stage)
+    configs = partition_configs(inst, max_zero_stage=max_zero_stage, placements=placements)
     L = inst.model.num_layers
     limit = memory_limit_bytes(inst.cluster, inst.memory_limit_gib)
     best, best_plan, count = math.inf, None, 0
@@ -66,7 +70,7 @@ def enumerate_partitions(inst, *, max_candidates: int = 2_000_000, deadline: flo
             obj = np.where(ok, obj, np.inf)
             j = int(np.argmin(obj))
             if obj[j] < best:
-                best, best_plan = float(obj[j]), plan_from(row, parts, rs[j])
+                best, best_plan = float(obj[j]), plan_from(row, parts, rs[j], row_placement(inst, row))
     return best_plan, best, count, True
 
 
@@ -79,19 +83,19 @@ class Exhaustive(Solver):
     kind = "exact"
 
     def __init__(self, partitions: str = "uniform", interleaving: bool = True, max_candidates: int = 2_000_000,
-                 max_zero_stage: int = 3):
+                 max_zero_stage: int = 3, placements: bool = True):
         if partitions not in ("uniform", "all"):
             raise InvalidArgumentError(f"partitions must be 'uniform' or 'all', got {partitions!r}")
         super().__init__(partitions=partitions, interleaving=interleaving, max_candidates=max_candidates,
-                         max_zero_stage=max_zero_stage)
+                         max_zero_stage=max_zero_stage, placements=placements)
         self.partitions, self.interleaving, self.max_candidates = partitions, interleaving, max_candidates
-        self.max_zero_stage = max_zero_stage
+        self.max_zero_stage, self.placements = max_zero_stage, placements
 
     def solve(self, instance, *, time_limit: float | None = None, seed: int = 0):
         t0 = time.perf_counter()
         if self.partitions == "uniform":
             space, out, k = best_uniform(instance, interleaving=self.interleaving,
-                                         max_zero_stage=self.max_zero_stage)
+                                         max_zero_stage=self.max_zero_stage, placements=self.placements)
             stats = {"plans_evaluated": len(space), "feasible_plans": int(out["feasible"].sum())}
             if k is None:
                 return scored_solution(instance, None, t0, "infeasible", stats={**stats, **infeasible_report(instance)})
@@ -103,7 +107,8 @@ class Exhaustive(Solver):
             return sol
         deadline = None if time_limit is None else t0 + float(time_limit)
         plan, _, count, complete = enumerate_partitions(instance, max_candidates=self.max_candidates,
-                                                        deadline=deadline, max_zero_stage=self.max_zero_stage)
+                                                        deadline=deadline, max_zero_stage=self.max_zero_stage,
+                                                        placements=self.placements)
         stats = {"plans_evaluated": count, "complete": complete}
         if plan is None:
             status = "infeasible" if complete else "timeout"

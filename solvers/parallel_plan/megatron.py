@@ -6,13 +6,17 @@
 3. Full activation recomputation, the 1F1B schedule, no optimizer sharding (the paper's runs).
 4. The micro-batch size that gives the best throughput among those that fit (takeaway #3: the optimum depends
    on the model; the paper measured it, this heuristic asks the cost model for b in {1, 2, 4, 8}).
+5. Long sequences (FlashAttention instances) that fit no such plan: context parallelism c = 2, 4, ... in
+   front of pipelining (Megatron-Core's advice for long contexts: split the sequence before the layers).
+The rules know nothing of node groups: on a heterogeneous cluster they keep Megatron's rank order (the
+placement-oblivious baseline).
 """
 from __future__ import annotations
 
 import time
 
 from sysgym.envs.parallel_plan.plan import TrainingPlan
-from sysgym.envs.parallel_plan.space import divisors, infeasible_report, tp_options
+from sysgym.envs.parallel_plan.space import cp_options, divisors, infeasible_report, tp_options
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.parallel_plan.common import scored_solution
 
@@ -20,21 +24,24 @@ from sysgym.solvers.parallel_plan.common import scored_solution
 def megatron_plan(inst, micro_batches=(1, 2, 4, 8)) -> TrainingPlan | None:
     n, g, L = inst.num_gpus, inst.cluster.gpus_per_node, inst.model.num_layers
     legal_t = set(tp_options(inst))
-    for mp in divisors(n):  # model-parallel size, smallest first
-        t = min(mp, g)
-        if mp % t or t not in legal_t:
-            continue
-        p = mp // t
-        if L % p:
-            continue
-        best = None
-        for b in micro_batches:
-            plan = TrainingPlan(tp=t, pp=p, dp=n // mp, micro_batch=b, recompute="full")
-            est = inst.estimate(plan)
-            if est.feasible and (best is None or est.iteration_time_s < best[0]):
-                best = (est.iteration_time_s, plan)
-        if best is not None:
-            return best[1]
+    cps = [c for c in cp_options(inst, 1) if c == 1 or inst.seq_len // (2 * c) >= g]
+    for c in sorted(cps):
+        for mp in divisors(n // c):  # model-parallel size, smallest first
+            t = min(mp, g)
+            if mp % t or t not in legal_t:
+                continue
+            p = mp // t
+            if L % p:
+                continue
+            best = None
+            for b in micro_batches:
+                plan = TrainingPlan(tp=t, pp=p, dp=n // (mp * c), micro_batch=b, recompute="full",
+                                    context_parallel=c)
+                est = inst.estimate(plan)
+                if est.feasible and (best is None or est.iteration_time_s < best[0]):
+                    best = (est.iteration_time_s, plan)
+            if best is not None:
+                return best[1]
     return None
 
 

@@ -8,6 +8,11 @@ the first holds the embedding and p in-flight micro-batches, the last the LM hea
 splits can win. The iteration time of a split is (m - 1) max_i tau_i + sum_i tau_i + max_i end_i
 (1F1B plus the gradient sync of the slowest stage), exactly what `estimate_training` computes.
 
+On a heterogeneous cluster the configurations also carry a placement (a node group per stage): the DP
+enumerates Megatron's rank order and every contiguous assignment of stages to groups (`space.placement_options`),
+so it is exact over those; CP-SAT assigns every stage to a group itself (any assignment that fills each group's
+GPUs with whole-node stages), the exchanges between stages priced by whether their groups differ.
+
 Configurations are visited in order of a valid lower bound and skipped once the bound reaches the incumbent,
 so both methods are exact over this space. The incumbent starts as the best equal-stage plan of the vectorised
 enumeration, with interleaving when `interleaving=True` (default): the result is then optimal over the union
@@ -31,12 +36,13 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from sysgym.envs.parallel_plan.cost import memory_limit_bytes
-from sysgym.envs.parallel_plan.space import infeasible_report
+from sysgym.envs.parallel_plan.space import infeasible_report, placement_options
 from sysgym.solvers.base import Solver, register
 from sysgym.solvers.parallel_plan.common import (
     cfg_row,
     partition_configs,
     plan_from,
+    row_placement,
     scored_solution,
     stage_tables,
 )
@@ -55,9 +61,18 @@ def _incumbent(inst, max_zero_stage: int, interleaving: bool):
     return plan, inst.estimate(plan).iteration_time_s
 
 
-def _ordered_configs(inst, max_zero_stage: int, deadline: float | None = None):
-    """(lower bound, index, config) sorted by the bound; the bound needs only the no-recompute stage times."""
-    configs = partition_configs(inst, max_zero_stage=max_zero_stage)
+def _assignable(inst, row) -> list:
+    """The contiguous placements of a configuration on a heterogeneous cluster (empty when its stages cannot be
+    placed on node groups: not whole nodes, or groups not filled exactly)."""
+    if not inst.cluster.heterogeneous:
+        return []
+    return placement_options(inst, row["t"], row["c"], row["p"], row["d"])[1:]
+
+
+def _ordered_configs(inst, max_zero_stage: int, deadline: float | None = None, placements: bool = True):
+    """(lower bound, index, config) sorted by the bound; the bound needs only the no-recompute stage times. With
+    placements=False (CP-SAT) a configuration that CP-SAT may place on node groups is bounded over every group."""
+    configs = partition_configs(inst, max_zero_stage=max_zero_stage, placements=placements)
     cm = inst.cost_model()
     L = inst.model.num_layers
     n = np.arange(1, L + 1)[None, :]
@@ -66,10 +81,16 @@ def _ordered_configs(inst, max_zero_stage: int, deadline: float | None = None):
         if deadline is not None and time.perf_counter() > deadline:
             break
         row = cfg_row(configs, k)
-        st = cm.stage_terms(row, np.arange(row["p"])[:, None], n, 0)
-        per_layer = float(np.min(st["tau"] / n))  # tau_i(n) >= n * this for every stage and split
+        rows = [row]
+        if not placements and _assignable(inst, row):
+            rows = [{**row, "pl": cm.placement_id((g,) * row["p"])} for g in range(cm.G)]
+        per_layer, end = math.inf, math.inf
+        for r in rows:
+            st = cm.stage_terms(r, np.arange(r["p"])[:, None], n, 0)
+            per_layer = min(per_layer, float(np.min(st["tau"] / n)))  # tau_i(n) >= n * this for every split
+            end = min(end, float(np.min(st["end"])))
         s_lb = L * per_layer
-        lb = (row["m"] - 1) * s_lb / row["p"] + s_lb + float(np.min(st["end"]))
+        lb = (row["m"] - 1) * s_lb / row["p"] + s_lb + end
         items.append((lb, k, row))
     items.sort(key=lambda x: (x[0], x[1]))
     return items
@@ -200,7 +221,7 @@ class GalvatronDP(Solver):
             found = dp_config(stage_tables(instance, row), L, best)
             if found is not None:
                 parts, rs, obj = found
-                cand = plan_from(row, parts, rs)
+                cand = plan_from(row, parts, rs, row_placement(instance, row))
                 score = instance.estimate(cand).iteration_time_s
                 if score < best:
                     plan, best = cand, score
@@ -230,7 +251,7 @@ class PartitionCpSat(Solver):
         deadline = None if time_limit is None else t0 + float(time_limit)
         L = instance.model.num_layers
         plan, best = _incumbent(instance, self.max_zero_stage, self.interleaving)
-        items = _ordered_configs(instance, self.max_zero_stage, deadline)
+        items = _ordered_configs(instance, self.max_zero_stage, deadline, placements=False)
         mem_limit = memory_limit_bytes(instance.cluster, instance.memory_limit_gib)
         bounds: list[float] = []
         visited, all_optimal, stopped_lb = 0, True, None
@@ -244,14 +265,18 @@ class PartitionCpSat(Solver):
                 break
             visited += 1
             limit = self.per_config_time_limit if left is None else min(self.per_config_time_limit, left)
-            res = self._solve_config(stage_tables(instance, row), L, best, limit, seed, mem_limit)
+            if _assignable(instance, row):
+                res = self._solve_config_groups(instance, row, L, best, limit, seed)
+            else:
+                res = self._solve_config(stage_tables(instance, row), L, best, limit, seed, mem_limit)
+                res = None if res is None else (*res, row_placement(instance, row))
             if res is None:
                 continue
-            parts, rs, cp_bound, optimal = res
+            parts, rs, cp_bound, optimal, placement = res
             bounds.append(cp_bound)
             all_optimal &= optimal
             if parts is not None:
-                cand = plan_from(row, parts, rs)
+                cand = plan_from(row, parts, rs, placement)
                 score = instance.estimate(cand).iteration_time_s
                 if score < best:
                     plan, best = cand, score
@@ -293,7 +318,7 @@ class PartitionCpSat(Solver):
             idx = model.NewIntVarFromDomain(cp_model.Domain.FromValues(flat.tolist()), f"idx{i}")
             n = model.NewIntVar(1, L, f"n{i}")
             tau = model.NewIntVar(0, big, f"tau{i}")
-            end = model.NewIntVar(0, max(end_int) + 1, f"end{i}")
+            end = model.NewIntVar(min(min(end_int), 0), max(end_int) + 1, f"end{i}")  # < 0: cool-down lead
             model.AddElement(idx, n_of, n)
             model.AddElement(idx, tau_int, tau)
             model.AddElement(idx, end_int, end)
@@ -304,20 +329,10 @@ class PartitionCpSat(Solver):
             return None
         model.Add(sum(n for _, _, n in n_vars) == L)
         tmax = model.NewIntVar(0, big, "tmax")
-        emax = model.NewIntVar(0, max(int(round(float(np.max(tab.end)) * NS)) + 1, 1), "emax")
-        model.AddMaxEquality(tmax, taus)
-        model.AddMaxEquality(emax, ends)
+        end_lo = min(int(round(float(np.min(tab.end)) * NS)), 0)
+        emax = model.NewIntVar(end_lo, max(int(round(float(np.max(tab.end)) * NS)) + 1, 1), "emax")
         model.Add(p * tmax >= sum(taus))  # redundant: tightens the relaxation's bound
-        objective = (m - 1) * tmax + sum(taus) + emax
-        if math.isfinite(best):  # only splits that beat the incumbent matter
-            model.Add(objective <= int(best * NS) + m + p + 1)
-        model.Minimize(objective)
-        solver = cp_model.CpSolver()
-        solver.parameters.num_workers = self.workers
-        solver.parameters.random_seed = int(seed)
-        solver.parameters.max_time_in_seconds = float(max(limit, 0.01))
-        code = solver.Solve(model)
-        bound = solver.BestObjectiveBound() / NS
+        solver, code, bound = self._minimise(model, m, tmax, taus, emax, ends, best, m + p + 1, limit, seed)
         if code == cp_model.INFEASIBLE:
             return None
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -329,3 +344,105 @@ class PartitionCpSat(Solver):
             rs.append(int(tab.r[i, k]) if r_of is None else r_of[k])
         # Integer rounding can shift the bound by up to (m + p + 1) ns; keep it valid.
         return parts, rs, bound - (m + p + 1) / NS, code == cp_model.OPTIMAL
+
+    def _minimise(self, model, m: int, tmax, taus, emax, ends, best: float, slack: int, limit: float, seed: int):
+        """Minimise (m - 1) max tau + sum tau + max end (ns) under the incumbent; (solver, status, bound in s)."""
+        model.AddMaxEquality(tmax, taus)
+        model.AddMaxEquality(emax, ends)
+        objective = (m - 1) * tmax + sum(taus) + emax
+        if math.isfinite(best):  # only splits that beat the incumbent matter
+            model.Add(objective <= int(best * NS) + slack)
+        model.Minimize(objective)
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = self.workers
+        solver.parameters.random_seed = int(seed)
+        solver.parameters.max_time_in_seconds = float(max(limit, 0.01))
+        code = solver.Solve(model)
+        return solver, code, solver.BestObjectiveBound() / NS
+
+    def _solve_config_groups(self, inst, row: dict, L: int, best: float, limit: float, seed: int):
+        """One configuration on a heterogeneous cluster: CP-SAT picks each stage's layers and node group.
+
+        Each group k holds exactly its GPUs / (t c d) stages. A stage's time is its time with every stage in its
+        group (compute, its group's data-parallel reduction in the end term) without its exchanges, plus one
+        exchange per neighbour priced by the pair of groups (same group: that group's NICs; else the link
+        between groups). Layer counts use the fewest fully recomputed layers that fit (memory does not depend
+        on the group). Returns (parts, recomputed layers, bound, optimal, placement) or None."""
+        cm = inst.cost_model()
+        G, p, m = cm.G, int(row["p"]), int(row["m"])
+        per_stage = int(row["t"] * row["c"] * row["d"])
+        caps = [g.num_nodes * cm.gpn // per_stage for g in inst.cluster.groups]
+        tabs = [stage_tables(inst, {**row, "pl": cm.placement_id((k,) * p)}) for k in range(G)]
+        lt = cm.layer_terms(row["t"], row["b"], row["sp"], row["c"])
+        q_same = [float(lt["q"][2 + k]) for k in range(G)]
+        q_cross = float(lt["q"][cm.CROSS])
+        neighbours = np.array([(i > 0) + (i < p - 1) for i in range(p)], float)[:, None]
+        tau0 = [np.where(np.isfinite(tab.tau), tab.tau - q_same[k] * neighbours, np.inf) for k, tab in enumerate(tabs)]
+        big = int(min(best, 1e6) * NS) + 1
+        size = G * (L + 1)
+        n_of = [f % (L + 1) for f in range(size)]
+        g_of = [f // (L + 1) for f in range(size)]
+        model = cp_model.CpModel()
+        idxs, ns, gs, taus0, ends = [], [], [], [], []
+        end_hi, end_lo = 1, 0
+        for i in range(p):
+            tau_tab = np.concatenate([tau0[k][i] for k in range(G)])
+            end_tab = np.concatenate([tabs[k].end[i] for k in range(G)])
+            flat = np.flatnonzero(np.isfinite(tau_tab))
+            if len(flat) == 0:
+                return None
+            tau_int = np.minimum(np.round(np.nan_to_num(tau_tab, posinf=0.0) * NS), big).astype(np.int64).tolist()
+            end_int = np.round(end_tab * NS).astype(np.int64)
+            lo_end = int(min(end_int.min(), 0))
+            end_hi, end_lo = max(end_hi, int(end_int.max()) + 1), min(end_lo, lo_end)
+            idx = model.NewIntVarFromDomain(cp_model.Domain.FromValues(flat.tolist()), f"idx{i}")
+            n = model.NewIntVar(1, L, f"n{i}")
+            g = model.NewIntVar(0, G - 1, f"g{i}")
+            tau = model.NewIntVar(0, big, f"tau0_{i}")
+            end = model.NewIntVar(lo_end, int(end_int.max()) + 1, f"end{i}")
+            model.AddElement(idx, n_of, n)
+            model.AddElement(idx, g_of, g)
+            model.AddElement(idx, tau_int, tau)
+            model.AddElement(idx, end_int.tolist(), end)
+            idxs.append(idx)
+            ns.append(n)
+            gs.append(g)
+            taus0.append(tau)
+            ends.append(end)
+        for k in range(G):
+            in_k = []
+            for i in range(p):
+                x = model.NewBoolVar(f"x{i}_{k}")
+                model.Add(gs[i] == k).OnlyEnforceIf(x)
+                model.Add(gs[i] != k).OnlyEnforceIf(x.Not())
+                in_k.append(x)
+            model.Add(sum(in_k) == caps[k])
+        q_tab = [int(round((q_same[a] if a == b else q_cross) * NS)) for a in range(G) for b in range(G)]
+        qb = []
+        for i in range(p - 1):
+            pair = model.NewIntVar(0, G * G - 1, f"pair{i}")
+            model.Add(pair == G * gs[i] + gs[i + 1])
+            q = model.NewIntVar(0, max(q_tab), f"q{i}")
+            model.AddElement(pair, q_tab, q)
+            qb.append(q)
+        taus = []
+        for i in range(p):
+            tau = model.NewIntVar(0, big + 2 * max(q_tab), f"tau{i}")
+            model.Add(tau == taus0[i] + (qb[i - 1] if i > 0 else 0) + (qb[i] if i < p - 1 else 0))
+            taus.append(tau)
+        model.Add(sum(ns) == L)
+        tmax = model.NewIntVar(0, big + 2 * max(q_tab), "tmax")
+        emax = model.NewIntVar(end_lo, end_hi, "emax")
+        solver, code, bound = self._minimise(model, m, tmax, taus, emax, ends, best, m + 3 * p + 1, limit, seed)
+        if code == cp_model.INFEASIBLE:
+            return None
+        if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None, None, bound, False, None
+        parts, rs, place = [], [], []
+        for i in range(p):
+            f = solver.Value(idxs[i])
+            parts.append(n_of[f])
+            place.append(g_of[f])
+            rs.append(int(tabs[g_of[f]].r[i, n_of[f]]))
+        # Integer rounding can shift the bound by up to (m + 3p + 1) ns; keep it valid.
+        return parts, rs, bound - (m + 3 * p + 1) / NS, code == cp_model.OPTIMAL, tuple(place)

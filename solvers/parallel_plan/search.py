@@ -1,6 +1,7 @@
 """`parallel_plan.optuna_tpe` / `parallel_plan.optuna_cmaes`: black-box search over the equal-stage plan space.
 
-Each plan dimension (t, p, b, v, sequence parallelism, recomputation, optimizer sharding) is an integer index;
+Each plan dimension (t, c, p, placement, b, v, sequence parallelism, recomputation, optimizer sharding) is an
+integer index;
 indices map onto the values legal after the earlier choices (modulo their number), and a plan over the
 memory limit scores a penalty. Every trial is priced by `estimate_training`; the best feasible trial is returned.
 
@@ -18,9 +19,11 @@ import optuna
 from sysgym.envs.parallel_plan.plan import RECOMPUTE, TrainingPlan
 from sysgym.envs.parallel_plan.space import (
     OPT_OPTIONS,
+    cp_options,
     divisors,
     infeasible_report,
     mb_options,
+    placement_options,
     pp_options,
     tp_options,
     vs_options,
@@ -38,18 +41,26 @@ def dimensions(inst) -> dict[str, int]:
     L = inst.model.num_layers
     n = inst.num_gpus
     ts = tp_options(inst)
-    max_p = max(len(pp_options(inst, t)) for t in ts)
+    max_c = max(len(cp_options(inst, t)) for t in ts)
+    max_p = max(len(pp_options(inst, t, c=c)) for t in ts for c in cp_options(inst, t))
     max_b = max((len(mb_options(inst, d)) for d in divisors(n)), default=1)
-    return {"t": len(ts), "p": max_p, "b": max(max_b, 1), "v": len(divisors(L)), "sp": 2, "rc": len(RECOMPUTE),
-            "opt": len(OPT_OPTIONS)}
+    max_place = 1 + (math.factorial(len(inst.cluster.groups)) if inst.cluster.heterogeneous else 0)
+    return {"t": len(ts), "c": max_c, "p": max_p, "place": max_place, "b": max(max_b, 1), "v": len(divisors(L)),
+            "sp": 2, "rc": len(RECOMPUTE), "opt": len(OPT_OPTIONS)}
 
 
 def decode(inst, idx: dict[str, int]) -> TrainingPlan | None:
     ts = tp_options(inst)
     t = ts[idx["t"] % len(ts)]
-    ps = pp_options(inst, t)
+    cs = cp_options(inst, t)
+    c = cs[idx.get("c", 0) % len(cs)]
+    ps = pp_options(inst, t, c=c)
+    if not ps:
+        return None
     p = ps[idx["p"] % len(ps)]
-    d = inst.num_gpus // (t * p)
+    d = inst.num_gpus // (t * c * p)
+    places = placement_options(inst, t, c, p, d)
+    placement = places[idx.get("place", 0) % len(places)]
     bs = mb_options(inst, d)
     if not bs:
         return None
@@ -58,8 +69,9 @@ def decode(inst, idx: dict[str, int]) -> TrainingPlan | None:
     opts = [o for o in OPT_OPTIONS if p == 1 or o[0] < 2]
     z, dopt = opts[idx["opt"] % len(opts)]
     return TrainingPlan(tp=t, pp=p, dp=d, micro_batch=b, virtual_stages=vs[idx["v"] % len(vs)],
-                        sequence_parallel=bool(idx["sp"]) and t > 1 and inst.seq_len % t == 0,
-                        recompute=RECOMPUTE[idx["rc"]], zero_stage=z, distributed_optimizer=dopt)
+                        sequence_parallel=bool(idx["sp"]) and t > 1 and (inst.seq_len // c) % t == 0,
+                        recompute=RECOMPUTE[idx["rc"]], zero_stage=z, distributed_optimizer=dopt,
+                        context_parallel=c, placement=placement)
 
 
 class _OptunaBase(Solver):

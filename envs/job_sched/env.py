@@ -25,7 +25,9 @@ Observation (`observation="graph"`, a Dict of padded arrays SB3 can consume; N =
   stages left / max_stages; `job_mask` (max_jobs,);
 * `global` (4,): free executors / E, jobs in system / max_jobs, moving delay / 10 s, time / 1000 s.
 A GNN extractor (Decima's) runs message passing over `edges` within each job, pools per `node_job`, and scores
-nodes; `observation="flat"` gives one Box vector (node features, masks, global) for MLP policies.
+nodes; `observation="flat"` gives one Box vector (node features, masks, global) for MLP policies. Nothing is cut
+from the observation: an instance with a job of more than `max_stages` stages or `max_edges` DAG edges is refused
+at reset (`InvalidArgumentError` naming the job).
 
 Reward: `reward="jct"` (default): minus the integral of (jobs in the system) over the time a step advances,
 so minus the episode return divided by the number of jobs equals the mean job completion time exactly

@@ -25,7 +25,9 @@ Observation (`observation="graph"`, a Dict of padded arrays SB3 can consume; N =
   stages left / max_stages; `job_mask` (max_jobs,);
 * `global` (4,): free executors / E, jobs in system / max_jobs, moving delay / 10 s, time / 1000 s.
 A GNN extractor (Decima's) runs message passing over `edges` within each job, pools per `node_job`, and scores
-nodes; `observation="flat"` gives one Box vector (node features, masks, global) for MLP policies.
+nodes; `observation="flat"` gives one Box vector (node features, masks, global) for MLP policies. Nothing is cut
+from the observation: an instance with a job of more than `max_stages` stages or `max_edges` DAG edges is refused
+at reset (`InvalidArgumentError` naming the job).
 
 Reward: `reward="jct"` (default): minus the integral of (jobs in the system) over the time a step advances,
 so minus the episode return divided by the number of jobs equals the mean job completion time exactly
@@ -130,6 +132,16 @@ class JobSchedEnv(SysgymEnv):
         if big:
             raise InvalidArgumentError(f"job {big[0]} of {inst.name} has {len(inst.job_stages(big[0]))} stages > "
                                        f"max_stages={self.max_stages}")
+        # every edge must reach the observation (a job's edges beyond max_edges would be dropped from it)
+        edges = np.bincount(inst.stage_job[inst.edges[:, 0]], minlength=inst.num_jobs) if len(inst.edges) else \
+            np.zeros(inst.num_jobs, np.int64)
+        over = np.flatnonzero(edges > self.max_edges)
+        if len(over):
+            j = int(over[0])
+            raise InvalidArgumentError(f"job {j} ({inst.job_label[j]}) of {inst.name} has {int(edges[j])} DAG edges > "
+                                       f"max_edges={self.max_edges}: the observation would drop "
+                                       f"{int(edges[j]) - self.max_edges} of them; build the env with "
+                                       f"max_edges>={int(edges.max())}")
         self.sim = Simulator(inst)
         counts = np.bincount(inst.job_user, minlength=inst.num_users)
         users = int((counts > 0).sum())
@@ -282,9 +294,7 @@ class JobSchedEnv(SysgymEnv):
                 if ready and sim.free_count > 0:
                     mask[node * L:(node + 1) * L] = True
             k = slot * self.max_edges
-            for a, b in self._job_edges[j]:
-                if k >= (slot + 1) * self.max_edges:
-                    break
+            for a, b in self._job_edges[j]:  # at most max_edges: start() refuses jobs with more
                 edges[k] = (slot * M + a - base, slot * M + b - base)
                 emask[k] = 1.0
                 k += 1

@@ -15,6 +15,14 @@ Sources of every constant:
 * Multi-user mixes ("heterogeneous", the UWFQ paper's setting, arXiv 2510.15485 section 5): heavy users submit
   many small jobs (2g/5g inputs) and light users few large ones (50g-100g); `heavy_share` of the jobs (default
   0.8) come from the heavy users. "uniform": every user draws Decima's mix (uniform query and size).
+
+Versions (`GENERATOR`; kit rule: a version never changes what it makes):
+* v0 (specs without a version suffix, `job_sched/multiuser?seed=0`): the instances do not name their setting.
+* v1 (`job_sched-v1/multiuser?seed=0&setting=shared_app`): every instance names its setting (`shared_app`, UWFQ's
+  one shared application, delays 0; `multi_app`, Decima's executor model, 2 s moving delay and warm-up), a field
+  of the instance and a parameter its spec always shows. Each preset has a setting; `setting=...` switches it
+  (`moving_delay_s` and `warmup_scale` then default to the setting's values). Apart from the field and the name,
+  a v1 instance is the v0 instance of the same parameters: the same jobs, arrivals, durations and delays.
 """
 from __future__ import annotations
 
@@ -41,7 +49,8 @@ DECIMA_INIT_DAGS = 10  # decima-sim --num_init_dags
 SMALL_SIZES = ("2g", "5g")
 LARGE_SIZES = ("50g", "80g", "100g")
 
-PRESETS: dict[str, dict[str, Any]] = {
+# v0's presets, frozen (v0 must keep making what it made).
+PRESETS_V0: dict[str, dict[str, Any]] = {
     # CP-SAT proves optimality here: 3 jobs of <= 4 stages, tasks coalesced to <= 2 per stage.
     "tiny": {"num_executors": 2, "num_users": 2, "num_jobs": 3, "sizes": ["2g"], "max_stages": 4,
              "max_tasks_per_stage": 2, "moving_delay_s": 0.0, "warmup_scale": 0.0, "mix": "uniform",
@@ -59,6 +68,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                "initial_jobs": DECIMA_INIT_DAGS},
 }
 # (`preset="custom"`, every parameter explicit, is the Generator's: the spec of an instance made without a preset.)
+
+SETTINGS = ("shared_app", "multi_app")
+# Each setting's delays: shared_app = UWFQ's one long-running application (a slot changes job for free);
+# multi_app = Decima's executor model (decima-sim --moving_delay 2000 ms, fresh-executor warm-up from its traces).
+SETTING_DELAYS = {"shared_app": {"moving_delay_s": 0.0, "warmup_scale": 0.0},
+                  "multi_app": {"moving_delay_s": DECIMA_MOVING_DELAY_S, "warmup_scale": 1.0}}
+# v1's presets: v0's, each naming its setting instead of spelling out the delays (the same delays result).
+PRESETS: dict[str, dict[str, Any]] = {
+    name: {**{k: v for k, v in preset.items() if k not in ("moving_delay_s", "warmup_scale")},
+           "setting": "shared_app" if preset.get("moving_delay_s", DECIMA_MOVING_DELAY_S) == 0 else "multi_app"}
+    for name, preset in PRESETS_V0.items()}
 
 
 
@@ -98,35 +118,32 @@ def tpch_job(rng: np.random.Generator, query: int, size: str, *, max_tasks_per_s
     return {"stages": stages, "edges": spec["edges"], "warmup_s": warm, "label": f"tpch-{size}-q{query}"}
 
 
-def generate_v0(*, seed: int = 0, preset: str | None = None, num_executors: int | None = None,
-                num_users: int | None = None, num_jobs: int | None = None, **params: Any) -> JobInstance:
-    """A seeded multi-user workload.
+_KNOWN = {"num_executors", "num_users", "num_jobs", "mix", "heavy_users", "heavy_share", "sizes", "small_sizes",
+          "large_sizes", "queries", "max_stages", "max_tasks_per_stage", "mean_interarrival_s", "load_scale",
+          "initial_jobs", "moving_delay_s", "warmup_scale", "horizon_s"}
 
-    Parameters (presets fill defaults; explicit arguments override them): `num_executors`, `num_users`,
-    `num_jobs`; `mix` ("heterogeneous" or "uniform"); `heavy_users` (default half the users, at least 1),
-    `heavy_share` (0.8); `sizes` (input sizes for the uniform mix), `small_sizes`, `large_sizes`;
-    `queries` (TPC-H query numbers allowed); `max_stages` (only queries with at most this many stages);
-    `max_tasks_per_stage`; `mean_interarrival_s` (default 25 s x 100 / num_executors); `load_scale`
-    (divides the inter-arrival time); `initial_jobs` (arrive at t = 0); `moving_delay_s` (2.0);
-    `warmup_scale` (1.0; 0 switches warm-up off); `horizon_s` (None).
-    """
+
+def _params(presets: dict[str, dict[str, Any]], known: set[str], preset: str | None, num_executors, num_users,
+            num_jobs, params: dict[str, Any]) -> dict[str, Any]:
     p: dict[str, Any] = {}
     if preset is not None:
-        if preset not in PRESETS:
-            raise UnknownNameError("job_sched preset", preset, PRESETS)
-        p.update(PRESETS[preset])
+        if preset not in presets:
+            raise UnknownNameError("job_sched preset", preset, presets)
+        p.update(presets[preset])
     p.update({k: v for k, v in {"num_executors": num_executors, "num_users": num_users,
                                 "num_jobs": num_jobs}.items() if v is not None})
     p.update(params)
-    known = {"num_executors", "num_users", "num_jobs", "mix", "heavy_users", "heavy_share", "sizes", "small_sizes",
-             "large_sizes", "queries", "max_stages", "max_tasks_per_stage", "mean_interarrival_s", "load_scale",
-             "initial_jobs", "moving_delay_s", "warmup_scale", "horizon_s"}
     unknown = sorted(set(p) - known)
     if unknown:
         raise InvalidArgumentError(f"job_sched.generate() got unknown parameter(s) {unknown}; known: {sorted(known)}")
     for key in ("num_executors", "num_users", "num_jobs"):
         if key not in p:
             raise InvalidArgumentError(f"job_sched.generate() needs {key} (or a preset)")
+    return p
+
+
+def _generate(p: dict[str, Any], seed: int, name: str, setting: str | None) -> JobInstance:
+    """The workload of parameters `p` (both versions draw it the same way)."""
     E, U, J = int(p["num_executors"]), int(p["num_users"]), int(p["num_jobs"])
     if E < 1:
         raise InvalidInstanceError(f"num_executors must be >= 1, got {E}")
@@ -173,12 +190,62 @@ def generate_v0(*, seed: int = 0, preset: str | None = None, num_executors: int 
                        warmup_scale=float(p.get("warmup_scale", 1.0)))
         job.update(arrival=arrival, user=user, small=size in small_sizes)
         jobs.append(job)
+    return build(E, jobs, num_users=U, moving_delay_s=float(p.get("moving_delay_s", DECIMA_MOVING_DELAY_S)),
+                 horizon_s=p.get("horizon_s"), name=name, setting=setting,
+                 meta={"seed": int(seed), "mix": mix, "mean_interarrival_s": inter, "heavy_users": heavy})
+
+
+def generate_v0(*, seed: int = 0, preset: str | None = None, num_executors: int | None = None,
+                num_users: int | None = None, num_jobs: int | None = None, **params: Any) -> JobInstance:
+    """A seeded multi-user workload (v0: the instance does not name its setting).
+
+    Parameters (presets fill defaults; explicit arguments override them): `num_executors`, `num_users`,
+    `num_jobs`; `mix` ("heterogeneous" or "uniform"); `heavy_users` (default half the users, at least 1),
+    `heavy_share` (0.8); `sizes` (input sizes for the uniform mix), `small_sizes`, `large_sizes`;
+    `queries` (TPC-H query numbers allowed); `max_stages` (only queries with at most this many stages);
+    `max_tasks_per_stage`; `mean_interarrival_s` (default 25 s x 100 / num_executors); `load_scale`
+    (divides the inter-arrival time); `initial_jobs` (arrive at t = 0); `moving_delay_s` (2.0);
+    `warmup_scale` (1.0; 0 switches warm-up off); `horizon_s` (None).
+    """
+    p = _params(PRESETS_V0, _KNOWN, preset, num_executors, num_users, num_jobs, params)
     explicit = {k: v for k, v in {"num_executors": num_executors, "num_users": num_users, "num_jobs": num_jobs,
                                   **params}.items() if v is not None}
-    name = format_spec("job_sched", preset or "custom", seed, explicit)
-    return build(E, jobs, num_users=U, moving_delay_s=float(p.get("moving_delay_s", DECIMA_MOVING_DELAY_S)),
-                 horizon_s=p.get("horizon_s"), name=name,
-                 meta={"seed": int(seed), "mix": mix, "mean_interarrival_s": inter, "heavy_users": heavy})
+    return _generate(p, seed, format_spec("job_sched", preset or "custom", seed, explicit), None)
+
+
+def generate_v1(*, seed: int = 0, preset: str | None = None, num_executors: int | None = None,
+                num_users: int | None = None, num_jobs: int | None = None, **params: Any) -> JobInstance:
+    """A seeded multi-user workload in a named setting: `shared_app` (UWFQ's one shared Spark application, no
+    moving delay or warm-up) or `multi_app` (Decima's executor model: 2 s moving delay, fresh-executor warm-up).
+
+    Parameters: v0's (see `generate_v0`) and `setting`. The delays are the setting's (`setting`, else the
+    preset's, else `multi_app` as v0's defaults), then any explicit `moving_delay_s`/`warmup_scale`; without
+    `setting`, the setting is the one those delays make (so every v0 argument list makes the v0 instance, now
+    naming its setting); with `setting`, explicit delays must agree with it. The spec always names the setting.
+    """
+    p = _params(PRESETS, _KNOWN | {"setting"}, preset, num_executors, num_users, num_jobs, params)
+    for key in ("moving_delay_s", "warmup_scale"):
+        v = params.get(key)
+        if key in params and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0):
+            raise InvalidArgumentError(f"job_sched.generate(): {key} must be a finite number >= 0, got {v!r}")
+    setting = params.get("setting")
+    if setting is not None and setting not in SETTINGS:
+        raise UnknownNameError("job_sched setting", str(setting), SETTINGS)
+    # the delays: the setting's (explicit, else the preset's, else multi_app as in v0), then explicit values
+    base = setting or p.get("setting", "multi_app")
+    p = {k: v for k, v in p.items() if k != "setting"}
+    p.update({k: v for k, v in SETTING_DELAYS[base].items() if k not in params})
+    charges = float(p["moving_delay_s"]) > 0 or float(p["warmup_scale"]) > 0
+    if setting is None:
+        setting = "multi_app" if charges else "shared_app"
+    elif charges != (setting == "multi_app"):
+        raise InvalidArgumentError(
+            f"job_sched.generate(): setting {setting} {'has no' if setting == 'shared_app' else 'needs a'} moving "
+            f"delay or warm-up, got moving_delay_s={p['moving_delay_s']}, warmup_scale={p['warmup_scale']}")
+    explicit = {k: v for k, v in {"num_executors": num_executors, "num_users": num_users, "num_jobs": num_jobs,
+                                  **params}.items() if v is not None}
+    explicit["setting"] = setting
+    return _generate(p, seed, format_spec("job_sched", preset or "custom", seed, explicit, version=1), setting)
 
 
 def offered_load(inst: JobInstance) -> float:
@@ -187,6 +254,6 @@ def offered_load(inst: JobInstance) -> float:
     return float(inst.stage_work_s.sum()) / (inst.num_executors * max(span, 1e-9)) if span > 0 else math.inf
 
 
-# The family's generator: v0 is what every spec without a version suffix names.
-GENERATOR = Generator("job_sched", presets=PRESETS, versions={0: generate_v0}, default_preset="small")
+# The family's generator: v0 is what every spec without a version suffix names; new instances are v1's.
+GENERATOR = Generator("job_sched", presets=PRESETS, versions={0: generate_v0, 1: generate_v1}, default_preset="small")
 generate = GENERATOR

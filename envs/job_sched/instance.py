@@ -13,6 +13,14 @@ Layout (flat arrays, CSR-style, so the simulator and the CP-SAT model index them
 Executor rules (Decima, Mao et al. SIGCOMM'19, `spark_env/env.py` and `node.py`): an executor that starts a
 task of a job other than the one of its previous task (or its first task) first spends `moving_delay_s`
 moving (Decima: 2 s); the first task it runs in a job takes `stage_warmup_s` longer (warm-up).
+
+Two settings (`setting`, `SETTINGS`), which name whose published results an instance reproduces:
+* `shared_app`: UWFQ's (arXiv 2510.15485): one long-running Spark application shared by every user, so a task of
+  any job runs on any executor with no moving delay and no warm-up (both 0);
+* `multi_app`: Decima's (SIGCOMM'19): executors move between jobs (applications) at a cost, a moving delay and/or a
+  fresh-executor warm-up (at least one > 0).
+`setting` is None on instances made before settings were named (generator v0, older saved files, traces);
+`effective_setting` is then read from the delays. Such instances keep their `to_dict()` and digest.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from sysgym.errors import InvalidInstanceError, TraceFormatError
 from sysgym.instances import InstanceBase, read_json, require_fields
 
 FORMAT = "sysgym.job_sched.instance/1"
+SETTINGS = ("shared_app", "multi_app")
 _ARRAYS = {"job_arrival": np.float64, "job_user": np.int64, "job_small": bool, "job_stage_ptr": np.int64,
            "stage_job": np.int64, "stage_task_ptr": np.int64, "stage_warmup_s": np.float64,
            "task_duration_s": np.float64, "edges": np.int64}
@@ -53,6 +62,7 @@ class JobInstance(InstanceBase):
     job_label: tuple[str, ...] = ()
     name: str = "job_sched/custom"
     meta: dict[str, Any] = field(default_factory=dict)
+    setting: str | None = None  # "shared_app" or "multi_app" (module doc); None: read from the delays
 
     def __post_init__(self) -> None:
         for key, dtype in _ARRAYS.items():
@@ -112,11 +122,24 @@ class JobInstance(InstanceBase):
             finish[s] = start + longest[s]
         return np.array([finish[list(self.job_stages(j))].max() for j in range(self.num_jobs)])
 
+    @property
+    def charges_moves(self) -> bool:
+        """Whether an executor pays anything to change job (a moving delay or a warm-up > 0)."""
+        return self.moving_delay_s > 0 or bool((self.stage_warmup_s > 0).any())
+
+    @property
+    def effective_setting(self) -> str:
+        """`setting`, or for an instance that does not name one, the setting its delays give."""
+        return self.setting or ("multi_app" if self.charges_moves else "shared_app")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "name": self.name, "num_executors": int(self.num_executors),
-                "num_users": int(self.num_users), "moving_delay_s": float(self.moving_delay_s),
-                "horizon_s": self.horizon_s, "job_label": list(self.job_label), "meta": self.meta,
-                **{k: getattr(self, k).tolist() for k in _ARRAYS}}
+        out = {"format": FORMAT, "name": self.name, "num_executors": int(self.num_executors),
+               "num_users": int(self.num_users), "moving_delay_s": float(self.moving_delay_s),
+               "horizon_s": self.horizon_s, "job_label": list(self.job_label), "meta": self.meta,
+               **{k: getattr(self, k).tolist() for k in _ARRAYS}}
+        if self.setting is not None:  # absent on unnamed instances, whose digests stay what they were
+            out["setting"] = self.setting
+        return out
 
 
 def topological_order(inst: JobInstance) -> list[int]:
@@ -182,8 +205,19 @@ def validate(inst: JobInstance) -> None:
         raise InvalidInstanceError(f"{n}: job {j} stage {s - int(inst.job_stage_ptr[j])} task "
                                    f"{int(bad[0] - inst.stage_task_ptr[s])} has duration "
                                    f"{inst.task_duration_s[bad[0]]} (must be > 0)")
-    if (inst.stage_warmup_s < 0).any() or inst.moving_delay_s < 0:
-        raise InvalidInstanceError(f"{n}: warm-up and moving delays must be >= 0")
+    if not (np.isfinite(inst.stage_warmup_s).all() and np.isfinite(inst.moving_delay_s)) or \
+            (inst.stage_warmup_s < 0).any() or inst.moving_delay_s < 0:
+        raise InvalidInstanceError(f"{n}: warm-up and moving delays must be finite and >= 0")
+    if inst.setting is not None:
+        if inst.setting not in SETTINGS:
+            raise InvalidInstanceError(f"{n}: unknown setting {inst.setting!r}; known: {', '.join(SETTINGS)}")
+        if inst.setting == "shared_app" and inst.charges_moves:
+            raise InvalidInstanceError(f"{n}: setting shared_app (one shared application) has no moving delay and no "
+                                       f"warm-up, got moving_delay_s={inst.moving_delay_s} and warm-ups up to "
+                                       f"{inst.stage_warmup_s.max():.3f} s")
+        if inst.setting == "multi_app" and not inst.charges_moves:
+            raise InvalidInstanceError(f"{n}: setting multi_app (executors move between jobs at a cost) needs a "
+                                       "moving delay or a warm-up > 0; both are 0")
     if inst.horizon_s is not None:
         over = np.flatnonzero(inst.task_duration_s > inst.horizon_s)
         if len(over):
@@ -207,10 +241,10 @@ def validate(inst: JobInstance) -> None:
 
 def build(num_executors: int, jobs: list[dict[str, Any]], *, num_users: int | None = None,
           moving_delay_s: float = 2.0, horizon_s: float | None = None, name: str = "job_sched/custom",
-          meta: dict[str, Any] | None = None) -> JobInstance:
+          meta: dict[str, Any] | None = None, setting: str | None = None) -> JobInstance:
     """An instance from per-job dicts: `arrival`, `user`, `small` (optional), `label` (optional),
     `stages` = list of task-duration lists, `edges` = job-local (parent, child) pairs, `warmup_s` (optional,
-    per stage)."""
+    per stage); `setting` names the setting (module doc), None leaves it to the delays."""
     arrival, user, small, labels, job_ptr, stage_job, task_ptr, warm, dur, edges = ([] for _ in range(10))
     job_ptr.append(0)
     task_ptr.append(0)
@@ -237,7 +271,7 @@ def build(num_executors: int, jobs: list[dict[str, Any]], *, num_users: int | No
                        task_duration_s=dur, edges=np.array(edges, np.int64).reshape(-1, 2),
                        num_users=int(num_users if num_users is not None else max(user) + 1),
                        moving_delay_s=float(moving_delay_s), horizon_s=horizon_s, job_label=tuple(labels),
-                       name=name, meta=dict(meta or {}))
+                       name=name, meta=dict(meta or {}), setting=setting)
 
 
 def partition_runtime(inst: JobInstance, target_s: float = 0.5) -> JobInstance:
@@ -264,7 +298,7 @@ def partition_runtime(inst: JobInstance, target_s: float = 0.5) -> JobInstance:
                        stage_task_ptr=ptr, stage_warmup_s=inst.stage_warmup_s, task_duration_s=dur,
                        edges=inst.edges, num_users=inst.num_users, moving_delay_s=inst.moving_delay_s,
                        horizon_s=inst.horizon_s, job_label=inst.job_label,
-                       name=f"{inst.name}#partition={target_s}", meta=inst.meta)
+                       name=f"{inst.name}#partition={target_s}", meta=inst.meta, setting=inst.setting)
 
 
 def save(inst: JobInstance, path: str | Path) -> Path:
@@ -300,14 +334,16 @@ def load(path: str | Path) -> JobInstance:
             raise TraceFormatError(f"{path}: field {key!r} must be a list, got {type(data[key]).__name__}")
     for key, types, what in (("num_executors", int, "an integer"), ("num_users", int, "an integer"),
                              ("moving_delay_s", (int, float), "a number"),
-                             ("horizon_s", (int, float, type(None)), "a number or null")):
+                             ("horizon_s", (int, float, type(None)), "a number or null"),
+                             ("setting", (str, type(None)), "a string or null")):
         if isinstance(data.get(key), bool) or not isinstance(data.get(key), types):
             raise TraceFormatError(f"{path}: field {key!r} must be {what}, got {data.get(key)!r}")
     try:
         return JobInstance(num_executors=data["num_executors"], num_users=data["num_users"],
                            moving_delay_s=data["moving_delay_s"], horizon_s=data.get("horizon_s"),
                            job_label=tuple(data.get("job_label", ())), name=data.get("name", f"job_sched/file:{path}"),
-                           meta=data.get("meta", {}), **{k: data[k] for k in _ARRAYS})
+                           meta=data.get("meta", {}), setting=data.get("setting"),
+                           **{k: data[k] for k in _ARRAYS})
     except InvalidInstanceError as exc:
         raise InvalidInstanceError(f"{path}: {exc}") from None  # a constraint the file's data breaks
     except (TypeError, ValueError, OverflowError) as exc:

@@ -334,6 +334,7 @@ def simulate(instance: JobInstance, policy: str | SchedulingPolicy = "fifo", *, 
     sched = sim.schedule()
     if part:
         sched["runtime_partition_s"] = float(part)
-    metrics = schedule_metrics(run_inst, np.asarray(sim.job_finish), busy_s=sim.busy_time)
+    metrics = schedule_metrics(run_inst, np.asarray(sim.job_finish), busy_s=sim.busy_time, task_start=sim.task_start,
+                               task_end=sim.task_end)
     return SimResult(sched, metrics, np.asarray(sim.job_finish), sim.events, wall, getattr(pol, "name", str(pol)),
                      {"busy_time_s": sim.busy_time, "area": sim.area, "cpu_time_s": cpu})

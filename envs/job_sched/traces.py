@@ -16,38 +16,68 @@ Google cluster trace 2019 (Borg, github.com/google/cluster-data, `ClusterData201
 an instance lasts from its last SCHEDULE to its first FINISH after it; the job arrives at its first SUBMIT.
 Instances that never finish are dropped (a collection left with none is dropped).
 
-Errors name the file and line (`TraceFormatError`).
+Errors name the file and line (`TraceFormatError`): a field that is not a number, a count or time that is
+infinite, NaN or negative, a count that is not whole, a line that is not UTF-8, a JSON line that is not an object.
+
+Size (decided while reading, before an instance is built or simulated): `max_tasks` (default 1,000,000, about a
+minute of simulation) caps the tasks of the instance after coalescing (`max_tasks_per_stage`); a trace beyond it
+(one Alibaba row with instance_num=1e8, say) is refused with an `InvalidInstanceError` naming the file, the line
+and the remedy (`max_tasks_per_stage`, `max_jobs` or a larger `max_tasks`), instead of building 1e8 tasks.
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import json
+import math
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from sysgym.envs.job_sched.instance import JobInstance, build
-from sysgym.errors import TraceFormatError
+from sysgym.errors import InvalidInstanceError, TraceFormatError
 
 ALIBABA_COLUMNS = ("task_name", "instance_num", "job_name", "task_type", "status", "start_time", "end_time",
                    "plan_cpu", "plan_mem")
 _DAG_NAME = re.compile(r"^[A-Za-z]+(\d+)((?:_\d+)*)$")
 GOOGLE_SUBMIT, GOOGLE_SCHEDULE, GOOGLE_FINISH = 0, 3, 6
+MAX_TASKS = 1_000_000  # default cap on a loaded trace's tasks (module doc)
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def detect_format(path: Path) -> str:
+def _lines(path: Path):
+    """The file's lines as text (newlines kept, for csv); a line that is not UTF-8 is named by its number."""
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise TraceFormatError(f"{path}:{line_no}: not UTF-8 text (byte {exc.start} of the line); is it a "
+                                       "trace file?") from None
+
+
+def _number(path: Path, line_no: int, what: str, value, *, whole: bool = False, allow_negative: bool = False
+            ) -> float:
+    """A finite number (>= 0 unless allowed; whole when asked) or a TraceFormatError naming file and line."""
     try:
-        with path.open(newline="") as f:
-            first = f.readline().strip()
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"{path}:1: not UTF-8 text (byte {exc.start}); neither a saved instance nor a "
-                               "trace file") from None
+        x = float(value)
+    except (TypeError, ValueError):
+        raise TraceFormatError(f"{path}:{line_no}: {what} must be a number, got {value!r}") from None
+    if not math.isfinite(x):
+        raise TraceFormatError(f"{path}:{line_no}: {what} must be finite, got {value!r}")
+    if x < 0 and not allow_negative:
+        raise TraceFormatError(f"{path}:{line_no}: {what} must be >= 0, got {value!r}")
+    if whole and x != int(x):
+        raise TraceFormatError(f"{path}:{line_no}: {what} must be a whole number, got {value!r}")
+    return x
+
+
+def detect_format(path: Path) -> str:
+    first = next(_lines(path), "").strip()
     if first.startswith("{"):
         return "google2019"
     if "collection_id" in first and "instance_index" in first:
@@ -61,27 +91,27 @@ def detect_format(path: Path) -> str:
 
 def load_trace(path: str | Path, *, format: str | None = None, num_executors: int = 100, num_users: int | None = None,
                max_jobs: int | None = None, max_tasks_per_stage: int | None = None,
-               moving_delay_s: float = 2.0) -> JobInstance:
-    """An instance from a trace file; `format` is "alibaba2018" or "google2019" (detected when None)."""
+               moving_delay_s: float = 2.0, max_tasks: int | None = MAX_TASKS) -> JobInstance:
+    """An instance from a trace file; `format` is "alibaba2018" or "google2019" (detected when None);
+    `max_tasks` caps the instance's tasks (module doc; None: no cap)."""
     path = Path(path)
     fmt = format or detect_format(path)
     if fmt not in ("alibaba2018", "google2019"):
         raise TraceFormatError(f"{path}: unknown trace format {fmt!r}; known: alibaba2018, google2019")
-    try:
-        jobs, users = _alibaba(path, num_users or 4) if fmt == "alibaba2018" else _google(path)
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"{path}: not UTF-8 text (byte {exc.start} of a chunk); is it a {fmt} trace?") \
-            from None
+    if max_tasks_per_stage is not None and max_tasks_per_stage < 1:
+        raise TraceFormatError(f"{path}: max_tasks_per_stage must be >= 1, got {max_tasks_per_stage}")
+    cap = _Cap(path, max_tasks, max_tasks_per_stage)
+    jobs, users = _alibaba(path, num_users or 4, cap) if fmt == "alibaba2018" else _google(path)
     if not jobs:
         raise TraceFormatError(f"{path}: no complete job in the trace")
     jobs.sort(key=lambda j: (j["arrival"], j["label"]))
     if max_jobs is not None:
         jobs = jobs[:max_jobs]
+    cap.check_total(jobs)
     t0 = min(j["arrival"] for j in jobs)
     for j in jobs:
         j["arrival"] = round(j["arrival"] - t0, 3)
-        if max_tasks_per_stage is not None:
-            j["stages"] = [_coalesce(s, max_tasks_per_stage) for s in j["stages"]]
+        j["stages"] = [_stage_tasks(s, max_tasks_per_stage) for s in j["stages"]]
     works = sorted(sum(sum(s) for s in j["stages"]) for j in jobs)
     median = works[len(works) // 2]
     for j in jobs:
@@ -98,29 +128,73 @@ def _coalesce(tasks: list[float], k: int) -> list[float]:
     return [round(sum(tasks[i:i + size]), 3) for i in range(0, len(tasks), size)]
 
 
-def _alibaba(path: Path, num_users: int) -> tuple[list[dict[str, Any]], list[str]]:
+def _stage_tasks(stage, k: int | None) -> list[float]:
+    """A stage's task durations: a list (Google), or (count, duration) for an Alibaba task whose instances all
+    last the same, expanded only now (after the size check), coalesced into at most k tasks."""
+    if isinstance(stage, list):
+        return stage if k is None else _coalesce(stage, k)
+    n, d = stage
+    if k is None or n <= k:
+        return [d] * n
+    size = -(-n // k)
+    full, rest = divmod(n, size)
+    return [round(d * size, 3)] * full + ([round(d * rest, 3)] if rest else [])
+
+
+def _stage_size(stage, k: int | None) -> int:
+    n = len(stage) if isinstance(stage, list) else stage[0]
+    return n if k is None or n <= k else -(-n // -(-n // k))
+
+
+class _Cap:
+    """The `max_tasks` check (module doc): per row while reading, and on the selected jobs."""
+
+    def __init__(self, path: Path, max_tasks: int | None, k: int | None):
+        self.path, self.max_tasks, self.k = path, max_tasks, k
+
+    def _refuse(self, where: str, count: int) -> None:
+        raise InvalidInstanceError(
+            f"{where} {count:,} tasks, more than max_tasks={self.max_tasks:,} (about a minute of simulation per "
+            "million tasks); pass max_tasks_per_stage=K to coalesce each stage into at most K tasks, max_jobs=N, "
+            "or a larger max_tasks")
+
+    def row(self, line_no: int, job: str, task: str, n: int) -> None:
+        if self.max_tasks is not None:
+            count = n if self.k is None else min(n, self.k)
+            if count > self.max_tasks:
+                self._refuse(f"{self.path}:{line_no}: job {job!r} task {task!r} has instance_num={n:,}: the instance "
+                             "would have", count)
+
+    def check_total(self, jobs: list[dict[str, Any]]) -> None:
+        if self.max_tasks is not None:
+            total = sum(_stage_size(s, self.k) for j in jobs for s in j["stages"])
+            if total > self.max_tasks:
+                self._refuse(f"{self.path}: the {len(jobs):,} jobs selected have", total)
+
+
+def _alibaba(path: Path, num_users: int, cap: _Cap) -> tuple[list[dict[str, Any]], list[str]]:
     rows: dict[str, list[tuple[int, str, int, float, float]]] = defaultdict(list)
     bad_jobs: set[str] = set()
-    with path.open(newline="") as f:
-        for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row or not "".join(row).strip():
-                continue
-            if len(row) != len(ALIBABA_COLUMNS):
-                raise TraceFormatError(f"{path}:{line_no}: {len(row)} columns, an Alibaba 2018 batch_task row has "
-                                       f"{len(ALIBABA_COLUMNS)} ({', '.join(ALIBABA_COLUMNS)})")
-            task, inst_num, job = row[0].strip(), row[1].strip(), row[2].strip()
-            try:
-                n = int(float(inst_num))
-                start, end = float(row[5]), float(row[6])
-            except ValueError:
-                raise TraceFormatError(f"{path}:{line_no}: job {job!r} task {task!r}: instance_num/start_time/"
-                                       f"end_time must be numbers, got {inst_num!r}, {row[5]!r}, {row[6]!r}") from None
-            if not job or not task:
-                raise TraceFormatError(f"{path}:{line_no}: empty task_name or job_name")
-            if n <= 0 or end <= start:
-                bad_jobs.add(job)  # unfinished or empty task: the job cannot be replayed
-                continue
-            rows[job].append((line_no, task, n, start, end))
+    reader = csv.reader(_lines(path))
+    for row in reader:
+        line_no = reader.line_num
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != len(ALIBABA_COLUMNS):
+            raise TraceFormatError(f"{path}:{line_no}: {len(row)} columns, an Alibaba 2018 batch_task row has "
+                                   f"{len(ALIBABA_COLUMNS)} ({', '.join(ALIBABA_COLUMNS)})")
+        task, inst_num, job = row[0].strip(), row[1].strip(), row[2].strip()
+        if not job or not task:
+            raise TraceFormatError(f"{path}:{line_no}: empty task_name or job_name")
+        where = f"job {job!r} task {task!r}: "
+        n = int(_number(path, line_no, where + "instance_num", inst_num, whole=True))
+        start = _number(path, line_no, where + "start_time", row[5], allow_negative=True)
+        end = _number(path, line_no, where + "end_time", row[6], allow_negative=True)
+        if n == 0 or end <= start:
+            bad_jobs.add(job)  # unfinished or empty task: the job cannot be replayed
+            continue
+        cap.row(line_no, job, task, n)
+        rows[job].append((line_no, task, n, start, end))
     jobs = []
     for job, tasks in rows.items():
         if job in bad_jobs:
@@ -147,26 +221,33 @@ def _alibaba(path: Path, num_users: int) -> tuple[list[dict[str, Any]], list[str
                 edges.append((ids[d], i))
         user = int(hashlib.md5(job.encode()).hexdigest(), 16) % num_users  # the trace has no user field
         jobs.append({"arrival": min(t[3] for t in tasks), "user": user, "label": job, "edges": edges,
-                     "stages": [[round(e - s, 3)] * n for (_l, _t, n, s, e) in tasks]})
+                     "stages": [(n, round(e - s, 3)) for (_l, _t, n, s, e) in tasks]})  # expanded after the cap
     return jobs, [str(u) for u in range(num_users)]
 
 
 def _google_rows(path: Path):
-    with path.open(newline="") as f:
-        head = f.readline()
-        f.seek(0)
-        if head.lstrip().startswith("{"):
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield line_no, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TraceFormatError(f"{path}:{line_no}: not a JSON object ({exc.msg})") from None
-        else:
-            reader = csv.DictReader(f)
-            for line_no, row in enumerate(reader, start=2):
-                yield line_no, row
+    lines = _lines(path)
+    first = next(lines, "")
+    if first.lstrip().startswith("{"):
+        for line_no, line in enumerate(_chain(first, lines), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TraceFormatError(f"{path}:{line_no}: not a JSON object ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise TraceFormatError(f"{path}:{line_no}: not a JSON object (a {type(row).__name__})")
+            yield line_no, row
+    else:
+        reader = csv.DictReader(_chain(first, lines))
+        for row in reader:
+            yield reader.line_num, row
+
+
+def _chain(first: str, rest):
+    yield first
+    yield from rest
 
 
 def _google(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -175,17 +256,19 @@ def _google(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     sched: dict[tuple[str, int], float] = {}
     done: dict[tuple[str, int], float] = {}
     for line_no, row in _google_rows(path):
+        missing = [k for k in ("time", "type", "collection_id", "instance_index") if row.get(k) is None]
+        if missing:
+            raise TraceFormatError(f"{path}:{line_no}: missing field {missing[0]!r} (need time, type, "
+                                   "collection_id, instance_index)")
         try:
-            t = float(row["time"]) / 1e6
-            typ = int(float(row["type"]))
-            coll = str(row["collection_id"]).strip()
-            idx = int(float(row["instance_index"]))
-        except KeyError as exc:
-            raise TraceFormatError(f"{path}:{line_no}: missing field {exc.args[0]!r} (need time, type, "
-                                   "collection_id, instance_index)") from None
-        except (TypeError, ValueError):
-            raise TraceFormatError(f"{path}:{line_no}: time/type/instance_index must be numbers in {dict(row)}") \
-                from None
+            t = _number(path, line_no, "time", row["time"]) / 1e6
+            typ = int(_number(path, line_no, "type", row["type"], whole=True))
+            idx = int(_number(path, line_no, "instance_index", row["instance_index"], whole=True))
+        except TraceFormatError as exc:
+            detail = str(exc).split(": ", 1)[1]
+            raise TraceFormatError(f"{path}:{line_no}: time/type/instance_index must be finite whole numbers >= 0 "
+                                   f"(time may be fractional): {detail}") from None
+        coll = str(row["collection_id"]).strip()
         if not coll:
             raise TraceFormatError(f"{path}:{line_no}: empty collection_id")
         if row.get("user"):

@@ -1,7 +1,9 @@
 """`sysgym jobs` (alias `sysgym job-sched`): compare job-scheduling policies on generated workloads (or a trace),
-every schedule re-checked by `job_sched.evaluate`, with a per-user response-time plot.
+every schedule re-checked by `job_sched.evaluate`, with the UWFQ paper's user-level fairness measures and a plot
+of per-user response and share over time.
 
-    sysgym jobs --preset multiuser --seeds 3 --plot per_user.png
+    sysgym jobs --preset multiuser --seeds 3 --plot per_user.png                      # shared_app (UWFQ's)
+    sysgym jobs --preset multiuser --setting multi_app --seeds 3                      # Decima's executor model
     sysgym jobs --trace batch_task.csv --executors 100 --policies fifo,fair,uwfq+part
 """
 from __future__ import annotations
@@ -10,13 +12,20 @@ import argparse
 import json
 
 DEFAULT_POLICIES = "fifo,fair,user_fair,cfq,decima_cap,srpt,random,uwfq,uwfq+part"
-OPTIONS = {"": {}, "part": {"runtime_partition_s": 0.5}}  # '<policy>+part': UWFQ's runtime partitioning
+# '<policy>+part': UWFQ's runtime partitioning; '<policy>+unaware': today's behaviour under moving costs
+OPTIONS = {"": {}, "part": {"runtime_partition_s": 0.5}, "unaware": {"move_aware": False}}
+COLUMNS = (("mean resp s", "mean_response_s"), ("small-job mean s", "small_job_mean_response_s"),
+           ("p95 s", "p95_response_s"), ("heavy/light resp", "heavy_light_response_ratio"),
+           ("min user share", "min_user_share_ratio"), ("fair-share violations", "fair_share_violation_ratio"),
+           ("utilisation", "utilisation"))
+PLOTTED = ("fifo", "fair", "uwfq")  # the policies of the over-time plot (when they are among those run)
 
 
 def _policies(spec: str) -> list[tuple[str, str, dict]]:
     """(label, policy name, options) per comma-separated entry; unknown names fail before any work."""
     from sysgym.envs.job_sched import policy_names
     from sysgym.errors import UnknownNameError
+    from sysgym.solver import options, solver_class
 
     known = policy_names()
     out = []
@@ -26,6 +35,10 @@ def _policies(spec: str) -> list[tuple[str, str, dict]]:
             raise UnknownNameError("job_sched policy", name, known)
         if opt not in OPTIONS:
             raise UnknownNameError("policy option", f"+{opt}", [f"+{o}" for o in OPTIONS if o])
+        accepted = options(solver_class(f"job_sched.{name.removeprefix('job_sched.')}")) or {}
+        takes = [o for o, cfg in OPTIONS.items() if o and set(cfg) <= set(accepted)]
+        if opt and opt not in takes:
+            raise UnknownNameError(f"option of policy {name}", f"+{opt}", [f"+{o}" for o in takes])
         out.append((label, name, OPTIONS[opt]))
     return out
 
@@ -36,7 +49,7 @@ def _compare(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from sysgym.envs.job_sched import evaluate, generate, simulate
-    from sysgym.envs.job_sched.plots import plot_per_user
+    from sysgym.envs.job_sched.plots import plot_over_time, plot_per_user
     from sysgym.envs.job_sched.traces import load_trace
     from sysgym.errors import InvalidArgumentError
 
@@ -48,13 +61,22 @@ def _compare(args: argparse.Namespace) -> int:
         raise InvalidArgumentError(f"--params must be a JSON object of generator parameters, got {args.params!r}")
     if args.seeds < 1:
         raise InvalidArgumentError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.setting is not None:
+        if args.trace:
+            raise InvalidArgumentError("--setting names a generated workload's setting; a trace's is read from "
+                                       "--moving-delay (0: shared_app)")
+        params["setting"] = args.setting
     policies = _policies(args.policies)
     console = Console()
+    if not console.is_terminal:  # piped: wide enough for every column rather than rich's 80
+        console = Console(width=160)
     if args.trace:
-        instances = [load_trace(args.trace, num_executors=args.executors or 100)]
+        instances = [load_trace(args.trace, num_executors=args.executors or 100,
+                                moving_delay_s=2.0 if args.moving_delay is None else args.moving_delay)]
     else:
         instances = [generate(preset=args.preset, seed=s, **params) for s in range(args.seeds)]
     runs: dict[str, list] = {}
+    first: dict[str, tuple] = {}
     rows = []
     for label, name, options in policies:
         ms = []
@@ -63,17 +85,21 @@ def _compare(args: argparse.Namespace) -> int:
             res = simulate(inst, name, seed=0, **options)
             ms.append(evaluate(inst, res.schedule))  # the evaluator re-checks every schedule
             runs.setdefault(label, []).append((inst, res.job_finish))
-        rows.append((label, *(_mean([m[k] for m in ms]) for k in (
-            "mean_response_s", "small_job_mean_response_s", "p95_response_s", "user_slowdown_ratio",
-            "utilisation"))))
-    table = Table(title=f"job_sched: {instances[0].name} ({len(instances)} instance(s))")
-    for col in ("policy", "mean resp s", "small-job mean s", "p95 s", "user slowdown ratio", "utilisation"):
+            first.setdefault(label, (inst, res.schedule))
+        rows.append((label, *(_mean([m.get(k) for m in ms]) for _, k in COLUMNS)))
+    inst0 = instances[0]
+    table = Table(title=f"job_sched: {inst0.name} ({len(instances)} instance(s), setting {inst0.effective_setting})")
+    for col in ("policy", *(c for c, _ in COLUMNS)):
         table.add_column(col)
     for r in rows:
         table.add_row(r[0], *(f"{x:.2f}" if x is not None else "-" for x in r[1:]))
     console.print(table)
     if args.plot:
-        print(f"plot: {plot_per_user(runs, args.plot, title=instances[0].name)}")
+        shown = [label for label in first if label.split("+")[0].removeprefix("job_sched.") in PLOTTED and
+                 "+" not in label] or list(first)[:3]
+        print(f"plot: {plot_over_time({p: first[p] for p in shown}, args.plot, title=inst0.name)}")
+    if args.box_plot:
+        print(f"plot: {plot_per_user(runs, args.box_plot, title=inst0.name)}")
     return 0
 
 
@@ -87,11 +113,18 @@ def register(sub) -> None:
                        help="job scheduling: compare policies (mean/small-job/p95 response, fairness) and plot "
                             "per-user response times")
     p.add_argument("--preset", default="multiuser")
+    p.add_argument("--setting", default=None, choices=("shared_app", "multi_app"),
+                   help="shared_app (UWFQ's one shared Spark application, no moving delay) or multi_app (Decima's "
+                        "executor model: 2 s moving delay, warm-up); default: the preset's")
     p.add_argument("--params", default=None, help='generator overrides as JSON, e.g. \'{"num_jobs": 50}\'')
     p.add_argument("--seeds", type=int, default=3, help="instances of seeds 0..N-1")
     p.add_argument("--trace", default=None, help="an Alibaba 2018 batch_task.csv or Google 2019 instance_events slice")
     p.add_argument("--executors", type=int, default=None, help="cluster size for --trace")
+    p.add_argument("--moving-delay", type=float, default=None, help="executor moving delay for --trace (s; default 2)")
     p.add_argument("--policies", default=DEFAULT_POLICIES,
-                   help="comma-separated; '+part' adds UWFQ's runtime partitioning (0.5 s)")
-    p.add_argument("--plot", default=None, help="write a per-user response-time plot (PNG)")
+                   help="comma-separated; '+part' adds UWFQ's runtime partitioning (0.5 s), '+unaware' switches off "
+                        "fair/user_fair/uwfq's handling of moving costs")
+    p.add_argument("--plot", default=None, help="write per-user response and share over time for FIFO, FAIR and UWFQ "
+                                                "(the first instance; PNG)")
+    p.add_argument("--box-plot", default=None, help="write per-user response-time box plots of every policy (PNG)")
     p.set_defaults(func=_compare)

@@ -52,14 +52,16 @@ def test_user_fair_reward_is_the_mean_of_user_means():
     assert m["user_mean_response_of_means_s"] != pytest.approx(m["mean_response_s"], rel=1e-3)
 
 
-def _env_run(name, allow_wait, seed=11):
+def _env_run(name, allow_wait, seed=11, waits=None, **options):
     env = sysgym.make("sysgym/JobSched-v0", allow_wait=allow_wait, invalid_action="raise")
     obs, _ = env.reset(seed=seed)
-    agent = PolicyAgent(solvers.get(f"job_sched.{name}").policy(), env, seed=1)
+    agent = PolicyAgent(solvers.get(f"job_sched.{name}", **options).policy(), env, seed=1)
     done, ret = False, 0.0
     while not done:
-        obs, r, done, _, _ = env.step(agent.act(obs))
+        obs, r, done, _, info = env.step(agent.act(obs))
         ret += r
+        if waits is not None and info.get("waited"):
+            waits.append(info["time_s"])
     base = env.unwrapped
     return base.instance, ret, evaluate(base.instance, base.decisions())
 
@@ -81,13 +83,25 @@ def test_every_policy_driven_by_the_env_matches_the_simulator(name):
 
 
 def test_without_the_wait_action_policies_that_never_decline_still_match():
-    for name in ("fifo", "uwfq", "random"):
-        inst, ret, _ = _env_run(name, allow_wait=False)
-        assert -ret / inst.num_jobs == pytest.approx(simulate(inst, name, seed=1).metrics["mean_response_s"], rel=1e-9)
+    # the small preset is multi_app: fair, user_fair and uwfq are move-aware there and may leave executors idle
+    # rather than move them; unaware (move_aware=False) uwfq never declines
+    for name, options in (("fifo", {}), ("uwfq", {"move_aware": False}), ("random", {})):
+        inst, ret, _ = _env_run(name, allow_wait=False, **options)
+        expected = simulate(inst, name, seed=1, **options).metrics["mean_response_s"]
+        assert -ret / inst.num_jobs == pytest.approx(expected, rel=1e-9)
     # decima_cap declines at its caps; without the wait action the env cannot idle, so the runs differ
     inst, ret, _ = _env_run("decima_cap", allow_wait=False)
     assert -ret / inst.num_jobs != pytest.approx(simulate(inst, "decima_cap", seed=1).metrics["mean_response_s"],
                                                  rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["fair", "user_fair", "uwfq"])
+def test_move_aware_policies_idle_executors_through_the_wait_action(name):
+    """In multi_app the move-aware policies decline to move executors that would arrive too late to help; the env
+    run takes the wait action for those decisions and still matches the simulator (test above)."""
+    waits = []
+    _env_run(name, allow_wait=True, waits=waits)
+    assert waits
 
 
 def test_wait_action_idles_until_the_next_event():
@@ -185,7 +199,21 @@ def test_same_reset_seed_same_generated_instance():
     a.reset(seed=9)
     b.reset(seed=9)
     assert a.unwrapped.instance.digest() == b.unwrapped.instance.digest()
-    assert a.unwrapped.instance.name.startswith("job_sched/small?seed=")
+    assert a.unwrapped.instance.name.startswith("job_sched-v1/small?seed=")
+    assert a.unwrapped.instance.setting == "multi_app"  # the env's default preset is Decima's executor model
+
+
+def test_a_job_with_more_edges_than_the_observation_holds_is_refused():
+    """Edges beyond max_edges would silently vanish from the observation: the instance is refused by name."""
+    stages = [[1.0]] * 6
+    fan = [(0, k) for k in range(1, 6)] + [(k, 5) for k in range(1, 5)]  # 9 edges
+    inst = build(2, [{"arrival": 0, "stages": stages, "edges": fan, "label": "wide"},
+                     {"arrival": 1, "stages": [[1.0], [1.0]], "edges": [(0, 1)], "label": "ok"}], moving_delay_s=0.0)
+    with pytest.raises(sysgym.InvalidArgumentError, match=r"job 0 \(wide\) .* 9 DAG edges > max_edges=8"):
+        sysgym.make("sysgym/JobSched-v0", instance=inst, max_edges=8).reset(seed=0)
+    env = sysgym.make("sysgym/JobSched-v0", instance=inst, max_edges=9)
+    obs, _ = env.reset(seed=0)
+    assert int(obs["edge_mask"].sum()) == 9  # every edge of the visible job is in the observation
 
 
 def test_sb3_maskable_ppo_consumes_the_graph_observation():

@@ -1,5 +1,6 @@
 """The workload generator: seeded, calibrated on Decima's TPC-H data, bad input named."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,9 @@ def test_same_seed_same_instance_and_spec_replays():
     c = generate(num_executors=10, num_users=3, num_jobs=8, seed=5)
     assert a.digest() == b.digest() != c.digest()
     assert from_spec(a.name).digest() == a.digest()
-    assert generate(preset="small", seed=2).digest() == from_spec("job_sched/small?seed=2").digest()
+    v1 = from_spec("job_sched-v1/small?seed=2&setting=multi_app")
+    assert generate(preset="small", seed=2).digest() == v1.digest()
+    assert generate(preset="small", seed=2, version=0).digest() == from_spec("job_sched/small?seed=2").digest()
 
 
 def test_tpch_shapes_match_decima_data():
@@ -90,11 +93,14 @@ def test_generator_is_the_familys_versioned_generator():
     from sysgym.envs.job_sched.generator import GENERATOR
 
     assert sysgym.get_family("job_sched").generator is GENERATOR is generate
-    assert GENERATOR.versions.keys() == {0} and set(GENERATOR.presets) == {"tiny", "small", "multiuser", "decima"}
-    a = generate(preset="custom", seed=1, num_executors=4, num_users=2, num_jobs=3)
+    assert GENERATOR.versions.keys() == {0, 1} and set(GENERATOR.presets) == {"tiny", "small", "multiuser", "decima"}
+    a = generate(preset="custom", seed=1, num_executors=4, num_users=2, num_jobs=3, version=0)
     assert a.name == "job_sched/custom?seed=1&num_executors=4&num_jobs=3&num_users=2"
     assert sysgym.instance(a.name).digest() == a.digest()
-    assert sysgym.instance("job_sched-v0/tiny?seed=1").digest() == generate(preset="tiny", seed=1).digest()
+    b = generate(preset="custom", seed=1, num_executors=4, num_users=2, num_jobs=3)
+    assert b.name == "job_sched-v1/custom?seed=1&num_executors=4&num_jobs=3&num_users=2&setting=%22multi_app%22"
+    assert sysgym.instance(b.name).digest() == b.digest()
+    assert sysgym.instance("job_sched-v0/tiny?seed=1").digest() == generate(preset="tiny", seed=1, version=0).digest()
     with pytest.raises(sysgym.InvalidArgumentError, match="needs num_executors"):
         generate(preset="custom", seed=0)
 
@@ -126,3 +132,71 @@ def test_malformed_saved_instances_name_the_file_and_field(tmp_path):
         load(tmp_path / "nothere.json")
     with pytest.raises(TraceFormatError, match="directory"):
         load(tmp_path)
+
+
+# -- the two settings (issue 20) -------------------------------------------------------------------------------
+def test_presets_and_specs_name_their_setting():
+    import sysgym
+    from sysgym.envs.job_sched.generator import PRESETS
+
+    assert {p: PRESETS[p]["setting"] for p in PRESETS} == {"tiny": "shared_app", "small": "multi_app",
+                                                          "multiuser": "shared_app", "decima": "multi_app"}
+    for preset, setting in (("multiuser", "shared_app"), ("decima", "multi_app")):
+        inst = generate(preset=preset, seed=0)
+        assert inst.setting == inst.effective_setting == setting
+        assert inst.to_dict()["setting"] == setting and f"setting=%22{setting}%22" in inst.name
+        assert sysgym.instance(inst.name).digest() == inst.digest()
+    shared = generate(preset="multiuser", seed=0)
+    assert shared.moving_delay_s == 0 and not (shared.stage_warmup_s > 0).any()
+    multi = generate(preset="multiuser", seed=0, setting="multi_app")
+    assert multi.moving_delay_s == 2.0 and (multi.stage_warmup_s > 0).any()  # Decima's 2 s and warm-up
+    # a bare word in a hand-written spec is read as the string
+    assert sysgym.instance("job_sched-v1/multiuser?seed=0&setting=multi_app").digest() == multi.digest()
+
+
+def test_v1_is_v0_plus_the_setting_and_v0_still_reproduces():
+    """v1 changes what a spec makes only by naming the setting: same jobs, durations and delays as v0 (the kit's
+    rule: a changed generator is a new version; v0 stays reproducible, its digests pinned)."""
+    import sysgym
+
+    pinned = json.loads((Path(__file__).parents[1] / "data" / "digests" / "job_sched.json").read_text())
+    assert pinned["v0"]["digests"] and all(spec.startswith("job_sched/") for spec in pinned["v0"]["digests"])
+    for spec, digest in pinned["v0"]["digests"].items():
+        assert sysgym.instance(spec).digest() == digest, spec
+    for kwargs in ({"preset": "small"}, {"preset": "tiny", "moving_delay_s": 2.0}, {"preset": "multiuser"},
+                   {"preset": "multiuser", "moving_delay_s": 2.0, "warmup_scale": 1.0}):
+        v0, v1 = generate(seed=3, version=0, **kwargs), generate(seed=3, **kwargs)
+        assert v0.setting is None and v1.setting == v0.effective_setting
+        for key in ("job_arrival", "task_duration_s", "stage_warmup_s", "edges", "job_user"):
+            np.testing.assert_array_equal(getattr(v0, key), getattr(v1, key), err_msg=str(kwargs))
+        assert v0.moving_delay_s == v1.moving_delay_s
+        d0 = v0.to_dict()
+        assert "setting" not in d0 and {k: v for k, v in v1.to_dict().items() if k not in ("setting", "name")} == \
+            {k: v for k, v in d0.items() if k != "name"}
+
+
+def test_setting_errors_are_named_before_any_work(tmp_path):
+    from sysgym.errors import InvalidArgumentError
+
+    with pytest.raises(UnknownNameError, match="job_sched setting"):
+        generate(preset="multiuser", seed=0, setting="one_app")
+    with pytest.raises(InvalidArgumentError, match="setting shared_app has no moving delay"):
+        generate(preset="multiuser", seed=0, setting="shared_app", moving_delay_s=2.0)
+    with pytest.raises(InvalidArgumentError, match="setting multi_app needs a moving delay"):
+        generate(preset="decima", seed=0, setting="multi_app", moving_delay_s=0.0, warmup_scale=0.0)
+    with pytest.raises(InvalidArgumentError, match="moving_delay_s must be a finite number"):
+        generate(preset="multiuser", seed=0, moving_delay_s=float("inf"))
+    with pytest.raises(InvalidArgumentError, match="unknown parameter"):
+        generate(preset="multiuser", seed=0, setting="multi_app", version=0)  # v0 never knew settings
+    with pytest.raises(InvalidInstanceError, match="setting shared_app .* no moving delay"):
+        build(2, [{"arrival": 0, "stages": [[1.0]]}], moving_delay_s=2.0, setting="shared_app")
+    with pytest.raises(InvalidInstanceError, match="unknown setting"):
+        build(2, [{"arrival": 0, "stages": [[1.0]]}], setting="cloud")
+    inst = generate(preset="tiny", seed=1, setting="multi_app")
+    back = load(save(inst, tmp_path / "m.json"))
+    assert back.setting == "multi_app" and back.digest() == inst.digest()
+    data = inst.to_dict()
+    data["setting"] = 3
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(TraceFormatError, match=r"bad\.json: field 'setting' must be a string or null"):
+        load(tmp_path / "bad.json")

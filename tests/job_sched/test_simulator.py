@@ -65,7 +65,7 @@ def test_uwfq_beats_fifo_for_small_jobs_under_contention():
 
 
 def test_noisy_estimates_change_decisions_but_stay_feasible():
-    inst = generate(preset="small", seed=0)
+    inst = generate(preset="small", seed=0, setting="shared_app")
     a = simulate(inst, "uwfq", estimate_error=0.0)
     b = simulate(inst, "uwfq", estimate_error=1.0, seed=2)
     assert evaluate(inst, b.schedule)["feasible"]
@@ -115,3 +115,57 @@ def test_metrics_small_jobs_and_fairness(small):
     assert m["user_mean_response_of_means_s"] == pytest.approx(resp.mean())
     assert m["user_slowdown_ratio"] >= 1.0
     assert m["num_small_jobs"] == int(small.job_small.sum()) > 0
+
+
+def test_uwfq_paper_user_measures_hand_computed():
+    """2 executors, no delays. User 0: job A (t=0, two 2 s tasks) and job C (t=0, one 1 s task); user 1: job B
+    (t=0, two 2 s tasks). FIFO runs A on both executors [0, 2), then B [2, 4) and C [2, 3) need 3 executors:
+    B's tasks start at 2, C's at 4 (job order A, B, C)."""
+    inst = build(2, [{"arrival": 0, "stages": [[2.0, 2.0]], "user": 0},
+                     {"arrival": 0, "stages": [[2.0, 2.0]], "user": 1},
+                     {"arrival": 0, "stages": [[1.0]], "user": 0}], moving_delay_s=0.0)
+    res = simulate(inst, "fifo")
+    assert res.schedule["task_start"] == [0.0, 0.0, 2.0, 2.0, 4.0]
+    m = evaluate(inst, res.schedule)
+    assert m["per_user_mean_response_s"] == {"0": pytest.approx((2 + 5) / 2), "1": pytest.approx(4.0)}
+    # user 0 submits 2 jobs (more than the mean 1.5): heavy; user 1 light
+    assert m["heavy_light_response_ratio"] == pytest.approx(3.5 / 4.0)
+    # demand: user 0 has 3 runnable-or-running tasks on [0, 2), 1 on [2, 5); user 1 2 on [0, 4).
+    # max-min fair split of 2 executors: [0, 2) 1 / 1, [2, 4) 1 / 1, [4, 5) 1 / 0; received: user 0 2, 0, 1;
+    # user 1 0, 2, 0. Fair executor-seconds: user 0 2 + 2 + 1 = 5, user 1 2 + 2 = 4; received: 4 + 1 = 5, 4.
+    assert m["per_user_share_ratio"] == {"0": pytest.approx(5 / 5), "1": pytest.approx(4 / 4)}
+    # shortfalls: user 1 on [0, 2) (fair 1, got 0) = 2, user 0 on [2, 4) (fair 1, got 0) = 2; of 9 fair
+    assert m["user_share_deficit"] == pytest.approx(4 / 9) and m["min_user_share_ratio"] == pytest.approx(1.0)
+    assert m["setting"] == "shared_app" and res.metrics["user_share_deficit"] == pytest.approx(4 / 9)
+    from sysgym.envs.job_sched.metrics import user_share_timeline
+
+    tl = user_share_timeline(inst, res.schedule["task_start"], res.schedule["task_end"])
+    np.testing.assert_allclose(tl["times"], [0, 2, 4, 5])
+    np.testing.assert_allclose(tl["fair"], [[1, 1], [1, 1], [1, 0]])
+    np.testing.assert_allclose(tl["received"], [[2, 0], [0, 2], [1, 0]])
+
+
+def test_the_setting_is_in_every_metrics_dict(small):
+    assert simulate(small, "fifo").metrics["setting"] == "multi_app"
+    shared = generate(preset="multiuser", seed=0, num_jobs=10)
+    assert evaluate(shared, simulate(shared, "uwfq").schedule)["setting"] == "shared_app"
+
+
+def test_sysgym_jobs_prints_the_user_measures_and_plots_over_time(tmp_path, capsys):
+    import argparse
+
+    from experiments.commands import jobs
+
+    parser = argparse.ArgumentParser()
+    jobs.register(parser.add_subparsers())
+    out = tmp_path / "per_user.png"
+    args = parser.parse_args(["jobs", "--preset", "small", "--setting", "shared_app", "--seeds", "1", "--policies",
+                              "fifo,fair,uwfq,uwfq+unaware", "--plot", str(out), "--box-plot",
+                              str(tmp_path / "box.png")])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "setting shared_app" in text and "heavy/light" in text and out.stat().st_size > 10_000
+    assert (tmp_path / "box.png").is_file()
+    bad = parser.parse_args(["jobs", "--policies", "fifo+unaware"])
+    with pytest.raises(UnknownNameError, match=r"option of policy fifo"):
+        bad.func(bad)

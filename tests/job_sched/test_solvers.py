@@ -1,8 +1,11 @@
 """Registered methods: each claims the objective the evaluator gives; CP-SAT bounds every policy."""
+import json
+
+import numpy as np
 import pytest
 
 from sysgym import solvers
-from sysgym.envs.job_sched import SchedulingPolicy, generate, policy_names, simulate
+from sysgym.envs.job_sched import SchedulingPolicy, evaluate, generate, policy_names, simulate
 from sysgym.errors import InvalidArgumentError, InvalidInstanceError
 from sysgym.testing import check_solver
 
@@ -64,12 +67,84 @@ def test_cpsat_is_optimal_on_tiny_and_bounds_every_policy():
     assert solvers.get("job_sched.fair").solve(inst).objective > sol.bound * 1.05
 
 
-def test_cpsat_with_delays_is_a_relaxation_bound():
-    inst = generate(preset="tiny", seed=0, moving_delay_s=2.0, warmup_scale=1.0)
+def test_cpsat_models_multi_app_exactly_and_bounds_every_policy():
+    """multi_app (moving delay and warm-up in the model): the decoded schedule passes the evaluator with the delays,
+    CP-SAT proves it optimal, and no policy (move-aware or not) is below the bound; the earlier relaxation
+    (model_delays=False) is still there and is weaker."""
+    inst = generate(preset="tiny", seed=0, setting="multi_app")
     sol, metrics = check_solver("job_sched.cpsat", inst, time_limit=20)
-    assert sol.status in ("feasible", "timeout") and sol.bound < metrics["mean_response_s"]
-    for name in ("job_sched.fifo", "job_sched.uwfq"):
-        assert solvers.get(name).solve(inst).objective >= sol.bound
+    assert sol.status == "optimal" and sol.stats["model"] == "exact" and sol.stats["moves"] >= inst.num_jobs
+    assert metrics["mean_response_s"] == pytest.approx(sol.bound, abs=1e-9)
+    for name in POLICY_SOLVERS:
+        assert solvers.get(name).solve(inst).objective >= sol.bound - 1e-9, name
+    for name in ("job_sched.fair", "job_sched.user_fair", "job_sched.uwfq"):
+        assert solvers.get(name, move_aware=False).solve(inst).objective >= sol.bound - 1e-9, name
+    relaxed, _ = check_solver("job_sched.cpsat", inst, time_limit=20, model_delays=False)
+    assert relaxed.status == "feasible" and relaxed.stats["model"].startswith("relaxation")
+    assert relaxed.bound < sol.bound and relaxed.objective >= sol.objective - 1e-9
+
+
+def test_cpsat_same_config_twice_gives_byte_identical_metrics():
+    """Deterministic by default: interleaved search and a deterministic time limit (here one that binds)."""
+    inst = generate(preset="tiny", seed=1, setting="multi_app")
+    runs = [solvers.get("job_sched.cpsat").solve(inst, time_limit=2) for _ in range(2)]
+    blobs = [json.dumps(evaluate(inst, r), sort_keys=True) for r in runs]
+    assert blobs[0] == blobs[1]
+    assert runs[0].bound == runs[1].bound and runs[0].status == runs[1].status
+    assert runs[0].stats["deterministic_time"] < 2.0 + 1.0  # CP-SAT stops at its next check past the limit
+
+
+def test_cpsat_options_are_checked():
+    with pytest.raises(InvalidArgumentError, match="objective"):
+        solvers.get("job_sched.cpsat", objective="max")
+    with pytest.raises(InvalidArgumentError, match="workers"):
+        solvers.get("job_sched.cpsat", workers=0)
+    big = generate(preset="tiny", seed=0, setting="multi_app", max_tasks_per_stage=20, num_jobs=6, num_executors=10)
+    assert big.num_tasks <= 400  # within max_tasks: the refusal is the arc count's (166^2 x 10 > 250,000)
+    with pytest.raises(InvalidInstanceError, match="arc literals .* model_delays=False"):
+        solvers.get("job_sched.cpsat").solve(big, time_limit=1)
+
+
+# -- moving costs (issue 20) -----------------------------------------------------------------------------------
+def _moves(inst, sched):
+    job = inst.stage_job[np.repeat(np.arange(inst.num_stages), np.diff(inst.stage_task_ptr))]
+    ex, st = np.asarray(sched["task_executor"]), np.asarray(sched["task_start"])
+    order = np.lexsort((st, ex))
+    e, j, t = ex[order], job[order], st[order]
+    fresh = np.concatenate([[True], (e[1:] != e[:-1]) | (j[1:] != j[:-1])])
+    return t[fresh]  # start times of tasks run by an executor that moved
+
+
+@pytest.mark.parametrize("name", ["job_sched.fair", "job_sched.user_fair", "job_sched.uwfq"])
+def test_move_aware_policies_move_less_and_respond_faster_in_multi_app(name):
+    inst = generate(preset="small", seed=0)  # multi_app
+    aware, unaware = solvers.get(name).solve(inst), solvers.get(name, move_aware=False).solve(inst)
+    assert len(_moves(inst, aware.decisions)) < 0.8 * len(_moves(inst, unaware.decisions))
+    assert aware.objective < unaware.objective
+    # shared_app: the default (auto) is today's behaviour exactly
+    shared = generate(preset="small", seed=0, setting="shared_app")
+    assert solvers.get(name).solve(shared).decisions == solvers.get(name, move_aware=False).solve(shared).decisions
+
+
+def test_max_moves_per_event_bounds_the_moves_of_each_event():
+    inst = generate(preset="small", seed=1)
+    sol = solvers.get("job_sched.uwfq", max_moves_per_event=1).solve(inst)
+    starts = _moves(inst, sol.decisions) - inst.moving_delay_s  # a mover is sent moving_delay_s before it starts
+    _, per_instant = np.unique(np.round(starts, 6), return_counts=True)
+    assert per_instant.max() == 1
+    free = solvers.get("job_sched.uwfq").solve(inst)
+    _, counts = np.unique(np.round(_moves(inst, free.decisions) - inst.moving_delay_s, 6), return_counts=True)
+    assert counts.max() > 1 and sol.decisions != free.decisions
+
+
+def test_move_options_are_checked_by_name():
+    for name in ("job_sched.fair", "job_sched.user_fair", "job_sched.uwfq"):
+        with pytest.raises(InvalidArgumentError, match="move_aware"):
+            solvers.get(name, move_aware="yes")
+        with pytest.raises(InvalidArgumentError, match="max_moves_per_event"):
+            solvers.get(name, max_moves_per_event=0)
+    with pytest.raises(InvalidArgumentError, match="move_margin"):
+        solvers.get("job_sched.uwfq", move_margin=-1)
 
 
 def test_cpsat_refuses_big_instances():

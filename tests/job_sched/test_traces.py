@@ -5,7 +5,7 @@ import pytest
 
 from sysgym.envs.job_sched import evaluate, load, simulate
 from sysgym.envs.job_sched.traces import load_trace
-from sysgym.errors import TraceFormatError
+from sysgym.errors import InvalidInstanceError, TraceFormatError
 
 DATA = Path(__file__).with_name("data")
 
@@ -54,3 +54,70 @@ def test_unknown_file_is_named(tmp_path):
     p.write_text("a,b\n1,2\n")
     with pytest.raises(TraceFormatError, match="x.csv:1: neither"):
         load(p)
+
+
+# -- robustness (issue 21): every malformed input is a named error naming the file and the line ----------------
+ROW = "M1,{n},j_1,1,Terminated,{s},{e},100,0.39\n"
+
+
+@pytest.mark.parametrize("n, start, end, match", [
+    ("inf", "86400", "86410", "instance_num must be finite, got 'inf'"),
+    ("nan", "86400", "86410", "instance_num must be finite, got 'nan'"),
+    ("-3", "86400", "86410", "instance_num must be >= 0, got '-3'"),
+    ("2.5", "86400", "86410", "instance_num must be a whole number, got '2.5'"),
+    ("4", "inf", "86410", "start_time must be finite"),
+    ("4", "86400", "nan", "end_time must be finite"),
+    ("4", "86400", "", "end_time must be a number, got ''"),
+])
+def test_alibaba_bad_numbers_name_file_and_line(tmp_path, n, start, end, match):
+    p = tmp_path / "batch_task.csv"
+    p.write_text(ROW.format(n=2, s=86400, e=86402) + ROW.format(n=n, s=start, e=end).replace("M1", "M2"))
+    with pytest.raises(TraceFormatError, match=r"batch_task\.csv:2: job 'j_1' task 'M2': " + match):
+        load(p)
+
+
+def test_google_bad_numbers_and_rows_name_file_and_line(tmp_path):
+    head = "time,type,collection_id,instance_index\n600000000,0,1,0\n"
+    for bad, match in (("inf,3,1,0", "time must be finite"), ("601000000,3,1,-1", "instance_index must be >= 0"),
+                       ("601000000,nan,1,0", "type must be finite"), ("601000000,3,1", "missing field")):
+        p = tmp_path / "events.csv"
+        p.write_text(head + bad + "\n")
+        with pytest.raises(TraceFormatError, match=r"events\.csv:3: .*" + match):
+            load_trace(p)
+    p = tmp_path / "events.jsonl"
+    p.write_text('{"time": 1, "type": 0, "collection_id": 1, "instance_index": 0}\n[1, 2, 3]\n')
+    with pytest.raises(TraceFormatError, match=r"events\.jsonl:2: not a JSON object \(a list\)"):
+        load_trace(p)
+    p.write_text('{"time": 1, "type": 0, "collection_id": 1, "instance_index": 0}\n{"time": null, "type": 3, '
+                 '"collection_id": 1, "instance_index": 0}\n')
+    with pytest.raises(TraceFormatError, match=r"events\.jsonl:2: missing field 'time'"):
+        load_trace(p)
+
+
+def test_non_utf8_line_is_named_by_its_number(tmp_path):
+    p = tmp_path / "batch_task.csv"
+    p.write_bytes(ROW.format(n=2, s=86400, e=86402).encode() + b"M2,1,j_\xff\xfe,1,Terminated,1,2,1,1\n")
+    with pytest.raises(TraceFormatError, match=r"batch_task\.csv:2: not UTF-8 text \(byte 7 of the line\)"):
+        load(p)
+
+
+def test_huge_instance_num_is_refused_before_any_work_or_coalesced(tmp_path):
+    """instance_num=1e8 would build 1e8 tasks and a simulation of hours: refused while reading (max_tasks, default
+    1,000,000), naming the line and the remedies; with max_tasks_per_stage the row is coalesced without ever
+    expanding it, and the instance simulates at once."""
+    import time
+
+    p = tmp_path / "batch_task.csv"
+    p.write_text(ROW.format(n=2, s=86400, e=86402) + "R2_1,1e8,j_1,1,Terminated,86402,86412,100,0.39\n")
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidInstanceError, match=r"batch_task\.csv:2: job 'j_1' task 'R2_1' has "
+                                                   r"instance_num=100,000,000.*max_tasks=1,000,000.*max_tasks_per_stage"):
+        load(p)
+    assert time.perf_counter() - t0 < 5
+    inst = load_trace(p, max_tasks_per_stage=50, num_executors=10)
+    assert inst.num_tasks == 2 + 50 and inst.stage_work_s[1] == pytest.approx(1e8 * 10.0)
+    assert simulate(inst, "fifo").metrics["num_jobs"] == 1
+    with pytest.raises(InvalidInstanceError, match=r"would have 50 tasks, more than max_tasks=49"):
+        load_trace(p, max_tasks_per_stage=50, max_tasks=49)  # the row alone
+    with pytest.raises(InvalidInstanceError, match=r"the 1 jobs selected have 52 tasks, more than max_tasks=51"):
+        load_trace(p, max_tasks_per_stage=50, max_tasks=51)  # the rows together

@@ -50,7 +50,7 @@ class ServerlessInstance(InstanceBase):
     deploy_code_s: np.ndarray
     deploy_dep_s: np.ndarray
     scheduling_s: np.ndarray
-    trigger: np.ndarray  # (F,) index into TRIGGERS
+    trigger: np.ndarray  # (F,) index into TRIGGERS (generator v1: the first of an application's triggers)
     inv_func: np.ndarray  # (N,) function of each invocation
     inv_time: np.ndarray  # (N,) arrival time, seconds, non-decreasing
     inv_exec: np.ndarray  # (N,) execution time once an instance is ready, seconds

@@ -38,9 +38,12 @@ INF = math.inf
 
 # The decision grid, minutes. Shahrad et al. bin idle times by the minute (ATC'20 Sec. 4.2); Huawei's default
 # keep-alive is 1 minute (Joosen et al., Sec. 2.2); AWS and Azure keep 10 and 20 minutes (Shahrad et al., Sec. 4.1);
-# the hybrid policy's histogram range is 4 hours. Finer steps where keep-alives usually fall, coarser beyond.
-KEEP_ALIVE_MIN = (0, 0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, INF)
-PREWARM_MIN = (0, 0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480)
+# the hybrid policy's histogram range is 4 hours. Finer steps where keep-alives usually fall, coarser beyond; beyond
+# the histogram's range, steps of at most 25 % up to a week (the `standard` horizon), so that a pre-warm ahead of a
+# daily or weekly invocation (cron timers, the hybrid policy's forecast) is a plan, not "keep until evicted".
+_LONG_MIN = (600, 720, 900, 1080, 1260, 1440, 1800, 2160, 2700, 3240, 4320, 5400, 7200, 10080)
+KEEP_ALIVE_MIN = (0, 0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, *_LONG_MIN, INF)
+PREWARM_MIN = (0, 0.5, 1, 2, 3, 5, 7, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 360, 480, *_LONG_MIN)
 KEEP_ALIVE_S = tuple(60.0 * m for m in KEEP_ALIVE_MIN)
 PREWARM_S = tuple(60.0 * m for m in PREWARM_MIN)
 

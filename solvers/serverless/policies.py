@@ -3,21 +3,36 @@
 
 * `FixedKeepAlive`: keep every idle instance for a fixed window (AWS Lambda 10 min, Azure 20 min: Shahrad et
   al., ATC'20 Sec. 4.1; Huawei 1 min: Joosen et al., EuroSys'25 Sec. 2.2); 0 = unload at once.
-* `HybridHistogram`: Shahrad et al.'s hybrid histogram policy (ATC'20 Sec. 4.2): a per-function histogram of
-  idle times (1-minute bins over a 4-hour range). When it is representative (the coefficient of variation of
-  its bin counts is at least 2), pre-warm at the 5th-percentile idle time less a 10 % margin and keep alive until
-  the 99th percentile plus 10 %; when it is not, keep alive for the whole range, without pre-warming; when most
-  idle times fall outside the range, forecast the next idle time and pre-warm 15 % before it, keeping alive
-  until 15 % after. Head, tail, margins, bin, range and CV threshold are the paper's (also in dslab's
-  reproduction, github.com/osukhoroslov/dslab, examples/serverless-in-the-wild). ASSUMPTIONS where the paper gives
-  no number: the out-of-bounds share that switches to the forecast (0.5, dslab's default); the forecast itself
-  (the paper fits ARIMA; here the median of the last 5 idle times: statsmodels is not a declared dependency and a
-  day's few long idle times rarely fit an ARIMA); how many idle times the histogram needs before it is consulted
-  (`min_idle_times=1`: the CV test alone decides, as in dslab; a review of the paper, mikhail.io, 2021-06-18,
-  describes the same fallback for an application that "may not have enough points yet", without a count). Windows are
-  snapped outward onto the family's decision grid (pre-warm never later, keep-alive never shorter than the
-  paper's), so the env can express every plan the policy makes; a keep-alive counts from when the pre-warmed
-  instance is ready.
+* `HybridHistogram`: Shahrad et al.'s hybrid histogram policy (ATC'20 Sec. 4.2), per application (the unit of an
+  instance). It records each application's idle times (from the end of its last execution to its next invocation)
+  in a histogram of 1-minute bins over a 4-hour range, and after each execution chooses, in this order:
+  - *out of bounds*: when at least half of the idle times so far exceeded the range (`oob_threshold` 0.5), it
+    forecasts the next idle time from the idle-time series (the paper fits ARIMA; here an AR(p) fit, p <= 2 chosen
+    by AICc: `sysgym.solvers.serverless.forecast`) and pre-warms 15 % before it, keeping the instance warm until
+    15 % after it (`forecast_margin` 0.15: the window is 30 % of the forecast);
+  - *not representative*: with fewer than `min_idle_times` idle times in range, or when the coefficient of
+    variation of the bin counts is below 2 (`cv_threshold`: a flat histogram has none, a spike a high one), the
+    standard keep-alive: no pre-warming, keep alive for the histogram's range (4 hours);
+  - *histogram*: pre-warm at the 5th-percentile idle time (the head, its bin's lower edge) less 10 % (`margin`),
+    and keep warm until the 99th percentile (the tail, its bin's upper edge) plus 10 %; a head of 0 keeps the
+    instance loaded from the end of the execution.
+  Sources of the defaults: bins, range, head, tail, the 10 % and 15 % margins, the CV threshold of 2 and the order of
+  the three cases are those of the paper as read in three independent reproductions (dslab,
+  github.com/osukhoroslov/dslab, examples/serverless-in-the-wild, whose `HybridHistogramPolicy` defaults to bins of
+  60 s, CV 2, OOB share 0.5, ARIMA margin 0.15, histogram margin 0.1, head 0.05, tail 0.99, and keeps a forecast
+  window from 0.85 to 1.15 x the forecast; OpenDC's serverless `HybridHistogramPolicy` (the same windows, CV 2); a
+  review of the paper, mikhail.io/2020/06/eliminate-cold-starts-by-predicting-invocations-of-serverless-functions:
+  "4 hours", "one-minute granularity", the head "5th percentile minus 10% margin", the fallback "no shutdown and a
+  long keep-alive window" when the application "may not have enough points yet" or has "no definite shape", and
+  ARIMA beyond the 4 hours). ASSUMPTIONS, where the paper gives no number: the out-of-bounds share 0.5 (dslab's
+  default: "most" idle times); `min_idle_times`, the "enough points": by default n_bins / cv_threshold^2 = 60, from the
+  CV test itself: idle times spread over the bins at random give bin counts with a CV of about sqrt(n_bins / n),
+  which exceeds the threshold for fewer than n_bins / threshold^2 of them, so below that count the CV test cannot
+  tell a pattern from none. The forecast is fit on the last `forecast_history` (1000) idle times. Windows are
+  snapped outward onto the family's decision grid by default (pre-warm never later, keep-alive never shorter than
+  the paper's), so the env can express every plan the policy makes; `snap_to_grid=False` plays the paper's
+  windows exactly (to the second), which the env's grid cannot express. A keep-alive counts from when the
+  pre-warmed instance is ready (the paper's from when it is loaded: the cold-start time later).
 * `GreedyDual`: FaasCache's Greedy-Dual keep-alive (Fuerst and Sharma, ASPLOS'21): keep every instance warm
   until memory is needed, then evict the lowest priority `clock + frequency x cold-start cost / memory`
   (GreedyDual-Size-Frequency); the clock becomes the victim's priority. Frequency counts the invocations since
@@ -29,7 +44,6 @@ from __future__ import annotations
 
 import bisect
 import math
-import statistics
 import time
 from typing import Any
 
@@ -49,6 +63,7 @@ from sysgym.envs.serverless.simulator import (
 from sysgym.errors import InvalidArgumentError
 from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
+from sysgym.solvers.serverless.forecast import MAX_ORDER, ar_forecast
 
 
 class KeepAlivePolicy:
@@ -90,18 +105,31 @@ class HybridHistogram(KeepAlivePolicy):
 
     def __init__(self, range_min: float = 240.0, bin_min: float = 1.0, head_percentile: float = 5.0,
                  tail_percentile: float = 99.0, margin: float = 0.10, cv_threshold: float = 2.0,
-                 oob_threshold: float = 0.5, forecast_margin: float = 0.15, forecast_window: int = 5,
-                 min_idle_times: int = 1):
+                 oob_threshold: float = 0.5, forecast_margin: float = 0.15, forecast_history: int = 1000,
+                 forecast_max_order: int = MAX_ORDER, min_idle_times: int | None = None, snap_to_grid: bool = True):
         if not (range_min > 0 and bin_min > 0 and range_min >= bin_min):
             raise InvalidArgumentError(f"need range_min >= bin_min > 0, got {range_min}, {bin_min}")
         if not 0 <= head_percentile <= tail_percentile <= 100:
             raise InvalidArgumentError(f"need 0 <= head <= tail <= 100, got {head_percentile}, {tail_percentile}")
+        if not (cv_threshold > 0 and 0 < oob_threshold <= 1 and 0 <= margin < 1 and 0 <= forecast_margin < 1):
+            raise InvalidArgumentError("need cv_threshold > 0, 0 < oob_threshold <= 1 and margins in [0, 1), got "
+                                       f"{cv_threshold}, {oob_threshold}, {margin}, {forecast_margin}")
+        if int(forecast_history) < 1 or int(forecast_max_order) < 0:
+            raise InvalidArgumentError(f"need forecast_history >= 1 and forecast_max_order >= 0, got "
+                                       f"{forecast_history}, {forecast_max_order}")
         self.range_s, self.bin_s = 60.0 * range_min, 60.0 * bin_min
         self.n_bins = int(round(range_min / bin_min))
         self.head, self.tail = head_percentile / 100.0, tail_percentile / 100.0
         self.margin, self.cv_threshold, self.oob_threshold = margin, cv_threshold, oob_threshold
-        self.forecast_margin, self.forecast_window = forecast_margin, int(forecast_window)
-        self.min_idle_times = int(min_idle_times)
+        self.forecast_margin, self.forecast_history = forecast_margin, int(forecast_history)
+        self.forecast_max_order = int(forecast_max_order)
+        # Too few idle times: below n_bins / cv_threshold^2 in-range idle times, idle times spread over the bins
+        # without any pattern already pass the CV test (module doc), so the histogram cannot be told representative.
+        self.min_idle_times = (math.ceil(self.n_bins / cv_threshold ** 2) if min_idle_times is None
+                               else int(min_idle_times))
+        if self.min_idle_times < 1:
+            raise InvalidArgumentError(f"min_idle_times must be >= 1, got {min_idle_times}")
+        self.snap_to_grid = bool(snap_to_grid)
 
     def reset(self, sim: Simulator, seed: int = 0) -> None:
         super().reset(sim, seed)
@@ -156,22 +184,24 @@ class HybridHistogram(KeepAlivePolicy):
     def plan(self, sim: Simulator, f: int) -> tuple[float, float]:
         self._update(sim, f)
         total = self.in_range[f] + self.oob[f]
-        if total >= self.min_idle_times and self.oob[f] / total >= self.oob_threshold:
+        if total and self.oob[f] / total >= self.oob_threshold:
             self.patterns["forecast"] += 1
-            recent = sim.idle_times[f][-self.forecast_window:]
-            pred = statistics.median(recent)
+            pred = ar_forecast(sim.idle_times[f][-self.forecast_history:], self.forecast_max_order)
             return self._window(pred * (1 - self.forecast_margin), pred * (1 + self.forecast_margin))
-        if total < self.min_idle_times or self.in_range[f] == 0 or self.cv(f) < self.cv_threshold:
+        if self.in_range[f] < self.min_idle_times or self.cv(f) < self.cv_threshold:
             self.patterns["uncertain"] += 1
-            return 0.0, snap_up(self.range_s, KEEP_ALIVE_S)
+            return 0.0, snap_up(self.range_s, KEEP_ALIVE_S) if self.snap_to_grid else self.range_s
         self.patterns["histogram"] += 1
         head_s = self._percentile_bin(f, self.head) * self.bin_s
         tail_s = (self._percentile_bin(f, self.tail) + 1) * self.bin_s
         return self._window(head_s * (1 - self.margin), tail_s * (1 + self.margin))
 
-    @staticmethod
-    def _window(prewarm_s: float, until_s: float) -> tuple[float, float]:
-        """Pre-warm at `prewarm_s` after the idle start, warm until `until_s`, snapped outward onto the grid."""
+    def _window(self, prewarm_s: float, until_s: float) -> tuple[float, float]:
+        """Pre-warm at `prewarm_s` after the idle start and stay warm until `until_s`, snapped outward onto the
+        decision grid (or exactly, without `snap_to_grid`)."""
+        if not self.snap_to_grid:
+            p = max(0.0, prewarm_s)
+            return p, max(0.0, until_s - p)
         p = snap_down(prewarm_s, PREWARM_S)
         return p, snap_up(max(0.0, until_s - p), KEEP_ALIVE_S if p == 0 else KEEP_ALIVE_S[1:])
 
@@ -280,12 +310,13 @@ class Hybrid(_PolicySolver):
 
     def __init__(self, range_min: float = 240.0, bin_min: float = 1.0, head_percentile: float = 5.0,
                  tail_percentile: float = 99.0, margin: float = 0.10, cv_threshold: float = 2.0,
-                 oob_threshold: float = 0.5, forecast_margin: float = 0.15, forecast_window: int = 5,
-                 min_idle_times: int = 1):
+                 oob_threshold: float = 0.5, forecast_margin: float = 0.15, forecast_history: int = 1000,
+                 forecast_max_order: int = MAX_ORDER, min_idle_times: int | None = None, snap_to_grid: bool = True):
         super().__init__(range_min=range_min, bin_min=bin_min, head_percentile=head_percentile,
                          tail_percentile=tail_percentile, margin=margin, cv_threshold=cv_threshold,
                          oob_threshold=oob_threshold, forecast_margin=forecast_margin,
-                         forecast_window=forecast_window, min_idle_times=min_idle_times)
+                         forecast_history=forecast_history, forecast_max_order=forecast_max_order,
+                         min_idle_times=min_idle_times, snap_to_grid=snap_to_grid)
         HybridHistogram(**self.config)
 
     def policy(self) -> HybridHistogram:

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 import sysgym
-from sysgym.envs.serverless import Simulator, evaluate, generate, simulate
+from sysgym.envs.serverless import ServerlessInstance, Simulator, evaluate, generate, simulate
 from sysgym.envs.serverless.simulator import drive
 from sysgym.errors import InvalidArgumentError
+from sysgym.solvers.serverless.forecast import ar_forecast
 from sysgym.solvers.serverless.policies import FixedKeepAlive, GreedyDual, HybridHistogram, PolicyAgent
 from tests.serverless.conftest import hand_instance
 
@@ -117,21 +118,87 @@ def test_env_driven_run_equals_simulator_driven_run(preset, seed, name):
     assert steps == direct.stats["plans"] + direct.stats["evictions"]
 
 
-def test_hybrid_learns_a_timer_and_prewarms():
-    """A 30-minute timer: after its first idle time the histogram is concentrated (CV >= 2), so the policy unloads
-    after each run and pre-warms before the next one; fixed 10 minutes cold-starts every time."""
-    n = 24
-    t = np.arange(n) * 1800.0 + 60.0
-    inst = sysgym.envs.serverless.ServerlessInstance(
+def _periodic(n: int, period: float, exec_s: float = 0.5) -> ServerlessInstance:
+    t = np.arange(n) * period + 60.0
+    return ServerlessInstance(
         mem_mb=[256], pod_alloc_s=[0.3], deploy_code_s=[0.1], deploy_dep_s=[0.2], scheduling_s=[0.4], trigger=[4],
-        inv_func=np.zeros(n, int), inv_time=t, inv_exec=np.full(n, 0.5), capacity_mb=256, memory_weight=0.0216,
-        horizon_s=n * 1800.0, name="serverless/timer")
-    hyb = simulate(inst, "hybrid")
+        inv_func=np.zeros(n, int), inv_time=t, inv_exec=np.full(n, exec_s), capacity_mb=256, memory_weight=0.0216,
+        horizon_s=n * period, name="serverless/timer")
+
+
+def test_hybrid_learns_a_timer_and_prewarms():
+    """A 30-minute timer. Trusting the histogram from its first idle time (concentrated: CV >= 2), the policy unloads
+    after each run and pre-warms before the next one; fixed 10 minutes cold-starts every time. With the default
+    minimum of 60 idle times, 24 runs stay on the 4-hour keep-alive: warm throughout."""
+    n = 24
+    inst = _periodic(n, 1800.0)
+    hyb = simulate(inst, "hybrid", min_idle_times=1)
     assert hyb.metrics["cold_starts"] == 1  # the first; the second is kept by the 4-hour fallback
     assert hyb.metrics["prewarm_loads"] == n - 1  # the 3rd to the last, and one after the last (it cannot know)
     fixed = simulate(inst, "fixed")
     assert fixed.metrics["cold_starts"] == n
     assert hyb.metrics["wasted_gb_s"] < 3 * fixed.metrics["wasted_gb_s"]
+    default = simulate(inst, "hybrid")
+    assert default.metrics["cold_starts"] == 1 and default.metrics["prewarm_loads"] == 0
+    assert default.metrics["wasted_gb_s"] > 2 * hyb.metrics["wasted_gb_s"]
+    exact = simulate(inst, "hybrid", min_idle_times=1, snap_to_grid=False)
+    assert exact.metrics["cold_starts"] == 1 and exact.metrics["wasted_gb_s"] < hyb.metrics["wasted_gb_s"]
+
+
+def test_hybrid_forecasts_a_daily_timer():
+    """A daily cron run: every idle time is beyond the 4-hour range, so after the second run the forecast (the
+    observed idle time) pre-warms around the next one; on the grid (pre-warm <= 0.85 x, warm >= 1.15 x the
+    forecast) nothing waits again, and the instance is warm a fraction of each day."""
+    n = 10
+    inst = _periodic(n, 86400.0)
+    pol = HybridHistogram()
+    r = simulate(inst, pol)
+    assert pol.patterns["forecast"] == n - 1 and pol.patterns["uncertain"] == 1
+    assert r.metrics["cold_starts"] == 2 and r.metrics["prewarm_loads"] == n - 1  # and one after the last
+    assert r.metrics["wasted_gb_s"] < 0.5 * 0.25 * inst.horizon_s  # warm well under half of the time
+
+
+def test_too_few_idle_times_pass_the_cv_test():
+    """Why the histogram needs n_bins / cv_threshold^2 = 60 idle times: idle times with no pattern at all (uniform
+    over the 4 hours) pass the CV >= 2 test when they are few, and fail it when they are many."""
+    rng = np.random.default_rng(0)
+
+    def cv(n):
+        counts = np.bincount(rng.integers(0, 240, n), minlength=240)
+        return counts.std(ddof=1) / counts.mean()
+
+    assert np.mean([cv(30) >= 2 for _ in range(200)]) > 0.95
+    assert np.mean([cv(600) >= 2 for _ in range(200)]) < 0.05
+    assert HybridHistogram().min_idle_times == 60
+    n = 200
+    gaps = rng.uniform(0, 14000, n)
+    t = np.cumsum(gaps) + 1.0
+    inst = ServerlessInstance(
+        mem_mb=[256], pod_alloc_s=[0.3], deploy_code_s=[0.1], deploy_dep_s=[0.2], scheduling_s=[0.4], trigger=[0],
+        inv_func=np.zeros(n, int), inv_time=t, inv_exec=np.full(n, 0.5), capacity_mb=256, memory_weight=0.0216,
+        horizon_s=float(t[-1]) + 1, name="serverless/uniform")
+    trusting, default = HybridHistogram(min_idle_times=1), HybridHistogram()
+    simulate(inst, trusting), simulate(inst, default)
+    # spurious "patterns" in the first few dozen idle times; from the 60th on, a uniform histogram's CV hovers at
+    # the threshold and then falls below it
+    assert trusting.patterns["histogram"] >= 20
+    assert default.patterns["histogram"] <= trusting.patterns["histogram"] / 2
+
+
+def test_ar_forecast():
+    assert ar_forecast([300.0]) == 300.0 and ar_forecast([100.0, 200.0, 600.0]) == pytest.approx(300.0)
+    assert ar_forecast([7.0] * 12) == 7.0
+    # two timers of one period at different phases: idle times alternate, AR(1) forecasts the alternation
+    alt = [100.0, 3500.0] * 10
+    assert ar_forecast(alt) == pytest.approx(100.0, abs=1.0) and ar_forecast(alt[:-1]) == pytest.approx(3500.0, abs=1)
+    rng = np.random.default_rng(1)
+    y = [50.0]
+    for _ in range(400):
+        y.append(50.0 + 0.8 * (y[-1] - 50.0) + rng.normal(0, 5.0))
+    assert ar_forecast(y) == pytest.approx(50.0 + 0.8 * (y[-1] - 50.0), abs=1.5)
+    assert min(y) <= ar_forecast(y[:6]) <= max(y[:6])
+    with pytest.raises(ValueError):
+        ar_forecast([])
 
 
 def test_greedy_dual_evicts_the_lowest_priority():

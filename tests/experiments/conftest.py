@@ -1,0 +1,32 @@
+"""Fixtures of the experiments tests."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SYSGYM = [sys.executable, "-m", "sysgym.experiments.cli"]
+
+
+@pytest.fixture
+def read_only_run():
+    """`run(folder, argv)`: the sysgym CLI with `folder` read-only. chmod for a normal user; for root (who ignores
+    file modes), a read-only bind mount in a private user+mount namespace (`unshare -rm`)."""
+
+    def run(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            try:
+                return subprocess.run(SYSGYM + argv, capture_output=True, text=True, timeout=300)
+            finally:
+                folder.chmod(0o755)
+        if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"],
+                                                              capture_output=True).returncode:
+            pytest.skip("cannot make a read-only folder here: running as root without user namespaces (unshare -rm)")
+        script = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+        return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", str(folder), *SYSGYM, *argv],
+                              capture_output=True, text=True, timeout=300)
+
+    return run

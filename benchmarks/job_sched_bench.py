@@ -7,7 +7,7 @@
 2. Simulator speed: events per second and the time to run 1,000 TPC-H jobs on 100 executors (Decima's setting),
    and env steps per second with a masked random agent (what PPO training pays per step).
 3. The CP-SAT clairvoyant bound on `tiny` instances and every policy's gap to it.
-4. A plot of per-user response-time distributions.
+4. With --out DIR, a plot of per-user response-time distributions.
 
 Usage: .venv/bin/python benchmarks/job_sched_bench.py [--quick] [--out DIR]
 """
@@ -138,14 +138,14 @@ def bound(seeds: list[int], time_limit: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer seeds and jobs")
-    ap.add_argument("--out", default="bench_out/job_sched", help="folder for the plot")
+    ap.add_argument("--out", default=None, help="folder for the per-user plot (default: no plot; nothing is "
+                                                "written into the current folder)")
     ap.add_argument("--decima-sim", default=None, help="a checkout of hongzimao/decima-sim (numpy only; its TPC-H "
                                                        ".npy files unpacked) to time its simulator beside ours")
     args = ap.parse_args()
     seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4]
-    out = Path(args.out)
     policy_table("UWFQ setting: shared Spark app (no moving delay / warm-up)", seeds, {},
-                 plot=out / "per_user_response.png")
+                 plot=None if args.out is None else Path(args.out) / "per_user_response.png")
     policy_table("Same workload with Decima's 2 s moving delay and warm-up", seeds,
                  {"moving_delay_s": 2.0, "warmup_scale": 1.0})
     speed(200 if args.quick else 1000, args.decima_sim)

@@ -109,6 +109,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if bad or report.problems else 0
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from sysgym import datasets
+    from sysgym.experiments.leaderboard import make_console
+
+    console = make_console()
+    if args.name:
+        if args.path_only:
+            print(datasets.path(args.name))
+            return 0
+        info = datasets.info(args.name)
+        for key, value in info.describe().items():
+            console.print(f"[bold]{key}[/]: {value}", highlight=False, soft_wrap=True)
+        return 0
+    table = Table(title="datasets (sysgym.datasets)")
+    for col in ("name", "shipped", "rows", "license", "description"):
+        table.add_column(col, no_wrap=col in ("name", "shipped"))
+    for name in datasets.list(external=True):
+        info = datasets.info(name)
+        table.add_row(name, "yes" if info.shipped else "no (path)", str(info.rows or "-"), info.license,
+                      info.description)
+    console.print(table)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sysgym.experiments.demo import demo
 
@@ -143,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "each record's content, so edits are noticed without it)")
     p.add_argument("--out", default=None, help="write validation.json here (default: the results folder)")
     p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("datasets", help="the datasets shipped with sysgym and the public traces it reads")
+    p.add_argument("name", nargs="?", default=None, help="one dataset: its licence, source and file")
+    p.add_argument("--path", dest="path_only", action="store_true", help="print only the dataset's file path")
+    p.set_defaults(func=_cmd_datasets)
     p = sub.add_parser("demo", help="the main job: a small sweep over four families, then the leaderboard")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--sweep", default="demo")

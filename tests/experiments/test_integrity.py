@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_module
 
 from sysgym import records
@@ -188,3 +189,28 @@ def test_provenance_is_sysgyms_own_build_never_the_users_repository(tmp_path, mo
                                    metrics={}, wall_time_s=0.0)["git_commit"] == "abc123"
     finally:
         records.build_info.cache_clear()
+
+
+@pytest.mark.slow  # builds a wheel from a clone of this checkout (pip, about 10-20 s)
+def test_a_wheel_records_the_commit_it_was_built_from_inside_a_users_repository(tmp_path):
+    root = records._package_root()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(root), str(clone)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(clone)], check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("sysgym-*.whl"))
+    user = tmp_path / "user_repo"  # the user's own repository, with the wheel installed inside it
+    site = user / "venv" / "site-packages"
+    site.mkdir(parents=True)
+    shutil.unpack_archive(str(wheel), str(site), "zip")
+    git = ["git", "-c", "user.email=u@example.com", "-c", "user.name=u"]
+    subprocess.run(git + ["init", "-q", str(user)], check=True)
+    subprocess.run(git + ["-C", str(user), "commit", "-q", "--allow-empty", "-m", "user"], check=True)
+    deps = next(p for p in sys.path if p.endswith("site-packages"))  # numpy etc.; no .pth: no editable sysgym
+    code = ("import sysgym, sysgym.records as r; print(sysgym.__file__); print(r.build_info()['source'], "
+            "r.git_commit())")
+    out = subprocess.run([sys.executable, "-S", "-c", code], cwd=user, capture_output=True, text=True,
+                         env={"PYTHONPATH": f"{site}:{deps}", "PATH": "/usr/bin:/bin"}, check=True).stdout.split("\n")
+    assert out[0].startswith(str(site))
+    assert out[1] == f"build {head.stdout.strip()}"  # the clone's commit, not the user's repository's

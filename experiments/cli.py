@@ -109,6 +109,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 1 if bad or report.problems else 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from sysgym.experiments.bench import bench
+
+    bench(args.suite, families=args.family, tiers=args.tier, results_dir=args.results_dir, methods=args.method,
+          agent=args.agent, dry_run=args.dry_run)
+    return 0
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from sysgym import datasets
     from sysgym.experiments.leaderboard import make_console
@@ -167,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "each record's content, so edits are noticed without it)")
     p.add_argument("--out", default=None, help="write validation.json here (default: the results folder)")
     p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("bench", help="run a canonical benchmark suite (every method on fixed instances), "
+                                     "validate, and write its leaderboard")
+    p.add_argument("--suite", default="v1", help="suite version (experiments/suites/<suite>/)")
+    p.add_argument("--family", action="append", default=None, help="only this family (repeatable)")
+    p.add_argument("--tier", action="append", default=None, choices=("tiny", "standard", "large"),
+                   help="only this tier (repeatable)")
+    p.add_argument("--method", action="append", default=None, help="only this method (repeatable)")
+    p.add_argument("--agent", default=None, help="a trained policy to include as the family's agent method")
+    p.add_argument("--results-dir", default="results/bench", help="records go to RESULTS_DIR/<suite>/<family>/")
+    p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    p.set_defaults(func=_cmd_bench)
     p = sub.add_parser("datasets", help="the datasets shipped with sysgym and the public traces it reads")
     p.add_argument("name", nargs="?", default=None, help="one dataset: its licence, source and file")
     p.add_argument("--path", dest="path_only", action="store_true", help="print only the dataset's file path")

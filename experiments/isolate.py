@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -90,15 +91,17 @@ def follow_parent(pid: int, *, interval: float = 0.5) -> None:
 
 
 def follow_sweep() -> None:
-    """In a worker process of a sweep (the sweep's pid is in $SYSGYM_SWEEP_PID and is not ours): follow it."""
-    value = os.environ.get(SWEEP_PID_ENV)
-    if value and value.isdigit() and int(value) != os.getpid():
-        follow_parent(int(value))
+    """In a worker process that the sweep started directly on this machine (joblib's loky workers: the sweep is
+    our parent, named with its host in $SYSGYM_SWEEP_PID): follow it. Jobs on other machines (SLURM, Ray), or
+    started by something else, inherit the variable but do not match, so they are never ended by it."""
+    host, _, pid = os.environ.get(SWEEP_PID_ENV, "").rpartition(":")
+    if pid.isdigit() and host == socket.gethostname() and int(pid) == os.getppid():
+        follow_parent(int(pid))
 
 
 def mark_sweep() -> None:
-    """Called by the process that launches a sweep: its workers inherit the pid to follow."""
-    os.environ[SWEEP_PID_ENV] = str(os.getpid())
+    """Called by the process that launches a sweep: its workers inherit the host and pid to follow."""
+    os.environ[SWEEP_PID_ENV] = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _send(path: str, item: tuple) -> None:

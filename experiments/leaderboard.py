@@ -163,8 +163,10 @@ def summarise(records: Iterable[dict[str, Any]], *, bootstrap: bool = True, grou
         sign = 1 if block[0]["sense"] == "min" else -1
         for fld, rank in (("objective", "rank"), ("objective_timed", "rank_timed")):
             # Ties (common: several methods reach the optimum) go to the faster method.
+            # A method that found no solution on some runs ranks after those that solved every run (its mean
+            # covers only the runs it solved).
             ranked = sorted((r for r in block if math.isfinite(r[fld])),
-                            key=lambda r: (sign * r[fld], r["wall_time_s"]))
+                            key=lambda r: (r["scored_runs"] < r["runs"], sign * r[fld], r["wall_time_s"]))
             for i, r in enumerate(ranked, 1):
                 r[rank] = i
     for r in rows:
@@ -185,26 +187,27 @@ def aggregate(records: Iterable[dict[str, Any]], *, group: str = ".") -> list[di
     rows = []
     for family_name, recs in sorted(by_family.items()):
         key, sense, _ = _objective_of(family_name)
-        values: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        values: dict[tuple[str, str], dict[str, list[float | None]]] = defaultdict(lambda: defaultdict(list))
         envs: dict[str, set[str]] = defaultdict(set)
         for r in recs:
             v = r["metrics"].get(key)
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-                env = r.get("env") or instance_group(r["instance"])
-                values[(env, r["instance"])][r["method"]].append(float(v))
-                envs[r["method"]].add(env)
-        methods = sorted({m for per in values.values() for m in per})
-        if not methods:
-            continue
+            env = r.get("env") or instance_group(r["instance"])
+            finite = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            values[(env, r["instance"])][r["method"]].append(float(v) if finite else None)
+            envs[r["method"]].add(env)
         strata: dict[str, list[list[float]]] = defaultdict(list)
         for per in values.values():
-            means = [float(np.mean(v)) for v in per.values()]
+            means = [float(np.mean(f)) for f in ([x for x in v if x is not None] for v in per.values()) if f]
+            if not means:
+                continue  # no method solved this instance: nothing to normalise against
             best, worst = (min(means), max(means)) if sense == "min" else (max(means), min(means))
             for m, vals in per.items():
-                if best == worst:
-                    strata[m].append([1.0] * len(vals))
-                else:
-                    strata[m].append([(worst - v) / (worst - best) for v in vals])
+                # a run without a solution scores 0, as the worst method on that instance does
+                strata[m].append([0.0 if v is None else 1.0 if best == worst else (worst - v) / (worst - best)
+                                  for v in vals])
+        methods = sorted(strata)
+        if not methods:
+            continue
         est = interval_estimates(dict(strata))
         wall = {m: _mean(r["wall_time_s"] for r in recs if r["method"] == m) for m in methods}
         for m in methods:
@@ -255,8 +258,11 @@ def _columns(block: list[dict]) -> list[str]:
 
 def _cells(r: dict, cols: list[str] | tuple[str, ...] = COLUMNS) -> list[str]:
     values = {
-        "rank": str(r.get("rank", "-")), "method": r["method"], "runs": str(r["runs"]),
-        "mean [95% CI]": _ci(r, "mean") if "mean_lo" in r else f"{r['objective']:.4g}",
+        "rank": str(r.get("rank", "-")), "method": r["method"],
+        "runs": str(r["runs"]) if r.get("scored_runs", r["runs"]) == r["runs"] else
+        f"{r['runs']} ({r['runs'] - r['scored_runs']} without a solution)",
+        "mean [95% CI]": _ci(r, "mean") if "mean_lo" in r else
+        ("-" if math.isnan(r["objective"]) else f"{r['objective']:.4g}"),
         "IQM [95% CI]": _ci(r, "iqm"),
         "time-aware": "-" if math.isnan(r["objective_timed"]) else f"{r['objective_timed']:.4g}",
         "rank (time-aware)": str(r.get("rank_timed", "-")),
@@ -334,8 +340,8 @@ def render(rows: list[dict[str, Any]], console: Console | None = None,
                     table.add_row(*_agg_cells(a))
                 console.print(table)
                 if not agg[0].get("same_instances", True):
-                    console.print("[yellow]warning:[/] methods ran on different numbers of instances; the "
-                                  "aggregate compares them only where they overlap")
+                    console.print("[yellow]warning:[/] methods ran on different numbers of instances (see "
+                                  "'instances'); each aggregate covers its own", highlight=False)
 
 
 def to_markdown(rows: list[dict[str, Any]], aggregates: list[dict[str, Any]] | None = None,

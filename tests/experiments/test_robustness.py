@@ -203,7 +203,9 @@ def test_isolation_costs_milliseconds():
 
 # -- a killed joblib sweep leaves no workers --------------------------------------------------------------------
 def _processes_of(sweep_pid: int) -> list[int]:
-    marker = f"{SWEEP_PID_ENV}={sweep_pid}".encode()
+    import socket
+
+    marker = f"{SWEEP_PID_ENV}={socket.gethostname()}:{sweep_pid}".encode()
     out = []
     for env in Path("/proc").glob("[0-9]*/environ"):
         try:

@@ -77,3 +77,15 @@ def test_bounds_are_shown_apart_and_the_aggregate_normalises_per_instance():
     assert set(agg) == {"a", "b"}  # the bound is not a method
     assert agg["a"]["mean"] == pytest.approx(0.5) and agg["b"]["mean"] == pytest.approx(0.5)  # 1 and 0 on each
     assert agg["a"]["envs"] == ["e1", "e2"] and agg["a"]["instances"] == 2
+
+
+def test_a_run_without_a_solution_ranks_last_and_scores_zero():
+    nosol = _rec("c", "e1", "i1", None)
+    nosol["metrics"]["no_solution"] = "infeasible"
+    recs = [_rec("a", "e1", "i1", 0.2), _rec("b", "e1", "i1", 0.4), nosol, _rec("c", "e1", "i2", 0.1),
+            _rec("a", "e1", "i2", 0.3), _rec("b", "e1", "i2", 0.5)]
+    rows = {r["method"]: r for r in summarise(recs)}
+    assert rows["c"]["runs"] == 2 and rows["c"]["scored_runs"] == 1
+    assert rows["c"]["objective"] == pytest.approx(0.1) and rows["c"]["rank"] == 3  # best mean, but failed once
+    agg = {r["method"]: r for r in aggregate(recs)}
+    assert agg["c"]["mean"] == pytest.approx(0.5)  # 0 (no solution) and 1 (best on i2)

@@ -142,7 +142,7 @@ def plan(entry: SuiteEntry, *, tiers: list[str] | None = None, methods: list[str
             for spec in block.instances:
                 for seed in entry.seeds:
                     runs.append([f"env={block.env}", *([f"env.name={block.name}"] if block.name else []), *solver,
-                                 f"seed={seed}", f"+env.instance='{spec}'",
+                                 f"seed={seed}", f"++env.instance='{spec}'",
                                  *(f"{k}={_yaml_value(v)}" for k, v in limits.items()),
                                  f"suite={{name:{entry.suite},family:{entry.family},tier:{block.tier}}}"])
     return runs, skipped

@@ -208,7 +208,10 @@ def aggregate(records: Iterable[dict[str, Any]], *, group: str = ".") -> list[di
         methods = sorted(strata)
         if not methods:
             continue
-        est = interval_estimates(dict(strata))
+        # One run per instance (the usual suite): resample instances, as the per-env tables do; with several
+        # seeds per instance, instances are the strata (stratified bootstrap).
+        boot = {m: ([[x[0] for x in st]] if all(len(x) == 1 for x in st) else st) for m, st in strata.items()}
+        est = interval_estimates(boot)
         wall = {m: _mean(r["wall_time_s"] for r in recs if r["method"] == m) for m in methods}
         for m in methods:
             rows.append({"group": group, "family": family_name, "method": m, "instances": len(strata[m]),
@@ -232,12 +235,17 @@ def make_console() -> Console:
     return Console(width=None if Console().is_terminal else 200)
 
 
+def _num(x: float) -> str:
+    return "0" if abs(x) < 1e-12 else f"{x:.4g}"  # bootstrap round-off (2e-15) is zero
+
+
 def _ci(r: dict, key: str) -> str:
     if f"{key}_lo" not in r:
         return "-"
-    if r[key + "_lo"] == r[key + "_hi"]:  # one run: no interval to show
-        return f"{r[key]:.4g}"
-    return f"{r[key]:.4g} [{r[key + '_lo']:.4g},{r[key + '_hi']:.4g}]"
+    lo, hi = r[key + "_lo"], r[key + "_hi"]
+    if abs(hi - lo) <= 1e-12 * max(1.0, abs(r[key])):  # one run, or all equal: no interval to show
+        return _num(r[key])
+    return f"{_num(r[key])} [{_num(lo)},{_num(hi)}]"
 
 
 COLUMNS = ("rank", "method", "runs", "mean [95% CI]", "IQM [95% CI]", "time-aware", "rank (time-aware)",

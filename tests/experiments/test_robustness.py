@@ -257,3 +257,12 @@ def test_training_leaves_no_sb3_folder_in_the_temp_dir(tmp_path, monkeypatch):
                                           "progress_bar=false", "tensorboard=false"])
     train(cfg, tmp_path / "run")
     assert not [p.name for p in tmp.iterdir() if p.name.startswith("SB3-")]
+
+
+@pytest.mark.slow  # runs benchmarks/job_sched_bench.py --quick (simulations and a CP-SAT bound: minutes)
+def test_the_job_sched_benchmark_writes_nothing_into_the_current_folder(tmp_path):
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "job_sched_bench.py"
+    proc = subprocess.run([sys.executable, str(bench), "--quick"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not list(tmp_path.iterdir())  # it wrote bench_out/ here before

@@ -104,6 +104,14 @@ def mark_sweep() -> None:
     os.environ[SWEEP_PID_ENV] = f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _after_fork_in_child() -> None:
+    """A forked child must not enter the thread pools its parent started: torch's intra-op pool (OpenMP) hangs
+    in a child forked after the parent used it. One thread in the child runs torch's work inline."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _send(path: str, item: tuple) -> None:
     try:
         data = pickle.dumps(item)
@@ -131,6 +139,7 @@ def run_in_child(fn: Callable[[], Any], *, kill_after: float | None = None) -> C
         code = 0
         try:
             follow_parent(parent, interval=0.2)
+            _after_fork_in_child()
             err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(err_fd, 2)  # native code (OR-Tools' CHECK failures) writes to fd 2
             sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115

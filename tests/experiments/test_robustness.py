@@ -201,6 +201,24 @@ def test_isolation_costs_milliseconds():
     assert per_run < 0.5
 
 
+def test_torch_work_in_a_child_forked_after_the_parent_used_torch_does_not_hang():
+    """torch's intra-op thread pool hangs in a child forked after the parent used it (kv_eviction's solvers hung
+    this way, killed after 180 s); the child runs torch single-threaded."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        x, w = torch.randn(256, 512), torch.randn(512, 512)
+        for _ in range(5):
+            torch.nn.functional.softmax(x @ w, dim=-1).sum()
+        child = run_in_child(lambda: float((x @ w).relu().sum()), kill_after=30)
+    finally:
+        torch.set_num_threads(threads)
+    assert child.ok, child.exit_detail
+    assert child.value == pytest.approx(float((x @ w).relu().sum()), rel=1e-5)
+
+
 # -- a killed joblib sweep leaves no workers --------------------------------------------------------------------
 def _processes_of(sweep_pid: int) -> list[int]:
     import socket

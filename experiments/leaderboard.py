@@ -534,8 +534,8 @@ def leaderboard(results: str | Path, *, plot_path: str | Path | None = None, con
     if fmt == "csv":
         console.print(to_csv(rows), markup=False, highlight=False, soft_wrap=True, end="")
     elif fmt == "markdown":
-        console.print(to_markdown(rows, aggregates, header=f"{scope}\n"), markup=False, highlight=False,
-                      soft_wrap=True)
+        console.print(to_markdown(rows, aggregates, header=f"{scope}\n").rstrip("\n"), markup=False,
+                      highlight=False, soft_wrap=True)
     else:
         console.print(f"[bold]counted:[/] {scope}", highlight=False)
         for group in groups:

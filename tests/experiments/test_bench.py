@@ -44,9 +44,9 @@ def test_a_family_without_an_entry_is_told_so(tmp_path, monkeypatch):
 
 def test_bench_runs_validates_and_ranks_the_tiny_tier(tmp_path, capsys):
     root = bench("v1", families=["vm_resched"], tiers=["tiny"], results_dir=tmp_path,
-                 methods=["vm_resched.greedy", "vm_resched.random", "vm_resched.cpsat"])
+                 methods=["vm_resched.greedy", "vm_resched.cpsat"])
     recs = list(read_records(root / "vm_resched"))
-    assert len(recs) == 3 * 5 and {r["suite"]["tier"] for r in recs} == {"tiny"}
+    assert len(recs) == 2 * 5 and {r["suite"]["tier"] for r in recs} == {"tiny"}
     assert {r["instance"] for r in recs} == {f"vm_resched/tiny?seed={s}" for s in range(5)}
     cpsat = [r for r in recs if r["method"] == "vm_resched.cpsat"]
     # the suite's deterministic budget reaches the solvers that take one (and only those)
@@ -57,7 +57,7 @@ def test_bench_runs_validates_and_ranks_the_tiny_tier(tmp_path, capsys):
     assert "vm_resched / vm_resched_tiny" in text and "aggregate over its envs" in text
     again = bench("v1", families=["vm_resched"], tiers=["tiny"], results_dir=tmp_path,
                   methods=["vm_resched.greedy"])  # resumable: nothing new
-    assert again == root and len(list(read_records(root / "vm_resched"))) == 15
+    assert again == root and len(list(read_records(root / "vm_resched"))) == 10
 
 
 def _rec(method, env, inst, value, kind="heuristic", bound=None):

@@ -234,6 +234,7 @@ def _processes_of(sweep_pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow  # starts a joblib sweep and SIGKILLs it: about 25 s on a loaded machine
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the workers")
 def test_a_sigkilled_joblib_sweep_leaves_no_workers(tmp_path):
     out = tmp_path / "res"

@@ -179,7 +179,7 @@ def summarise(records: Iterable[dict[str, Any]], *, bootstrap: bool = True, grou
 
 
 def aggregate(records: Iterable[dict[str, Any]], *, group: str = ".") -> list[dict[str, Any]]:
-    """Per family: each ranked method's normalised score across all the family's envs (see module doc)."""
+    """Per family with two or more envs: each ranked method's normalised score across them (see module doc)."""
     by_family: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         if method_kind(r) != "bound":
@@ -195,6 +195,8 @@ def aggregate(records: Iterable[dict[str, Any]], *, group: str = ".") -> list[di
             finite = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
             values[(env, r["instance"])][r["method"]].append(float(v) if finite else None)
             envs[r["method"]].add(env)
+        if len({env for env, _ in values}) < 2:
+            continue  # one env: its own table says it all
         strata: dict[str, list[list[float]]] = defaultdict(list)
         for per in values.values():
             means = [float(np.mean(f)) for f in ([x for x in v if x is not None] for v in per.values()) if f]

@@ -423,6 +423,12 @@ def train(cfg: DictConfig, run_dir: str | Path, cli_overrides: list[str] | tuple
         evalcb = FamilyEvalCallback(setup, meta, run_dir, int(ev.get("freq", 0)), int(ev.get("instances", 0)),
                                     int(ev.get("seed_offset", 1_000_000)), on_eval=on_eval,
                                     max_steps=int(ev.get("max_steps", 100_000)))
+        if tb is None:
+            # Without TensorBoard, SB3 would configure its default logger, which creates an empty
+            # SB3-<timestamp> folder in the system temp directory on every learn() call: log nowhere instead.
+            from stable_baselines3.common.logger import Logger
+
+            model.set_logger(Logger(folder=None, output_formats=[]))
         callbacks = [evalcb]
         if int(cfg.get("checkpoint_freq", 0)) > 0:
             callbacks.append(CheckpointCallback(max(int(cfg.checkpoint_freq) // n_envs, 1),

@@ -14,7 +14,7 @@
 3. The CP-SAT clairvoyant bound on `tiny` instances of both settings (deterministic: the same figures every run)
    and each policy's gap to it; a policy below the bound would be a bug.
 4. The issue 20 targets, each checked and printed with its figure.
-5. Plots: per-user response and share over time (FIFO, FAIR, UWFQ) per setting, and per-user box plots.
+5. With --out DIR, plots: per-user response and share over time (FIFO, FAIR, UWFQ) per setting, and per-user box plots.
 
 Usage: .venv/bin/python benchmarks/job_sched_bench.py [--quick] [--seeds N] [--setting shared_app|multi_app|both]
        [--no-tables] [--no-speed] [--no-bound] [--bound-seeds N] [--bound-time S] [--out DIR]
@@ -221,12 +221,13 @@ def main() -> None:
     ap.add_argument("--bound-seeds", type=int, default=None, help="tiny seeds for the bound (default 5; 2 quick)")
     ap.add_argument("--bound-time", type=float, default=None,
                     help="CP-SAT deterministic time limit per instance (default 20; 10 quick)")
-    ap.add_argument("--out", default="bench_out/job_sched", help="folder for the plots")
+    ap.add_argument("--out", default=None, help="folder for the plots (default: no plots; nothing is written into "
+                                                "the current folder)")
     ap.add_argument("--decima-sim", default=None, help="a checkout of hongzimao/decima-sim (numpy only; its TPC-H "
                                                        ".npy files unpacked) to time its simulator beside ours")
     args = ap.parse_args()
     n = args.seeds or (2 if args.quick else 5)
-    out = Path(args.out)
+    out = None if args.out is None else Path(args.out)
     settings = ("shared_app", "multi_app") if args.setting == "both" else (args.setting,)
     tables = {} if args.no_tables else {s: policy_table(s, list(range(n)), out) for s in settings}
     if not args.no_speed:

@@ -1,9 +1,11 @@
-"""The demo sweep's small block under Hydra's basic launcher and the joblib launcher: wall time, speed-up.
+"""The demo sweep's small block under Hydra's basic launcher and the joblib launcher: wall time, speed-up;
+and what running a solver in a child process costs (the runner's `isolate`).
 
-    python benchmarks/sweep_bench.py [--seeds 0,1,2]
+    python benchmarks/sweep_bench.py [--seeds 0,1,2] [--isolation-only]
 
-Both runs use fresh result directories; the figure printed is end-to-end wall time of `sysgym run --multirun`
-(process start-up included), so it is what a user waits for.
+Both sweeps use fresh result directories; the figure printed is end-to-end wall time of `sysgym run --multirun`
+(process start-up included), so it is what a user waits for. The isolation figure is the median time of one
+in-process run (vm_resched.greedy on a tiny instance, no record written) with `isolate=true` and `false`.
 """
 from __future__ import annotations
 
@@ -30,10 +32,39 @@ def sweep(launcher: str | None, seeds: str, out: Path) -> float:
     return time.perf_counter() - t0
 
 
+def isolation_overhead(repeats: int = 30) -> dict[str, float]:
+    """Median seconds per run with and without the forked child (see the module doc)."""
+    import statistics
+
+    from hydra import compose, initialize_config_module
+
+    from sysgym.experiments.runner import run_from_config
+
+    with initialize_config_module("sysgym.conf", version_base="1.3"):
+        cfgs = {iso: compose("config", overrides=["env=vm_resched_tiny", "solver=vm_resched.greedy",
+                                                  f"isolate={iso}"]) for iso in ("false", "true")}
+    out = {}
+    for iso, cfg in cfgs.items():
+        run_from_config(cfg, write=False)  # warm up
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            run_from_config(cfg, write=False)
+            times.append(time.perf_counter() - t0)
+        out[iso] = statistics.median(times)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--isolation-only", action="store_true", help="only the isolation figure")
     args = parser.parse_args()
+    iso = isolation_overhead()
+    print(f"one tiny run: {1000 * iso['false']:.0f} ms in process, {1000 * iso['true']:.0f} ms in a forked child "
+          f"(isolation costs {1000 * (iso['true'] - iso['false']):.0f} ms per run; load {os.getloadavg()[0]:.2f})")
+    if args.isolation_only:
+        return
     n = len(SOLVERS.split(",")) * len(args.seeds.split(","))
     print(f"{n} runs (VM rescheduling, small preset), {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,7 +10,19 @@ from rich.table import Table
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from sysgym.experiments import run
+    from sysgym.experiments.isolate import mark_sweep
+    from sysgym.experiments.overrides import check_overrides, override_values
 
+    flags = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--package", "-p",
+             "--shell-completion", "-sc"}
+    if not flags & set(args.overrides):
+        plain = [o for o in args.overrides if not o.startswith("-")]
+        check_overrides(plain)
+        from sysgym.records import check_writable
+
+        for folder in override_values(plain, "results_dir") or ["results"]:
+            check_writable(folder)  # Hydra writes its run folder there first: fail with a named error instead
+    mark_sweep()  # joblib workers stop when this process is killed
     sys.argv = ["sysgym run", *args.overrides]
     run.main()
     return 0
@@ -82,20 +94,60 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from sysgym.experiments.leaderboard import leaderboard
 
-    leaderboard(args.results, fmt=args.format, plot_path=args.plot, validated_only=not args.all)
+    leaderboard(args.results, fmt=args.format, plot_path=args.plot, validated_only=not args.all, out=args.out,
+                merge=args.merge)
     return 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from sysgym.experiments.validate import COUNTED, validate
+    from sysgym.experiments.leaderboard import make_console
+    from sysgym.experiments.validate import check
 
-    verdicts = validate(args.results, use_cache=not args.fresh)
-    bad = {k: v for k, v in verdicts.items() if v["status"] not in COUNTED}
-    console = Console()
-    console.print(f"{len(verdicts) - len(bad)} of {len(verdicts)} records validated")
-    for run_id, v in sorted(bad.items()):
-        console.print(f"[red]{v['status']}[/] {run_id}: {v['detail']}", markup=True, highlight=False)
-    return 1 if bad else 0
+    report = check(args.results, use_cache=not args.fresh, out=args.out)
+    console = make_console()
+    bad = report.bad
+    console.print(f"{len(report.checked) - len(bad)} of {len(report.checked)} records validated"
+                  + (f" ({report.reused} verdicts reused: record and solution unchanged)" if report.reused else ""),
+                  highlight=False)
+    for stored, v in bad:
+        console.print(f"[red]{v['status']}[/] {stored.path}: {v['detail']}", highlight=False)
+    for problem in report.problems:
+        console.print(f"[yellow]not a record[/] {problem}", highlight=False)
+    if report.note:
+        console.print(f"[yellow]note:[/] {report.note}", highlight=False)
+    return 1 if bad or report.problems else 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from sysgym.experiments.bench import bench
+
+    bench(args.suite, families=args.family, tiers=args.tier, results_dir=args.results_dir, methods=args.method,
+          agent=args.agent, dry_run=args.dry_run)
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from sysgym import datasets
+    from sysgym.experiments.leaderboard import make_console
+
+    console = make_console()
+    if args.name:
+        if args.path_only:
+            print(datasets.path(args.name))
+            return 0
+        info = datasets.info(args.name)
+        for key, value in info.describe().items():
+            console.print(f"[bold]{key}[/]: {value}", highlight=False, soft_wrap=True)
+        return 0
+    table = Table(title="datasets (sysgym.datasets)")
+    for col in ("name", "shipped", "rows", "license", "description"):
+        table.add_column(col, no_wrap=col in ("name", "shipped"))
+    for name in datasets.list(external=True):
+        info = datasets.info(name)
+        table.add_row(name, "yes" if info.shipped else "no (path)", str(info.rows or "-"), info.license,
+                      info.description)
+    console.print(table)
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -121,11 +173,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "markdown", "csv"), default="table")
     p.add_argument("--plot", default=None, help="also write plots (PNG)")
     p.add_argument("--all", action="store_true", help="also count records that fail validation")
+    p.add_argument("--merge", action="store_true", help="pool the records of every results folder under RESULTS "
+                                                        "(default: each folder, e.g. each sweep, ranked apart)")
+    p.add_argument("--out", default=None, help="write leaderboard.md/.csv and validation.json here (default: "
+                                               "the results folder; use it for a read-only one)")
     p.set_defaults(func=_cmd_leaderboard)
     p = sub.add_parser("validate", help="re-score every record's solution with its family's evaluator")
-    p.add_argument("results", help="a results directory")
-    p.add_argument("--fresh", action="store_true", help="ignore cached verdicts")
+    p.add_argument("results", help="a results directory or *.jsonl file")
+    p.add_argument("--fresh", action="store_true", help="judge every record again (cached verdicts are keyed by "
+                                                        "each record's content, so edits are noticed without it)")
+    p.add_argument("--out", default=None, help="write validation.json here (default: the results folder)")
     p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("bench", help="run a canonical benchmark suite (every method on fixed instances), "
+                                     "validate, and write its leaderboard")
+    p.add_argument("--suite", default="v1", help="suite version (experiments/suites/<suite>/)")
+    p.add_argument("--family", action="append", default=None, help="only this family (repeatable)")
+    p.add_argument("--tier", action="append", default=None, choices=("tiny", "standard", "large"),
+                   help="only this tier (repeatable)")
+    p.add_argument("--method", action="append", default=None, help="only this method (repeatable)")
+    p.add_argument("--agent", default=None, help="a trained policy to include as the family's agent method")
+    p.add_argument("--results-dir", default="results/bench", help="records go to RESULTS_DIR/<suite>/<family>/")
+    p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    p.set_defaults(func=_cmd_bench)
+    p = sub.add_parser("datasets", help="the datasets shipped with sysgym and the public traces it reads")
+    p.add_argument("name", nargs="?", default=None, help="one dataset: its licence, source and file")
+    p.add_argument("--path", dest="path_only", action="store_true", help="print only the dataset's file path")
+    p.set_defaults(func=_cmd_datasets)
     p = sub.add_parser("demo", help="the main job: a small sweep over four families, then the leaderboard")
     p.add_argument("--results-dir", default="results")
     p.add_argument("--sweep", default="demo")
@@ -165,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         from sysgym.errors import SysgymError
 
         if isinstance(exc, (SysgymError, FileNotFoundError)):
-            Console(stderr=True).print(f"[red]error:[/] {exc}")
+            from rich.text import Text
+
+            # soft_wrap: piped, an error stays one line per line of its message (Rich would cut at 80 columns)
+            Console(stderr=True).print("[red]error:[/]", Text(str(exc)), soft_wrap=True)
             return 2
         raise
 

@@ -16,11 +16,15 @@ def main(cfg: DictConfig) -> float | None:
     console = Console()
     result = run_from_config(cfg)
     if result.skipped:
-        console.print(f"[yellow]skipped[/]: {result.skipped}")
+        console.print(f"[yellow]skipped[/]: {result.skipped}", soft_wrap=True, highlight=False)
         return None
     from sysgym.registry import get_family
 
     rec = result.record
+    if rec.get("failure"):
+        console.print(f"[red]run failed[/] {rec['env']} {rec['method']} seed={rec['seed']}: "
+                      f"{rec['failure']['detail']} (recorded) -> {result.path}", soft_wrap=True, highlight=False)
+        return None
     metrics = rec["metrics"]
     family = get_family(rec["family"])
     key = family.objective
@@ -29,9 +33,13 @@ def main(cfg: DictConfig) -> float | None:
     shown = f"{value:.4f}" if isinstance(value, (int, float)) else str(value)
     console.print(f"[bold]{rec['env']}[/] {rec['method']} seed={rec['seed']}: {key}={shown}"
                   + (f" (time-aware {timed:.4f})" if isinstance(timed, (int, float)) else "")
-                  + f" status={rec['solver_stats'].get('status')} wall={rec['wall_time_s']:.2f}s -> {result.path}")
+                  + f" status={rec['solver_stats'].get('status')} wall={rec['wall_time_s']:.2f}s -> {result.path}",
+                  soft_wrap=True, highlight=False)
     return value if isinstance(value, (int, float)) else None
 
 
 if __name__ == "__main__":
+    from sysgym.experiments.isolate import mark_sweep
+
+    mark_sweep()
     main()

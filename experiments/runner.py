@@ -1,6 +1,21 @@
-"""One run = one instance x one method x one seed -> one result record (the Hydra app's body)."""
+"""One run = one instance x one method x one seed -> one result record (the Hydra app's body).
+
+Everything a run needs is checked before any work (named errors): the seed, the limits, that `results_dir`
+can take a record, the solver's options, and that the instance is one of the solver's family. Then:
+
+* Limits. `time_limit` (wall-clock seconds, passed to `solve`) is null by default: runs are bounded by
+  deterministic budgets instead, so the same config gives the same numbers on any machine. A solver with a
+  `deterministic_time` option (CP-SAT's `max_deterministic_time`) gets the top-level `deterministic_time`
+  unless its params set one; searches have trial budgets (`n_trials`, `trials`) in their params.
+  `time_limit=SECONDS` brings wall-clock limits back (reproducible only where the solver proves optimality).
+* Isolation. A solver that can abort the process (native code: kinds exact, bound and search, or a solver
+  class with `isolate = True`) runs in a forked child (`isolate: auto`; `true` / `false` force it); if the
+  child dies, the run is recorded as a failure (`failure`, `solver_stats.status = "crashed"`) and the sweep
+  goes on. `kill_after: SECONDS` also ends a child that runs past a hard limit.
+"""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +24,14 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from sysgym import solvers
-from sysgym.records import attach_solution, find_done, make_record, run_key, write_record
+from sysgym.errors import InvalidArgumentError
+from sysgym.experiments.isolate import follow_sweep, run_in_child
+from sysgym.records import attach_solution, check_writable, find_done, make_record, run_key, write_record
 from sysgym.registry import get_family
+from sysgym.solver import check_time_limit
+from sysgym.specs import check_seed
+
+ISOLATED_KINDS = ("exact", "bound", "search")
 
 
 @dataclass
@@ -34,10 +55,27 @@ def solver_params(cfg: DictConfig) -> dict[str, Any]:
     return params
 
 
+def check_limit(value: Any, name: str) -> float | None:
+    """`None` or a positive finite number (a named error otherwise)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive number or null, got {value!r}")
+    return float(value)
+
+
 def build_instance(cfg: DictConfig):
+    """The run's instance: `env.instance` (a spec, as benchmark suites give) or the env's preset, seed and
+    generator parameters."""
+    spec = cfg.env.get("instance")
+    if spec:
+        from sysgym.instances import from_spec
+
+        return from_spec(str(spec))
     family = get_family(cfg.env.family)
     params = _plain(cfg.env.get("params"))
-    return family.generate(seed=int(cfg.env.instance_seed), preset=cfg.env.preset, **params)
+    seed = check_seed(cfg.env.instance_seed, "env.instance_seed")
+    return family.generate(seed=seed, preset=cfg.env.preset, **params)
 
 
 def _resolve_agent(cfg: DictConfig, family_name: str) -> None:
@@ -50,27 +88,83 @@ def _resolve_agent(cfg: DictConfig, family_name: str) -> None:
     cfg.solver.params = {"path": str(cfg.agent.path), "which": cfg.agent.get("which", "final")}
 
 
+def should_isolate(solver_cls: type, setting: Any) -> bool:
+    """`isolate` config: true / false, or auto (the solver's own `isolate` attribute, else its kind)."""
+    if isinstance(setting, bool):
+        return setting
+    if str(setting).lower() in ("true", "yes", "1"):
+        return True
+    if str(setting).lower() in ("false", "no", "0"):
+        return False
+    if str(setting).lower() != "auto":
+        raise InvalidArgumentError(f"isolate must be auto, true or false, got {setting!r}")
+    own = getattr(solver_cls, "isolate", None)
+    return bool(own) if own is not None else solver_cls.kind in ISOLATED_KINDS
+
+
+def _limits(cfg: DictConfig) -> tuple[float | None, float | None]:
+    time_limit = check_time_limit(cfg.get("time_limit"), "time_limit")
+    deterministic = check_limit(cfg.get("deterministic_time"), "deterministic_time")
+    return time_limit, deterministic
+
+
 def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
+    follow_sweep()  # in a joblib worker: stop when the sweep that started us is killed
     family = get_family(cfg.env.family)
     _resolve_agent(cfg, family.name)
     solver_cls = solvers.solver_class(cfg.solver.name, family.name)
     if solver_cls.family != family.name:
         # A --multirun over envs x solvers crosses families; those pairs are not runs.
         return RunResult(None, None, skipped=f"{cfg.solver.name} does not solve {family.name}")
+    seed = check_seed(cfg.seed, "seed")
+    time_limit, deterministic = _limits(cfg)
     params = solver_params(cfg)
+    accepted = solvers.options(solver_cls) or {}
+    if deterministic is not None and "deterministic_time" in accepted and params.get("deterministic_time") is None:
+        params["deterministic_time"] = deterministic
+    isolate = should_isolate(solver_cls, cfg.get("isolate", "auto"))
+    kill_after = check_limit(cfg.get("kill_after"), "kill_after")
     solver = solvers.get(solver_cls.name, **params)  # unknown options fail here, before any work
     method = solver_cls.name  # an old name (alias) is recorded as the solver it now stands for
-    key = run_key({"env": _plain(cfg.env), "method": method, "params": params, "seed": int(cfg.seed),
-                   "time_limit": cfg.time_limit, "time_aware": bool(cfg.get("time_aware", False))})
-    if write and cfg.get("resume", True):
-        done = find_done(cfg.results_dir, key)
-        if done is not None:  # a restarted sweep skips what it already finished
-            return RunResult(None, done, skipped=f"already done: {done}")
+    key = run_key({"env": _plain(cfg.env), "method": method, "params": params, "seed": seed,
+                   "time_limit": time_limit, "time_aware": bool(cfg.get("time_aware", False))})
+    if write:
+        check_writable(cfg.results_dir)  # a read-only or file results_dir fails now, not after the solve
+        if cfg.get("resume", True):
+            done = find_done(cfg.results_dir, key)
+            if done is not None:  # a restarted sweep skips what it already finished
+                return RunResult(None, done, skipped=f"already done: {done}")
     instance = build_instance(cfg)
-    t0 = time.perf_counter()
-    solution = solver.solve(instance, time_limit=cfg.time_limit, seed=int(cfg.seed))
-    wall = time.perf_counter() - t0
+    solver.check_arguments(instance, time_limit, seed)  # the instance's family, before any work
     timed = bool(cfg.get("time_aware", False)) and family.timed_objective is not None
+    extra = {"time_limit": time_limit, "tag": cfg.get("tag"), "instance_digest": instance.digest(), "run_key": key,
+             "time_aware": timed, "method_kind": solver_cls.kind, "isolated": isolate,
+             "limits": {"time_limit": time_limit, "deterministic_time": params.get("deterministic_time"),
+                        "kill_after": kill_after}}
+    if cfg.get("suite"):
+        extra["suite"] = _plain(cfg.suite)
+
+    def solve():
+        return solver.solve(instance, time_limit=time_limit, seed=seed)
+
+    t0 = time.perf_counter()
+    if isolate:
+        child = run_in_child(solve, kill_after=kill_after)
+        wall = time.perf_counter() - t0
+        if not child.ok:
+            record = make_record(
+                family=family.name, env=cfg.env.name, instance=instance.name, method=method, method_config=params,
+                seed=seed, metrics={"feasible": False, family.objective: None, "no_solution": "crashed"},
+                wall_time_s=wall, solver_stats={"status": "crashed", "exit": child.exit_detail},
+                extra={**extra, "failure": {"kind": "crash", "detail": child.exit_detail,
+                                            "stderr_tail": child.stderr_tail}})
+            path = write_record(record, cfg.results_dir, name=f"{cfg.env.name}__{method}__seed{seed}") \
+                if write else None
+            return RunResult(record, path)
+        solution = child.value
+    else:
+        solution = solve()
+    wall = time.perf_counter() - t0
     if solution.decisions is None and solution.status in ("infeasible", "timeout"):
         # The method found nothing to score (e.g. no plan fits its rules): the run is recorded as such.
         metrics = {"feasible": False, family.objective: None, "no_solution": solution.status}
@@ -78,13 +172,10 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
         metrics = family.evaluate(instance, solution, **({"wall_time_s": wall} if timed else {}))
     record = make_record(
         family=family.name, env=cfg.env.name, instance=instance.name, method=method,
-        method_config=params, seed=int(cfg.seed), metrics=metrics, wall_time_s=wall,
-        solver_stats={**solution.solver_stats(), "claimed_objective": solution.objective},
-        extra={"time_limit": cfg.time_limit, "tag": cfg.get("tag"), "instance_digest": instance.digest(),
-               "run_key": key, "time_aware": timed},
+        method_config=params, seed=seed, metrics=metrics, wall_time_s=wall,
+        solver_stats={**solution.solver_stats(), "claimed_objective": solution.objective}, extra=extra,
     )
     if write:
         attach_solution(record, solution, cfg.results_dir)
-    path = write_record(record, cfg.results_dir, name=f"{cfg.env.name}__{method}__seed{cfg.seed}") \
-        if write else None
+    path = write_record(record, cfg.results_dir, name=f"{cfg.env.name}__{method}__seed{seed}") if write else None
     return RunResult(record, path)

@@ -8,12 +8,26 @@ class SysgymError(Exception):
     """Base class for sysgym's own errors."""
 
 
+def plural(noun: str) -> str:
+    """English plural of a kind's last word ("family" -> "families", "process" -> "processes")."""
+    head, _, last = noun.rpartition(" ")
+    if last.endswith(("ss", "sh", "ch", "x")):
+        last += "es"
+    elif last.endswith("s"):
+        pass  # already plural or invariable ("semantics")
+    elif last.endswith("y") and len(last) > 1 and last[-2] not in "aeiou":
+        last = last[:-1] + "ies"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last
+
+
 class UnknownNameError(SysgymError, KeyError, ValueError):
     """An env id, solver, preset or other registry name that does not exist; lists the known ones."""
 
     def __init__(self, kind: str, name: str, known: Iterable[str]):
         self.kind, self.name, self.known = kind, name, sorted(known)
-        super().__init__(f"unknown {kind} {name!r}; known {kind}s: {', '.join(self.known) or '(none)'}")
+        super().__init__(f"unknown {kind} {name!r}; known {plural(kind)}: {', '.join(self.known) or '(none)'}")
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return self.args[0]

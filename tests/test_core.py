@@ -87,3 +87,28 @@ def test_instance_specs_round_trip():
         sysgym.instance("vm_resched/huge?seed=0")
     with pytest.raises(UnknownNameError, match="vm_resched"):
         sysgym.instance("nofamily/small?seed=0")
+
+
+def test_gymnasium_make_without_importing_sysgym_first():
+    """Gymnasium 1.x has no env plugin entry points; the `module:` prefix imports sysgym, then makes the env."""
+    import subprocess
+    import sys
+
+    code = ("import sys, gymnasium\n"
+            "assert 'sysgym' not in sys.modules\n"
+            "env = gymnasium.make('sysgym:sysgym/VmResched-v0', preset='tiny')\n"
+            "obs, info = env.reset(seed=0)\n"
+            "print(type(env.unwrapped).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "VmReschedEnv"
+
+
+def test_unknown_names_use_the_plural_of_their_kind():
+    with pytest.raises(UnknownNameError, match="known families: .*vm_resched"):
+        sysgym.get_family("nope")
+    from sysgym.errors import plural
+
+    assert [plural(k) for k in ("policy", "TPC-H query", "arrival process", "memory-plan semantics", "env")] == \
+        ["policies", "TPC-H queries", "arrival processes", "memory-plan semantics", "envs"]
+

@@ -142,7 +142,7 @@ def test_cli_multirun_then_leaderboard(tmp_path, capsys):
 
 def test_unknown_override_fails_before_any_work(tmp_path):
     out = tmp_path / "res"
-    for bad, message in (("bogus=1", "Key 'bogus' is not in struct"),
+    for bad, message in (("bogus=1", "unknown config key 'bogus'; valid keys: agent, deterministic_time, env,"),
                          ("solver=vm_resched.nope", "Could not find 'solver/vm_resched.nope'"),
                          ("env=nope", "Could not find 'env/nope'")):
         proc = subprocess.run(SYSGYM + ["run", bad, f"results_dir={out}"], capture_output=True, text=True,

@@ -81,7 +81,10 @@ def read_text(path: str | os.PathLike, what: str = "trace") -> str:
 
 def read_json(path: str | os.PathLike, what: str = "instance") -> Any:
     """Parse a JSON file; errors name the file (FileNotFoundError stays itself)."""
-    text = read_text(path, f"JSON {what}")
+    try:
+        text = read_text(path, f"JSON {what}")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no {what} file at {path}") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -115,9 +115,10 @@ def solver_class(name: str, family: str | None = None) -> type[Solver]:
 
 
 def policy_names(family: str) -> builtins.list[str]:
-    """The named online policies of a family: its registered solvers that give a policy object."""
+    """The named online policies of a family: its registered (non-learned) solvers that give a policy object."""
     return sorted(n.split(".", 1)[1] for n in registry.list_solvers(family)
-                  if callable(getattr(registry.solver_class(n), "policy", None)))
+                  if registry.solver_class(n).kind != "learned"
+                  and callable(getattr(registry.solver_class(n), "policy", None)))
 
 
 def make_policy(family: str, policy: Any, protocol: type | None = None, what: str = "policy", **params: Any) -> Any:

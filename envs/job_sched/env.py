@@ -177,12 +177,9 @@ class JobSchedEnv(SysgymEnv):
             raise RuntimeError("call reset() before step()")
         if self.sim.finished:
             raise RuntimeError("episode is over (every job finished); call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            return self._invalid(f"action {action!r} is not an integer")
-        if not 0 <= a < self.action_space.n:
-            return self._invalid(f"action {a} outside Discrete({self.action_space.n})")
+        a, why = self.discrete_action(action)
+        if why is not None:
+            return self._invalid(why)
         if not self._mask[a]:
             return self._invalid(self._explain(a))
         sim = self.sim

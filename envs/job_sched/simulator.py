@@ -23,11 +23,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sysgym import registry
 from sysgym import solver as solver_api
 from sysgym.envs.job_sched.instance import JobInstance, partition_runtime
 from sysgym.envs.job_sched.metrics import schedule_metrics
-from sysgym.errors import InvalidArgumentError, UnknownNameError
+from sysgym.errors import InvalidArgumentError
 
 FAMILY = "job_sched"
 
@@ -55,18 +54,13 @@ class SchedulingPolicy(Protocol):
 
 def policy_names() -> list[str]:
     """The named policies (`fifo`, `fair`, ...): the family's registered solvers that are policies."""
-    return sorted(n.split(".", 1)[1] for n in registry.list_solvers(FAMILY)
-                  if callable(getattr(registry.solver_class(n), "pick", None)))
+    return solver_api.policy_names(FAMILY)
 
 
-def make_policy(name: str, **options: Any) -> SchedulingPolicy:
+def make_policy(name: str | SchedulingPolicy, **options: Any) -> SchedulingPolicy:
     """The policy object of a named policy (`fifo`, ..., or `job_sched.fifo`): `job_sched.<name>`'s solver,
     found through the core registry, configured with `options`, gives it by `policy()`."""
-    key = str(name).removeprefix(f"{FAMILY}.")
-    known = policy_names()
-    if key not in known:
-        raise UnknownNameError(f"{FAMILY} policy", str(name), known)
-    return solver_api.get(f"{FAMILY}.{key}", **options).policy()
+    return solver_api.make_policy(FAMILY, name, SchedulingPolicy, **options)
 
 
 class Simulator:

@@ -92,11 +92,8 @@ class SessionKvEnv(SysgymEnv):
             raise RuntimeError("call reset() before step()")
         if self.pending is None:
             raise RuntimeError("episode is over; call reset()")
-        try:
-            a = int(action) if np.ndim(action) == 0 else -1
-        except (TypeError, ValueError):
-            a = -1
-        if a not in (0, 1):
+        a, why = self.discrete_action(action) if np.ndim(action) == 0 else (None, "not a scalar")
+        if why is not None:
             if self.invalid_action != "raise":
                 self.steps += 1
             return self.invalid(f"action {action!r} is not 0 (drop) or 1 (retain)", self._obs(), self._info(),

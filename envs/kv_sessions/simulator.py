@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sysgym import registry
+from sysgym import solver as solver_api
 from sysgym.envs.kv_sessions.instance import SessionWorkload
 from sysgym.errors import InvalidArgumentError, UnknownNameError
 
@@ -267,27 +267,13 @@ def make_pool(w: SessionWorkload, granularity: str) -> Pool:
 
 
 def policy_names() -> list[str]:
-    """The named policies: the `kv_sessions.<name>` solvers whose `policy_cls` implements this protocol."""
-    out = []
-    for n in registry.list_solvers("kv_sessions"):
-        cls = getattr(registry.solver_class(n), "policy_cls", None)
-        if isinstance(cls, type) and issubclass(cls, RetentionPolicy) and cls is not RetentionPolicy:
-            out.append(n.split(".", 1)[1])
-    return out
+    """The named policies: the `kv_sessions.<name>` solvers that give a retention policy."""
+    return solver_api.policy_names("kv_sessions")
 
 
 def make_policy(policy: str | RetentionPolicy, **params: Any) -> RetentionPolicy:
     """A policy object from a name (`lru`, ..., the `kv_sessions.<name>` solvers) or the object itself."""
-    if isinstance(policy, RetentionPolicy):
-        if params:
-            raise InvalidArgumentError("pass parameters to the policy's constructor when giving a policy object")
-        return policy
-    known = policy_names()
-    if policy not in known:
-        raise UnknownNameError("session policy", policy, known)
-    from sysgym.solver import get
-
-    return get(f"kv_sessions.{policy}", **params).policy()
+    return solver_api.make_policy("kv_sessions", policy, RetentionPolicy, what="session policy", **params)
 
 
 @dataclass

@@ -184,13 +184,10 @@ class ParallelPlanEnv(SysgymEnv):
         k = self.decision
         if k >= len(DECISIONS):
             raise RuntimeError("episode is over (all decisions made); call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            return self._invalid(f"action {action!r} is not an integer")
+        a, why = self.discrete_action(action)
+        if why is not None:
+            return self._invalid(why)
         name = DECISIONS[k]
-        if not 0 <= a < self.K:
-            return self._invalid(f"action {a} outside Discrete({self.K})")
         if not self.action_masks()[a]:
             if a >= len(self._table.cands[name]):
                 why = f"{LABELS[name]} has only {len(self._table.cands[name])} candidate values"

@@ -88,12 +88,9 @@ class ServerlessKeepAliveEnv(SysgymEnv):
             raise RuntimeError("call reset() before step()")
         if self.request is None:
             raise RuntimeError("the episode is over; call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            return self.invalid(f"action {action!r} is not an integer", self._obs(), self._info())
-        if not 0 <= a < self.action_space.n:
-            return self.invalid(f"action {a} outside Discrete({self.action_space.n})", self._obs(), self._info())
+        a, why = self.discrete_action(action)
+        if why is not None:
+            return self.invalid(why, self._obs(), self._info())
         if not self._mask[a]:
             return self.invalid(self._explain(a), self._obs(), self._info())
         self._advance(self.decode(a))

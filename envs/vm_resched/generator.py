@@ -159,17 +159,23 @@ def generate_v0(*, seed: int = 0, preset: str | None = None, num_pms: int | None
         while len(live) < v_target and tries < 50:
             tries += 1
             arrive()
-    idx = np.array(sorted(live), np.int64)
     if isinstance(explicit.get("vm_mix"), np.ndarray):
         explicit["vm_mix"] = explicit["vm_mix"].tolist()
     name = format_spec("vm_resched", preset or "custom", seed, explicit)
+    return _assemble(state, live, node_cpu, node_mem, mnl_value, frag_unit, name, seed, anti_affinity_groups,
+                     anti_affinity_size, {"seed": int(seed), "mean_lifetime_s": float(mean_lifetime_s),
+                                          "vm_mix": mix.tolist()})
+
+
+def _assemble(state, live, node_cpu, node_mem, mnl: int, frag_unit: int, name: str, seed: int, groups: int,
+              group_size: int, dynamics: dict[str, Any]) -> VmInstance:
+    """The instance of a churn run's live VMs (in creation order), with its anti-affinity groups."""
+    idx = np.array(sorted(live), np.int64)
     vm_pm = state.vm_pm[idx]
-    groups = _anti_affinity_groups(vm_pm, int(anti_affinity_groups), int(anti_affinity_size), seed)
+    vm_group = _anti_affinity_groups(vm_pm, int(groups), int(group_size), seed)
     return VmInstance(node_cpu=node_cpu, node_mem=node_mem, vm_cpu=state.vm_cpu[idx], vm_mem=state.vm_mem[idx],
                       vm_double=state.vm_double[idx], vm_pm=vm_pm, vm_numa=state.vm_numa[idx],
-                      mnl=mnl_value, frag_unit=frag_unit, name=name, vm_group=groups,
-                      dynamics={"seed": int(seed), "mean_lifetime_s": float(mean_lifetime_s),
-                                "vm_mix": mix.tolist()})
+                      mnl=mnl, frag_unit=frag_unit, name=name, vm_group=vm_group, dynamics=dynamics)
 
 
 def _num_pms(params: dict[str, Any]) -> int:
@@ -319,19 +325,13 @@ def generate_v1(*, seed: int = 0, preset: str | None = None, num_pms: int | None
             f"no churn run of seed {seed} in {max_attempts} attempts reached FR {target} +- {fr_tol}"
             + (f" (closest {closest:.4f})" if closest is not None else " within the utilisation and VM slots")
             + "; widen fr_tol or change best_fit_prob")
-    idx = np.array(sorted(live), np.int64)
-    mnl_value = int(params.get("mnl", max(1, round(0.024 * len(idx)))))
-    for key in ("vm_mix",):
-        if isinstance(explicit.get(key), np.ndarray):
-            explicit[key] = explicit[key].tolist()
+    mnl_value = int(params.get("mnl", max(1, round(0.024 * len(live)))))
+    if isinstance(explicit.get("vm_mix"), np.ndarray):
+        explicit["vm_mix"] = explicit["vm_mix"].tolist()
     name = format_spec("vm_resched", preset or "custom", seed, explicit, version=1)
-    vm_pm = state.vm_pm[idx]
-    groups = _anti_affinity_groups(vm_pm, int(anti_affinity_groups), int(anti_affinity_size), seed)
-    return VmInstance(node_cpu=node_cpu, node_mem=node_mem, vm_cpu=state.vm_cpu[idx], vm_mem=state.vm_mem[idx],
-                      vm_double=state.vm_double[idx], vm_pm=vm_pm, vm_numa=state.vm_numa[idx],
-                      mnl=mnl_value, frag_unit=frag_unit, name=name, vm_group=groups,
-                      dynamics={"seed": int(seed), "mean_lifetime_s": float(mean_lifetime_s),
-                                "vm_mix": mix.tolist(), "best_fit_prob": float(best_fit_prob)})
+    return _assemble(state, live, node_cpu, node_mem, mnl_value, frag_unit, name, seed, anti_affinity_groups,
+                     anti_affinity_size, {"seed": int(seed), "mean_lifetime_s": float(mean_lifetime_s),
+                                          "vm_mix": mix.tolist(), "best_fit_prob": float(best_fit_prob)})
 
 
 def _churn_v1(rng: np.random.Generator, node_cpu: np.ndarray, node_mem: np.ndarray, cdf: np.ndarray,

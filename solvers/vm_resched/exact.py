@@ -32,10 +32,11 @@ def solve_exact(inst: VmInstance, backend, *, time_limit: float | None, seed: in
     """`backend(data, time_limit, seed, no_reliance, hint, lower) -> BackendResult`.
 
     First a warm start (greedy) and the Lagrangian bound (`bounds.lagrangian_bound`, at most `BOUND_SHARE` of
-    the time limit); when they meet, the warm start is optimal and no model is solved. Otherwise the bound is
-    posted as a cut and the model solved. The reported bound is the best proven one: the remainder bound, the
-    Lagrangian bound and, when the model is exact (no `max_vms` restriction), the solver's bound on its first
-    model (every repaired model is a restriction of it). It is never missing.
+    the time limit); when they meet, the warm start is optimal and no model is solved. Otherwise the model is
+    solved, the bound passed to the backend (the MILP posts it as a cut; CP-SAT does not, see cpsat.py). The
+    reported bound is the best proven one: the remainder bound, the Lagrangian bound and, when the model is
+    exact (no `max_vms` restriction), the solver's bound on its first model (every repaired model is a
+    restriction of it). It is never missing.
     """
     t0 = time.perf_counter()
     hint, warm = None, None

@@ -1,6 +1,6 @@
 """VM-rescheduling figures: env steps/s, exact solvers' time to optimality and gaps, FR per method.
 
-    python benchmarks/vm_resched_bench.py            # full (about 8 minutes on 2 cores)
+    python benchmarks/vm_resched_bench.py            # full (several minutes on 2 cores)
     python benchmarks/vm_resched_bench.py --quick    # a smoke run
     python benchmarks/vm_resched_bench.py --scale    # VMR2L scale: medium-v1 and large-v1, seeds 0-4, 10 s and 60 s
     python benchmarks/vm_resched_bench.py --scale --presets medium --seeds 0,1 --limits 10   # a part of it
@@ -9,7 +9,7 @@
 per preset and time limit, each method's mean FR before, FR after, time-aware FR (the cluster keeps changing
 while the method thinks: `evaluate(..., wall_time_s=)`), its own reported bound, the best bound any method
 proved on the instance, gaps, wall time, and FR after / FR before beside VMR2L's published ratios on its
-medium dataset; then each seed's LNS and greedy figures. All 5 x 2 x 2 blocks take about 45 minutes on 2 cores.
+medium dataset; then each seed's LNS and greedy figures. All 5 x 2 x 2 blocks: 19 minutes on a loaded 2-core machine.
 
 Prints its figures; nothing here is a timed unit test.
 """

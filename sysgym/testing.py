@@ -202,18 +202,23 @@ def is_measured(family: Any, instance: Any) -> bool:
     return preset in family.nondeterministic_presets
 
 
-def check_generator(family_name: str, seeds: tuple[int, ...] = (0, 1), presets: tuple[str, ...] | None = None
-                    ) -> dict[str, str]:
-    """Every preset (or those given): `sysgym.instance(inst.name)` rebuilds the instance with the same digest,
-    and the same (preset, seed) gives the same digest twice. Returns {spec: digest}."""
+def check_generator(family_name: str, seeds: tuple[int, ...] = (0, 1), presets: tuple[str, ...] | None = None,
+                    version: int | None = None) -> dict[str, str]:
+    """Every preset (or those given) of generator `version` (default: the newest): `sysgym.instance(inst.name)`
+    rebuilds the instance with the same digest, and the same (preset, seed) gives the same digest twice.
+    Presets that first appear in a later version are left out. Returns {spec: digest}."""
     from sysgym.instances import from_spec
 
     fam = get_family(family_name)
+    gen = fam.generator
+    v = gen.version if version is None else int(version)
     out = {}
     for preset in (fam.presets if presets is None else presets):
+        if gen.preset_versions.get(preset, 0) > v:
+            continue
         for seed in seeds:
-            inst = fam.generator(seed=seed, preset=preset)
-            again = fam.generator(seed=seed, preset=preset)
+            inst = gen(seed=seed, preset=preset, version=version)
+            again = gen(seed=seed, preset=preset, version=version)
             assert inst.digest() == again.digest(), f"{fam.name} {preset} seed {seed}: not deterministic"
             rebuilt = from_spec(inst.name)
             assert rebuilt.digest() == inst.digest(), f"{inst.name} does not rebuild to the same instance"

@@ -1,9 +1,10 @@
-"""Write tests/data/digests/<family>.json: the digests of each preset's seeds 0 and 1, which
-tests/test_conformance.py::test_pinned_digests then holds every generator to.
+"""Write tests/data/digests/<family>.json: the digests of each preset's seeds 0 and 1 under every version of
+the family's generator, which tests/test_conformance.py::test_pinned_digests then holds every generator to.
 
     python tests/pin_digests.py vm_resched [--presets tiny,small,medium]
 
-Run it only when a family is new or a generator gained a version (an existing version must never change).
+Run it only when a family is new or a generator gained a version (an existing version must never change:
+the digests it wrote before must come out again).
 """
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ def main() -> None:
     args = parser.parse_args()
     fam = sysgym.get_family(args.family)
     presets = tuple(args.presets.split(",")) if args.presets else tuple(fam.presets)
-    digests = check_generator(fam.name, presets=presets)
+    versions = sorted(fam.generator.versions)
+    digests: dict[str, str] = {}
+    for version in versions:  # specs carry their version (`fam-v1/...`), so one mapping holds them all
+        digests.update(check_generator(fam.name, presets=presets, version=version))
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{fam.name}.json"
-    path.write_text(json.dumps({"presets": list(presets), "digests": digests}, indent=1, sort_keys=True) + "\n")
+    path.write_text(json.dumps({"presets": list(presets), "versions": versions, "digests": digests}, indent=1,
+                               sort_keys=True) + "\n")
     print(f"{path}: {len(digests)} digests")
 
 

@@ -73,7 +73,9 @@ class VmReschedEnv(SysgymEnv):
                          invalid_action=invalid_action, render_mode=render_mode)
         if instance is None:
             dims = {**PRESETS[preset], **self.gen_params}
-            self.num_pms, default_vms, self.mnl = int(dims["num_pms"]), int(dims["num_vms"]), int(dims["mnl"])
+            self.num_pms, self.mnl = int(dims["num_pms"]), int(dims["mnl"])
+            # Version-1 presets fill to a utilisation; `vm_slots` bounds their VM count (the generator keeps it).
+            default_vms = int(dims["num_vms"]) if "num_vms" in dims else int(dims["vm_slots"])
         else:
             self.num_pms, default_vms = instance.num_pms, instance.num_vms
             self.mnl = instance.mnl if mnl is None else int(mnl)

@@ -81,6 +81,7 @@ def advance(inst: VmInstance, state: ClusterState, horizon_s: float) -> int:
     mix = np.asarray(inst.dynamics.get("vm_mix", []), float) if inst.dynamics else np.array([])
     if len(mix) != len(VM_CORES):
         mix = None
+    best_fit = float((inst.dynamics or {}).get("best_fit_prob", 0.4))  # version 0 instances: 0.4
     applied = 0
     for _t, kind, draw in arrival_events(inst, horizon_s):
         rng = np.random.default_rng(draw)
@@ -97,7 +98,7 @@ def advance(inst: VmInstance, state: ClusterState, horizon_s: float) -> int:
             cores = int(rng.choice(VM_CORES, p=mix / mix.sum()))
         double = cores >= DOUBLE_NUMA_MIN_CORES or cores > int(inst.node_cpu.max())
         mem = cores * MEM_PER_CORE_MIB
-        spot = place_new_vm(state, rng, cores, mem, double)
+        spot = place_new_vm(state, rng, cores, mem, double, best_fit)
         if spot is not None:
             state.add(cores, mem, double, *spot)
             applied += 1

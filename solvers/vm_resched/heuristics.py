@@ -1,4 +1,4 @@
-"""Heuristic VM-rescheduling methods: greedy best-improvement, filter-and-score, random."""
+"""Heuristic VM-rescheduling methods: greedy best-improvement, filter-and-score, random (look-ahead: lookahead.py)."""
 from __future__ import annotations
 
 import time
@@ -9,77 +9,12 @@ from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
 from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
-
-
-def _best_move(state: ClusterState) -> tuple[float, int, int, int] | None:
-    """The single migration with the largest drop in the sum of remainders: (delta, vm, pm, numa)."""
-    unit = state.unit
-    f, fm = state.free_cpu, state.free_mem
-    rem = f % unit
-    alive = np.flatnonzero(state.alive)
-    best = None
-    dbl = state.vm_double[alive]
-    # Single-NUMA VMs, grouped by size so each destination scan is one vector operation.
-    singles = alive[~dbl]
-    if len(singles):
-        src = 2 * state.vm_pm[singles] + state.vm_numa[singles]
-        c, m = state.vm_cpu[singles], state.vm_mem[singles]
-        gain_src = (f[src] + c) % unit - rem[src]
-        for size in np.unique(np.stack([c, m], 1), axis=0):
-            sc, sm = int(size[0]), int(size[1])
-            sel = (c == sc) & (m == sm)
-            ok = (f >= sc) & (fm >= sm)
-            d_dst = np.where(ok, (f - sc) % unit - rem, np.inf)
-            order = np.argsort(d_dst, kind="stable")[:2]
-            for idx in np.flatnonzero(sel):
-                v = int(singles[idx])
-                if state.vm_group[v] >= 0:  # anti-affinity: its own scan with blocked PMs removed
-                    d_v = d_dst.copy()
-                    for pm in state.group_blocked_pms(v):
-                        d_v[2 * pm:2 * pm + 2] = np.inf
-                    d_v[src[idx]] = np.inf
-                    dst = int(np.argmin(d_v))
-                    if not np.isfinite(d_v[dst]):
-                        continue
-                    delta = float(gain_src[idx] + d_v[dst])
-                    if best is None or delta < best[0]:
-                        best = (delta, v, dst // 2, dst % 2)
-                    continue
-                dst = order[0] if order[0] != src[idx] else order[1] if len(order) > 1 else None
-                if dst is None or not np.isfinite(d_dst[dst]):
-                    continue
-                delta = float(gain_src[idx] + d_dst[dst])
-                if best is None or delta < best[0]:
-                    best = (delta, int(singles[idx]), int(dst) // 2, int(dst) % 2)
-    doubles = alive[dbl]
-    if len(doubles):
-        f2, fm2, rem2 = f.reshape(-1, 2), fm.reshape(-1, 2), rem.reshape(-1, 2)
-        for v in doubles:
-            c, m, p = int(state.vm_cpu[v]) // 2, int(state.vm_mem[v]) // 2, int(state.vm_pm[v])
-            gain = float(((f2[p] + c) % unit - rem2[p]).sum())
-            ok = (f2.min(1) >= c) & (fm2.min(1) >= m)
-            ok[p] = False
-            ok[state.group_blocked_pms(int(v))] = False
-            if not ok.any():
-                continue
-            d = np.where(ok, ((f2 - c) % unit - rem2).sum(1), np.inf)
-            q = int(np.argmin(d))
-            delta = gain + float(d[q])
-            if best is None or delta < best[0]:
-                best = (delta, int(v), q, 0)
-    return best
+from sysgym.solvers.vm_resched.moves import best_move, improve
 
 
 def greedy_migrations(inst: VmInstance, state: ClusterState, budget: int):
-    moves = []
-    for _ in range(budget):
-        best = _best_move(state)
-        if best is None or best[0] >= 0:
-            break  # no migration lowers the fragment rate any more
-        _, v, pm, numa = best
-        state.move(v, pm, numa)
-        moves.append((v, pm, numa))
-    return state, moves
+    """Apply up to `budget` best single migrations to `state` while one lowers R; returns (state, moves)."""
+    return improve(state, budget, lambda st, _remaining: best_move(st))
 
 
 @register

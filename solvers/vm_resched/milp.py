@@ -11,13 +11,13 @@ from sysgym.solvers.vm_resched.exact import BackendResult, solve_exact
 
 @register
 class VmMilp(Solver):
-    """Exact MILP (pywraplp on SCIP or HiGHS) of the counting model; status, bound and gap."""
+    """Exact MILP (pywraplp on SCIP or HiGHS) of the same model as CP-SAT; status, bound and gap on every size."""
 
     name = "vm_resched.milp"
     family = "vm_resched"
     kind = "exact"
 
-    def __init__(self, backend: str = "SCIP", max_vms: int | None = 200, warm_start: bool = True,
+    def __init__(self, backend: str = "SCIP", max_vms: int | None = None, warm_start: bool = True,
                  threads: int = 1):
         super().__init__(backend=backend, max_vms=max_vms, warm_start=warm_start, threads=threads)
         if pywraplp.Solver.CreateSolver(backend) is None:
@@ -28,23 +28,27 @@ class VmMilp(Solver):
         return solve_exact(instance, self._backend, time_limit=time_limit, seed=seed, max_vms=self.max_vms,
                            warm_start=self.warm_start, solver_name=f"pywraplp/{self.backend}")
 
-    def _backend(self, data: vm_model.ModelData, time_limit, seed, no_reliance, hint) -> BackendResult:
+    def _backend(self, data: vm_model.ModelData, time_limit, seed, no_reliance, hint, lower) -> BackendResult:
         s = pywraplp.Solver.CreateSolver(self.backend)
         if time_limit is not None:
             s.SetTimeLimit(int(time_limit * 1000))
         s.SetNumThreads(self.threads)
         if self.backend.upper() == "SCIP":
             s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {int(seed)}\n")
-        y, r_vars = vm_model.add_to(data, s.IntVar, s.Add, no_reliance)
+        outs, ins, r_vars = vm_model.add_to(data, s.IntVar, s.Add, no_reliance, lower=lower)
         s.Minimize(sum(r_vars))
         if hint is not None:
-            s.SetHint([v for row in y for v in row], [float(c) for row in hint for c in row])
+            h_out, h_in = hint
+            keys = [*outs.values(), *ins.values()]
+            values = [float(h_out.get(k, 0)) for k in outs] + [float(h_in.get(k, 0)) for k in ins]
+            s.SetHint(keys, values)
         code = s.Solve()
         stats = {"nodes": s.nodes(), "iterations": s.iterations()}
         if code in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-            counts = [[int(round(v.solution_value())) for v in row] for row in y]
+            out_vals = {k: int(round(v.solution_value())) for k, v in outs.items()}
+            in_vals = {k: int(round(v.solution_value())) for k, v in ins.items()}
             status = "optimal" if code == pywraplp.Solver.OPTIMAL else "timeout"
-            return BackendResult(status, counts, s.Objective().Value(), s.Objective().BestBound(), stats)
+            return BackendResult(status, out_vals, in_vals, s.Objective().Value(), s.Objective().BestBound(), stats)
         if code == pywraplp.Solver.INFEASIBLE:
-            return BackendResult("infeasible", None, None, None, stats)
-        return BackendResult("timeout", None, None, None, stats)
+            return BackendResult("infeasible", None, None, None, None, stats)
+        return BackendResult("timeout", None, None, None, None, stats)

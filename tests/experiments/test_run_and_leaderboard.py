@@ -52,8 +52,8 @@ def test_resume_skips_finished_runs(tmp_path):
 def test_per_env_solver_overrides_apply():
     from sysgym.experiments.runner import solver_params
 
-    assert solver_params(_cfg("env=vm_resched_large", "solver=vm_resched.milp"))["max_vms"] == 150
-    assert solver_params(_cfg("env=vm_resched", "solver=vm_resched.milp"))["max_vms"] == 200
+    assert solver_params(_cfg("env=vm_resched_large", "solver=vm_resched.milp"))["max_vms"] == 600
+    assert solver_params(_cfg("env=vm_resched", "solver=vm_resched.milp"))["max_vms"] is None
 
 
 def test_validate_flags_a_corrupted_metric_and_the_leaderboard_drops_it(tmp_path, capsys):

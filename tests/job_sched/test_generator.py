@@ -160,8 +160,9 @@ def test_v1_is_v0_plus_the_setting_and_v0_still_reproduces():
     import sysgym
 
     pinned = json.loads((Path(__file__).parents[1] / "data" / "digests" / "job_sched.json").read_text())
-    assert pinned["v0"]["digests"] and all(spec.startswith("job_sched/") for spec in pinned["v0"]["digests"])
-    for spec, digest in pinned["v0"]["digests"].items():
+    v0 = {spec: d for spec, d in pinned["digests"].items() if spec.startswith("job_sched/")}  # no suffix: v0
+    assert v0 and 0 in pinned["versions"]
+    for spec, digest in v0.items():
         assert sysgym.instance(spec).digest() == digest, spec
     for kwargs in ({"preset": "small"}, {"preset": "tiny", "moving_delay_s": 2.0}, {"preset": "multiuser"},
                    {"preset": "multiuser", "moving_delay_s": 2.0, "warmup_scale": 1.0}):

@@ -108,7 +108,7 @@ def make_record(*, family: str, instance: str, method: str, method_config: dict[
     return {
         "record_version": RECORD_VERSION,
         "run_id": uuid.uuid4().hex,
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds"),
         "family": family,
         "env": env,
         "instance": instance,

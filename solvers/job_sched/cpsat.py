@@ -46,6 +46,7 @@ from sysgym.envs.job_sched.simulator import run_policy
 from sysgym.errors import InvalidArgumentError, InvalidInstanceError
 from sysgym.solution import Solution
 from sysgym.solver import Solver, register
+from sysgym.solvers.cpsat_params import limit_stats, set_limits
 from sysgym.solvers.job_sched.policies import DecimaCap, Fifo, Srpt, Uwfq
 
 
@@ -109,9 +110,9 @@ def decode_executors(start: np.ndarray, end: np.ndarray, E: int) -> np.ndarray:
 
 
 MAX_ARCS = 250_000  # arc literals of the exact multi_app model (T^2 x E) beyond which it refuses the instance
-# Deterministic mode: the wall-clock guard is WALL_GUARD x time_limit + 60 s. A deterministic second took up to
-# ~10 wall seconds on a 2-core machine shared with other jobs (benchmarks/job_sched_bench.py), so 30 x leaves room.
-WALL_GUARD = 30.0
+# Deterministic mode (solvers/cpsat_params.py): the wall-clock guard is WALL_GUARD x time_limit + 60 s. A
+# deterministic second took up to ~10 wall seconds on a 2-core machine shared with other jobs
+# (benchmarks/job_sched_bench.py), so 30 x leaves room.
 
 
 @register
@@ -233,23 +234,14 @@ class JobCpSat(Solver):
             self._hint(m, best[1], T, E, st, x, arcs, fresh, task_job)
         solver = cp_model.CpSolver()
         solver.parameters.linearization_level = int(self.linearization_level)
-        solver.parameters.num_workers = int(self.workers)
-        solver.parameters.random_seed = int(seed)
-        if self.deterministic:
-            solver.parameters.interleave_search = True  # deterministic for any number of workers
-            if time_limit is not None:
-                solver.parameters.max_deterministic_time = float(time_limit)
-                solver.parameters.max_time_in_seconds = WALL_GUARD * float(time_limit) + 60.0  # hung machines only
-        elif time_limit is not None:
-            solver.parameters.max_time_in_seconds = float(time_limit)
+        set_limits(solver, time_limit=time_limit, workers=self.workers, seed=seed, deterministic=self.deterministic)
         code = solver.Solve(m)
         wall = time.perf_counter() - t0
         stats = {"branches": solver.NumBranches(), "conflicts": solver.NumConflicts(), "num_tasks": T,
                  "cp_status": solver.StatusName(code), "objective_kind": self.objective,
-                 "deterministic": self.deterministic, "deterministic_time": float(solver.deterministic_time),
-                 "model": "exact" if delays or not inst.charges_moves else "relaxation (delays left out)"}
-        if self.deterministic and time_limit is not None and solver.wall_time >= WALL_GUARD * float(time_limit) + 60:
-            stats["wall_guard_hit"] = True  # the answer then depends on the machine's speed
+                 "model": "exact" if delays or not inst.charges_moves else "relaxation (delays left out)",
+                 **limit_stats(solver, time_limit=time_limit, wall_s=solver.wall_time,
+                               deterministic=self.deterministic)}
         if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             status = "infeasible" if code == cp_model.INFEASIBLE else "timeout"
             return Solution(None, float("inf"), status, wall, stats=stats)

@@ -27,6 +27,7 @@ from sysgym.envs.kv_sessions.instance import SessionWorkload
 from sysgym.errors import InvalidArgumentError
 from sysgym.solution import Solution
 from sysgym.solver import Solver, register
+from sysgym.solvers.cpsat_params import set_limits
 
 COSTS = ("tokens", "quadratic")
 
@@ -62,10 +63,8 @@ def solve_sessions_cpsat(w: SessionWorkload, *, time_limit: float | None = 30.0,
 
     m.Maximize(sum(weight(saved[k]) * x[k] for k in range(len(cand))))
     solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = seed
-    if time_limit is not None:
-        solver.parameters.max_time_in_seconds = float(time_limit)
+    # Deterministic limits (solvers/cpsat_params.py): the same answer on a loaded machine as on an idle one.
+    set_limits(solver, time_limit=time_limit, workers=1, seed=seed)
     code = solver.Solve(m)
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         raise RuntimeError(f"CP-SAT found no retention plan ({solver.StatusName(code)})")

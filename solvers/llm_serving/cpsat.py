@@ -34,6 +34,7 @@ from sysgym.envs.llm_serving.replica import request_arrays
 from sysgym.envs.llm_serving.simulator import simulate
 from sysgym.solution import Solution
 from sysgym.solver import Solver, register
+from sysgym.solvers.cpsat_params import set_limits
 
 
 def slot_length(inst: ServingInstance, max_tokens_per_iter: int = 8192) -> float:
@@ -125,9 +126,7 @@ def lower_bound(inst: ServingInstance, *, time_limit: float = 10.0, workers: int
     m.Add(sum(comp) >= int(math.ceil(float(srpt.sum()) - 1e-6)))
     m.Minimize(sum(comp))
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit)
-    solver.parameters.num_workers = int(workers)
-    solver.parameters.random_seed = int(seed)
+    set_limits(solver, time_limit=time_limit, workers=workers, seed=seed)  # deterministic (cpsat_params.py)
     status = solver.Solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         bound_slots = solver.BestObjectiveBound()

@@ -41,6 +41,7 @@ from sysgym.envs.serverless.simulator import INF, Request, Simulator, drive
 from sysgym.errors import InfeasibleSolutionError, InvalidArgumentError
 from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
+from sysgym.solvers.cpsat_params import set_limits
 
 TERMINAL = -1
 WLOG_LIMIT = 0.5  # memory_weight x GB of a function under which the three actions are w.l.o.g. (module doc)
@@ -310,10 +311,7 @@ class CpSat(Solver):
         model.AddCumulative(intervals, demands, int(math.floor(instance.capacity_mb)))
         model.Minimize(sum(objective))
         solver = cp_model.CpSolver()
-        if time_limit is not None:
-            solver.parameters.max_time_in_seconds = float(time_limit)
-        solver.parameters.num_workers = self.workers
-        solver.parameters.random_seed = int(seed) % (2 ** 31)
+        set_limits(solver, time_limit=time_limit, workers=self.workers, seed=seed)  # deterministic (cpsat_params.py)
         status = solver.Solve(model)
         stats: dict[str, Any] = {"cpsat_status": solver.StatusName(status), "edges": n_edges,
                                  "uncapacitated_optimum": bound_cost}

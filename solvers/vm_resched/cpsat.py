@@ -5,6 +5,7 @@ from ortools.sat.python import cp_model
 
 from sysgym.solution import Solution
 from sysgym.solvers.base import Solver, register
+from sysgym.solvers.cpsat_params import set_limits
 from sysgym.solvers.vm_resched import model as vm_model
 from sysgym.solvers.vm_resched.exact import BackendResult, solve_exact
 
@@ -49,22 +50,21 @@ class VmCpSat(Solver):
     family = "vm_resched"
     kind = "exact"
 
-    def __init__(self, workers: int = 2, max_vms: int | None = None, warm_start: bool = True):
-        super().__init__(workers=workers, max_vms=max_vms, warm_start=warm_start)
+    def __init__(self, workers: int = 2, max_vms: int | None = None, warm_start: bool = True,
+                 deterministic: bool = True):
+        super().__init__(workers=workers, max_vms=max_vms, warm_start=warm_start, deterministic=deterministic)
         self.workers, self.max_vms, self.warm_start = workers, max_vms, warm_start
+        self.deterministic = deterministic  # solvers/cpsat_params.py: time_limit in deterministic seconds
 
     def solve(self, instance, *, time_limit: float | None = None, seed: int = 0) -> Solution:
         return solve_exact(instance, self._backend, time_limit=time_limit, seed=seed, max_vms=self.max_vms,
-                           warm_start=self.warm_start, solver_name="cp-sat")
+                           warm_start=self.warm_start, solver_name="cp-sat", deterministic=self.deterministic)
 
     def _backend(self, data: vm_model.ModelData, time_limit, seed, no_reliance, hint, lower) -> BackendResult:
         # The bound is not posted as a cut here: it slows CP-SAT's search (medium-v1 seed 0, 40 s: with it
         # CP-SAT keeps greedy's plan, without it it proves the optimum). The MILP gets it (exact.py).
         m, outs, ins = cpsat_model(data, no_reliance, hint)
         solver = cp_model.CpSolver()
-        solver.parameters.num_workers = self.workers
-        solver.parameters.random_seed = int(seed)
+        set_limits(solver, time_limit=time_limit, workers=self.workers, seed=seed, deterministic=self.deterministic)
         solver.parameters.repair_hint = hint is not None
-        if time_limit is not None:
-            solver.parameters.max_time_in_seconds = float(time_limit)
         return cpsat_result(solver, solver.Solve(m), outs, ins)

@@ -5,9 +5,19 @@ import argparse
 import sys
 
 
+def _precheck(overrides: list[str]) -> None:
+    """A wrong key or a bad seed is a named error before Hydra starts (as for `sysgym run`)."""
+    from sysgym.experiments.overrides import HYDRA_FLAGS, precheck
+
+    if not HYDRA_FLAGS & set(overrides):
+
+        precheck(overrides, config_name="train")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from sysgym.agents.apps import train_main
 
+    _precheck(args.overrides)
     sys.argv = ["sysgym train", *args.overrides]
     train_main()
     return 0
@@ -16,6 +26,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from sysgym.agents.apps import tune_main
 
+    _precheck(args.overrides)
     sys.argv = ["sysgym tune-agent", *args.overrides]
     tune_main()
     return 0

@@ -11,13 +11,11 @@ from rich.table import Table
 def _cmd_run(args: argparse.Namespace) -> int:
     from sysgym.experiments import run
     from sysgym.experiments.isolate import mark_sweep
-    from sysgym.experiments.overrides import check_overrides, override_values
+    from sysgym.experiments.overrides import HYDRA_FLAGS, override_values, precheck
 
-    flags = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--package", "-p",
-             "--shell-completion", "-sc"}
-    if not flags & set(args.overrides):
+    if not HYDRA_FLAGS & set(args.overrides):
         plain = [o for o in args.overrides if not o.startswith("-")]
-        check_overrides(plain)
+        precheck(plain)
         from sysgym.records import check_writable
 
         for folder in override_values(plain, "results_dir") or ["results"]:

@@ -13,6 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from sysgym.errors import InvalidArgumentError
 
+# Hydra's own flags: with one of them the command prints help or the config and runs nothing, so no precheck.
+HYDRA_FLAGS = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--package", "-p",
+               "--shell-completion", "-sc"}
+
 
 def config_groups(package: str = "sysgym.conf") -> set[str]:
     """The config groups shipped in the package (folders of `conf/`: env, solver, agent, ...)."""
@@ -116,3 +120,32 @@ def override_values(overrides: list[str], key: str) -> list[str]:
         else:
             values = [o.get_value_element_as_str()]
     return values
+
+
+def check_values(overrides: list[str]) -> None:
+    """Refuse a bad `seed=` or `time_limit=` (every value of a sweep) with a named error before Hydra starts a
+    job: inside a job the error would come back as Hydra's traceback, after the run folder was made."""
+    from sysgym.solver import check_time_limit
+    from sysgym.specs import check_seed
+
+    for value in override_values(overrides, "seed"):
+        try:
+            seed: Any = int(value)
+        except ValueError:
+            seed = value
+        check_seed(seed, "seed")
+    for value in override_values(overrides, "time_limit"):
+        if value.lower() in ("null", "none"):
+            continue
+        try:
+            limit: Any = float(value)
+        except ValueError:
+            limit = value
+        check_time_limit(limit)
+
+
+def precheck(overrides: list[str], config_name: str = "config") -> None:
+    """Everything `sysgym run` / `train` / `tune-agent` check before Hydra: keys, then values."""
+    plain = [o for o in overrides if not o.startswith("-")]
+    check_overrides(plain, config_name=config_name)
+    check_values(plain)

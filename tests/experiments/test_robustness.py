@@ -285,3 +285,21 @@ def test_the_job_sched_benchmark_writes_nothing_into_the_current_folder(tmp_path
                           timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert not list(tmp_path.iterdir())  # it wrote bench_out/ here before
+
+
+def test_bad_seeds_and_time_limits_are_refused_before_hydra_starts(tmp_path):
+    from sysgym.errors import InvalidSpecError
+    from sysgym.experiments.overrides import check_values
+
+    for bad, err in ((["seed=-1"], InvalidSpecError), (["seed=0,-2"], InvalidSpecError),
+                     (["seed=abc"], InvalidSpecError), (["time_limit=0"], InvalidArgumentError),
+                     (["time_limit=nan"], InvalidArgumentError)):
+        with pytest.raises(err):
+            check_values(bad)
+    check_values(["seed=0,3", "time_limit=null", "time_limit=2.5"])  # valid
+    for cmd in (["run", "solver=vm_resched.greedy", "env=vm_resched_tiny", "seed=-1", f"results_dir={tmp_path}"],
+                ["train", "env=vm_resched_tiny", "agent.bogus=3", f"hydra.run.dir={tmp_path}/t"]):
+        proc = subprocess.run(SYSGYM + cmd, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith("error:"), proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())  # nothing was made

@@ -6,7 +6,9 @@ can take a record, the solver's options, and that the instance is one of the sol
 * Limits. `time_limit` (wall-clock seconds, passed to `solve`) is null by default: runs are bounded by
   deterministic budgets instead, so the same config gives the same numbers on any machine. A solver with a
   `deterministic_time` option (CP-SAT's `max_deterministic_time`) gets the top-level `deterministic_time`
-  unless its params set one; searches have trial budgets (`n_trials`, `trials`) in their params.
+  unless its params set one, and a solver that reads its `time_limit` as deterministic work
+  (`Solver.deterministic_limit`: the CP-SAT solvers) gets it as that limit when `time_limit` is null;
+  searches have trial budgets (`n_trials`, `trials`) in their params.
   `time_limit=SECONDS` brings wall-clock limits back (reproducible only where the solver proves optimality).
 * Isolation. A solver that can abort the process (native code: kinds exact, bound and search, or a solver
   class with `isolate = True`) runs in a forked child (`isolate: auto`; `true` / `false` force it); if the
@@ -126,8 +128,14 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
     kill_after = check_limit(cfg.get("kill_after"), "kill_after")
     solver = solvers.get(solver_cls.name, **params)  # unknown options fail here, before any work
     method = solver_cls.name  # an old name (alias) is recorded as the solver it now stands for
-    key = run_key({"env": _plain(cfg.env), "method": method, "params": params, "seed": seed,
-                   "time_limit": time_limit, "time_aware": bool(cfg.get("time_aware", False))})
+    budget = None  # the deterministic budget passed as the limit of a solver that reads it so
+    if time_limit is None and deterministic is not None and solver.deterministic_limit:
+        budget = deterministic
+    keyed = {"env": _plain(cfg.env), "method": method, "params": params, "seed": seed,
+             "time_limit": time_limit, "time_aware": bool(cfg.get("time_aware", False))}
+    if budget is not None:  # only then, so run keys written before deterministic budgets still match
+        keyed["deterministic_time"] = budget
+    key = run_key(keyed)
     if write:
         check_writable(cfg.results_dir)  # a read-only or file results_dir fails now, not after the solve
         if cfg.get("resume", True):
@@ -135,17 +143,18 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
             if done is not None:  # a restarted sweep skips what it already finished
                 return RunResult(None, done, skipped=f"already done: {done}")
     instance = build_instance(cfg)
-    solver.check_arguments(instance, time_limit, seed)  # the instance's family, before any work
+    solver.check_arguments(instance, time_limit if budget is None else budget, seed)  # before any work
     timed = bool(cfg.get("time_aware", False)) and family.timed_objective is not None
     extra = {"time_limit": time_limit, "tag": cfg.get("tag"), "instance_digest": instance.digest(), "run_key": key,
              "time_aware": timed, "method_kind": solver_cls.kind, "isolated": isolate,
-             "limits": {"time_limit": time_limit, "deterministic_time": params.get("deterministic_time"),
+             "limits": {"time_limit": time_limit,
+                        "deterministic_time": budget if budget is not None else params.get("deterministic_time"),
                         "kill_after": kill_after}}
     if cfg.get("suite"):
         extra["suite"] = _plain(cfg.suite)
 
     def solve():
-        return solver.solve(instance, time_limit=time_limit, seed=seed)
+        return solver.solve(instance, time_limit=time_limit if budget is None else budget, seed=seed)
 
     t0 = time.perf_counter()
     if isolate:

@@ -42,6 +42,10 @@ class Solver:
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     kind: ClassVar[str] = "heuristic"  # one of KINDS; "bound": its answer is a bound, not a method's result
+    # True where `solve` reads `time_limit` as deterministic work (CP-SAT's deterministic seconds, see
+    # solvers/cpsat_params.py): `sysgym run` then passes its `deterministic_time` budget as the limit when no
+    # wall-clock `time_limit` is set, so the same config gives the same answer on any machine.
+    deterministic_limit: bool = False
 
     def __init__(self, **config: Any):
         # Subclasses take explicit keyword options and pass them here, so records report them.

@@ -142,6 +142,7 @@ class JobCpSat(Solver):
             raise InvalidArgumentError(f"workers must be a positive integer, got {workers!r}")
         self.workers, self.objective, self.max_tasks = workers, objective, max_tasks
         self.deterministic, self.model_delays = bool(deterministic), bool(model_delays)
+        self.deterministic_limit = self.deterministic
 
     def solve(self, instance: JobInstance, *, time_limit: float | None = None, seed: int = 0) -> Solution:
         t0 = time.perf_counter()

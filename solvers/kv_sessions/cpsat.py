@@ -83,6 +83,7 @@ class SessionCpSat(Solver):
     name = "kv_sessions.cpsat"
     family = "kv_sessions"
     kind = "exact"
+    deterministic_limit = True  # time_limit in deterministic seconds (cpsat_params.py)
 
     def __init__(self, cost: str = "tokens"):
         super().__init__(cost=cost)

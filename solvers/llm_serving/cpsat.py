@@ -147,6 +147,7 @@ class CpsatBound(Solver):
     name = "llm_serving.cpsat"
     family = "llm_serving"
     kind = "bound"
+    deterministic_limit = True  # time_limit in deterministic seconds (cpsat_params.py)
 
     def __init__(self, workers: int = 2, schedulers: tuple[str, ...] | list[str] = ("vllm", "orca", "sarathi", "sjf"),
                  max_vars: int = 200_000):

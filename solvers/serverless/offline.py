@@ -265,6 +265,7 @@ class CpSat(Solver):
     name = "serverless.cpsat"
     family = "serverless"
     kind = "bound"
+    deterministic_limit = True  # time_limit in deterministic seconds (cpsat_params.py)
 
     def __init__(self, max_edges: int = 20000, workers: int = 1):
         super().__init__(max_edges=max_edges, workers=workers)

@@ -55,6 +55,7 @@ class VmCpSat(Solver):
         super().__init__(workers=workers, max_vms=max_vms, warm_start=warm_start, deterministic=deterministic)
         self.workers, self.max_vms, self.warm_start = workers, max_vms, warm_start
         self.deterministic = deterministic  # solvers/cpsat_params.py: time_limit in deterministic seconds
+        self.deterministic_limit = bool(deterministic)
 
     def solve(self, instance, *, time_limit: float | None = None, seed: int = 0) -> Solution:
         return solve_exact(instance, self._backend, time_limit=time_limit, seed=seed, max_vms=self.max_vms,

@@ -49,9 +49,10 @@ def test_bench_runs_validates_and_ranks_the_tiny_tier(tmp_path, capsys):
     assert len(recs) == 2 * 5 and {r["suite"]["tier"] for r in recs} == {"tiny"}
     assert {r["instance"] for r in recs} == {f"vm_resched/tiny?seed={s}" for s in range(5)}
     cpsat = [r for r in recs if r["method"] == "vm_resched.cpsat"]
-    # the suite's deterministic budget reaches the solvers that take one (and only those)
-    takes = "deterministic_time" in (solvers.options(solvers.solver_class("vm_resched.cpsat")) or {})
-    assert all(r["limits"]["deterministic_time"] == (10 if takes else None) for r in cpsat)
+    # the suite's deterministic budget reaches the solvers that read their limit as deterministic work
+    assert solvers.get("vm_resched.cpsat").deterministic_limit
+    assert all(r["limits"]["deterministic_time"] == 10 for r in cpsat)
+    assert all(r["limits"]["deterministic_time"] is None for r in recs if r["method"] != "vm_resched.cpsat")
     assert all(r["limits"]["time_limit"] is None for r in recs)
     text = (root / "leaderboard.md").read_text()
     assert "vm_resched / vm_resched_tiny" in text and "aggregate" not in text  # one env: no aggregate

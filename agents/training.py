@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -330,20 +331,33 @@ class TrainResult:
     stopped: bool = False  # on_eval asked to stop (a pruned tuning trial)
 
 
+def saved_timesteps(path: Path) -> int:
+    """The training steps an SB3 zip was saved at (`num_timesteps` in its `data` member)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return int(json.loads(zf.read("data")).get("num_timesteps", -1))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise AgentFileError(f"resume: {path} is not a readable stable-baselines3 model ({exc})") from None
+
+
 def latest_checkpoint(path: Path) -> Path:
-    """A checkpoint file passes through; a run directory gives its newest checkpoint, else model.zip."""
+    """A checkpoint file passes through; a run directory gives its newest state: the final model.zip or the
+    last periodic checkpoint, whichever was saved at more steps (a run that finished and is then extended must
+    not restart from its last checkpoint, thousands of steps back)."""
     path = Path(path)
     if path.is_file():
         return path
     if not path.exists():
         raise AgentFileError(f"resume: {path} does not exist")
-    ckpts = sorted((path / "checkpoints").glob("ckpt_*_steps.zip"),
-                   key=lambda p: int(p.stem.split("_")[1]) if p.stem.split("_")[1].isdigit() else -1)
-    if ckpts:
-        return ckpts[-1]
+    found = [p for p in (path / "checkpoints").glob("ckpt_*_steps.zip") if p.stem.split("_")[1].isdigit()]
     if (path / "model.zip").is_file():
-        return path / "model.zip"
-    raise AgentFileError(f"resume: {path} holds no checkpoints/ckpt_*_steps.zip and no model.zip")
+        found.append(path / "model.zip")
+    if not found:
+        raise AgentFileError(f"resume: {path} holds no checkpoints/ckpt_*_steps.zip and no model.zip")
+    # On equal steps the final model wins (it is the same state, saved last).
+    return max(found, key=lambda p: (saved_timesteps(p), p.name == "model.zip"))
 
 
 def _guard_run_dir(run_dir: Path, overwrite: bool) -> None:

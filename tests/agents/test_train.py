@@ -62,9 +62,21 @@ def test_same_seed_same_curve_other_seed_other_curve(tmp_path):
     assert mon[0] != mon[2]
 
 
+def test_resume_picks_the_newest_state_final_model_or_checkpoint(vm_run, tmp_path):
+    import shutil
+
+    run, _ = vm_run
+    assert latest_checkpoint(run).name == "model.zip"  # saved at 512 steps, as the last checkpoint: the final wins
+    partial = tmp_path / "partial"
+    shutil.copytree(run, partial)
+    (partial / "checkpoints" / "ckpt_512_steps.zip").unlink()  # checkpoints lag the final model (512 vs 256)
+    assert latest_checkpoint(partial).name == "model.zip"
+    (partial / "model.zip").unlink()
+    assert latest_checkpoint(partial).name == "ckpt_256_steps.zip"
+
+
 def test_resume_continues_from_the_newest_checkpoint(vm_run, tmp_path):
     run, _ = vm_run
-    assert latest_checkpoint(run).name == "ckpt_512_steps.zip"
     cfg = compose(TINY + ["agent.total_timesteps=768", "agent.n_envs=2", "eval.freq=256", "eval.instances=1",
                           "checkpoint_freq=0", f"resume={run / 'checkpoints' / 'ckpt_256_steps.zip'}"])
     res = train(cfg, tmp_path / "resumed")

@@ -18,10 +18,12 @@ def sweep_runs(sweep: str = "demo") -> list[list[str]]:
     text = resources.files("sysgym.conf").joinpath("sweeps", f"{sweep}.yaml").read_text()
     runs = []
     for block in yaml.safe_load(text)["blocks"]:
-        for solver in block["solvers"]:
+        limit = block.get("time_limit")  # none: the run's deterministic budgets (conf/config.yaml)
+        for entry in block["solvers"]:
+            solver, *extra = str(entry).split()
             for seed in block["seeds"]:
-                runs.append([f"env={block['env']}", f"solver={solver}", f"seed={seed}",
-                             f"time_limit={block.get('time_limit', 10)}"])
+                runs.append([f"env={block['env']}", f"solver={solver}", f"seed={seed}", *extra,
+                             *([f"time_limit={limit}"] if limit is not None else [])])
     return runs
 
 

@@ -118,15 +118,42 @@ def router_choice(router: str, replicas: list[Replica], i: int, rng: np.random.G
     return i % len(replicas)
 
 
+def dispatch(replicas: list[Replica], arrival: np.ndarray, router: str, seed: int, routes=None) -> None:
+    """Route requests 0..n-1 (arriving at `arrival`, non-decreasing) to `replicas` and run them to the end.
+    `routes` fixes the routing; state-dependent routers advance every replica to each arrival first."""
+    n, k = len(arrival), len(replicas)
+    if routes is not None:
+        for i in range(n):
+            replicas[routes[i]].add(i)
+    elif router == "round_robin" or k == 1:
+        for i in range(n):
+            replicas[i % k].add(i)
+    else:
+        rng = np.random.default_rng([int(seed), 0x524F55])
+        for i in range(n):
+            t = float(arrival[i])
+            for r in replicas:
+                r.run(until=t)
+            for r in replicas:
+                r.ingest()
+            j = router_choice(router, replicas, i, rng)
+            replicas[j].add(i)
+            replicas[j].ingest()
+    for r in replicas:
+        r.run()
+
+
 def build_replicas(trace: Trace, *, model: str, gpu: str, tp: int, pp: int, block_size: int,
                    max_tokens: int | None, memory_margin: float = 0.1, memory_semantics: str = "vllm",
                    num_blocks: int | None = None, oversize: str = "truncate", iteration_overhead_s: float = 0.0,
                    calibration=None, schedulers: list[Scheduler], max_num_seqs: int | None = None,
-                   pipeline: str = "sequential") -> tuple[RequestState, list[Replica], MemoryPlan, int]:
+                   pipeline: str = "sequential", classes: tuple[type, type] = (Replica, PipelineReplica),
+                   first_index: int = 0) -> tuple[RequestState, list[Replica], MemoryPlan, int]:
     """The replicas of one run (one per scheduler object, which each binds): memory plan, effective request
     lengths (truncated to `max_tokens`), latency model. Returns (request state, replicas, plan, truncated).
     With pp > 1, `pipeline="micro_batch"` builds `pipeline.PipelineReplica`s (up to pp batches in flight);
-    ``"sequential"`` (the default here, and what `sysgym/LlmServing-v0` steps) runs one batch at a time."""
+    ``"sequential"`` (the default here, and what `sysgym/LlmServing-v0` steps) runs one batch at a time.
+    `classes` are the (plain, pipelined) replica classes, `first_index` the first replica's index."""
     spec = kernels.models.get(model)
     max_tokens = int(max_tokens or spec.max_seq_len)
     probe = schedulers[0]
@@ -152,12 +179,13 @@ def build_replicas(trace: Trace, *, model: str, gpu: str, tp: int, pp: int, bloc
         lat = BatchLatency(spec, gpu, tp=tp, pp=1, block_size=block_size, max_batch_tokens=max_batch_tokens,
                            calibration=calibration)
         sends = StageSends(spec, lat.gpu, tp, pp, lat.calibration)
-        replicas = [PipelineReplica(i, st, plan, lat, s, pp=pp, sends=sends, iteration_overhead_s=iteration_overhead_s,
-                                    max_num_seqs=max_num_seqs) for i, s in enumerate(schedulers)]
+        replicas = [classes[1](i, st, plan, lat, s, pp=pp, sends=sends, iteration_overhead_s=iteration_overhead_s,
+                               max_num_seqs=max_num_seqs) for i, s in enumerate(schedulers, first_index)]
         return st, replicas, plan, truncated
     lat = BatchLatency(spec, gpu, tp=tp, pp=pp, block_size=block_size, max_batch_tokens=max_batch_tokens,
                        iteration_overhead_s=iteration_overhead_s, calibration=calibration)
-    replicas = [Replica(i, st, plan, lat, s, max_num_seqs=max_num_seqs) for i, s in enumerate(schedulers)]
+    replicas = [classes[0](i, st, plan, lat, s, max_num_seqs=max_num_seqs)
+                for i, s in enumerate(schedulers, first_index)]
     return st, replicas, plan, truncated
 
 
@@ -200,28 +228,7 @@ def simulate(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80gb", sch
         routes = np.asarray(routes, np.int64)
         if len(routes) != n or (routes < 0).any() or (routes >= num_replicas).any():
             raise InvalidArgumentError(f"routes needs one replica index in [0, {num_replicas}) per request")
-        for i in range(n):
-            replicas[routes[i]].add(i)
-        for r in replicas:
-            r.run()
-    elif router == "round_robin" or num_replicas == 1:
-        for i in range(n):
-            replicas[i % num_replicas].add(i)
-        for r in replicas:
-            r.run()
-    else:
-        rng = np.random.default_rng([int(seed), 0x524F55])
-        for i in range(n):
-            t = float(trace.arrival[i])
-            for r in replicas:
-                r.run(until=t)
-            for r in replicas:
-                r.ingest()
-            k = router_choice(router, replicas, i, rng)
-            replicas[k].add(i)
-            replicas[k].ingest()
-        for r in replicas:
-            r.run()
+    dispatch(replicas, trace.arrival, router, seed, routes)
     unfinished = np.flatnonzero(np.isnan(st.finish))
     if len(unfinished):
         raise RuntimeError(f"simulation ended with {len(unfinished)} unfinished requests (first: {unfinished[0]})")

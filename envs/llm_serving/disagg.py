@@ -147,9 +147,9 @@ class PipelinedDecodeReplica(KVArrivals, PipelineReplica):
     pass
 
 
-def _pool_kwargs(model, gpu, pool: Pool, common: dict, scheduler_params: dict) -> dict:
+def _pool_kwargs(model, gpu, pool: Pool, common: dict, scheduler_params: dict, num_blocks: int | None) -> dict:
     probe = make_scheduler(pool.scheduler, **scheduler_params)
-    return dict(model=model, gpu=gpu, tp=pool.tp, pp=pool.pp, pipeline="micro_batch", **common,
+    return dict(model=model, gpu=gpu, tp=pool.tp, pp=pool.pp, pipeline="micro_batch", num_blocks=num_blocks, **common,
                 schedulers=[probe] + [probe.clone() for _ in range(pool.replicas - 1)])
 
 
@@ -158,12 +158,16 @@ def simulate_disagg(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80g
                     max_tokens: int | None = None, memory_margin: float = 0.1, memory_semantics: str = "vllm",
                     oversize: str = "truncate", slo_ttft_s: float = DEFAULT_SLO_TTFT_S,
                     slo_tpot_s: float = DEFAULT_SLO_TPOT_S, calibration=None, prefill_params: dict | None = None,
-                    decode_params: dict | None = None) -> ServingResult:
+                    decode_params: dict | None = None, num_blocks: dict | None = None) -> ServingResult:
     """Serve `requests` on a prefill pool and a decode pool (module doc); the result's records merge both.
 
     `prefill` / `decode`: `Pool`s (or dicts / (tp, pp, replicas) tuples); `*_params` go to each pool's
-    scheduler. Replica indices: prefill replicas 0..P-1, decode replicas P..P+D-1."""
+    scheduler; `num_blocks` ({"prefill": n, "decode": n}) overrides a pool's planned KV blocks per replica
+    (small experiments). Replica indices: prefill replicas 0..P-1, decode replicas P..P+D-1."""
     prefill, decode = as_pool(prefill, "prefill"), as_pool(decode, "decode")
+    blocks = dict(num_blocks or {})
+    if set(blocks) - {"prefill", "decode"} or any(int(v) < 1 for v in blocks.values()):
+        raise InvalidArgumentError(f"num_blocks must map 'prefill'/'decode' to block counts >= 1, got {num_blocks!r}")
     if kv_link not in KV_LINKS:
         raise UnknownNameError("KV-transfer link", kv_link, KV_LINKS)
     trace: Trace = as_trace(requests)
@@ -175,7 +179,8 @@ def simulate_disagg(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80g
                   memory_semantics=memory_semantics, calibration=calibration)
     # prefill pool: every request with one output token (its first)
     tr_p = Trace(trace.arrival, prompt, np.ones(n, np.int64), trace.client, name=f"{trace.name}/prefill")
-    st_p, reps_p, plan_p, _ = build_replicas(tr_p, **_pool_kwargs(model, gpu, prefill, common, prefill_params or {}))
+    st_p, reps_p, plan_p, _ = build_replicas(tr_p, **_pool_kwargs(model, gpu, prefill, common, prefill_params or {},
+                                                                    blocks.get("prefill")))
     dispatch(reps_p, tr_p.arrival, prefill.router, seed)
     first = st_p.token_time.copy()  # one token per request: the prefill's end
     xfer = kv_transfer_seconds(model, gpu, prompt, prefill, decode, kv_link=kv_link, calibration=calibration)
@@ -194,7 +199,8 @@ def simulate_disagg(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80g
     plan_d = None
     if len(order):
         tr_d = Trace(ready[order], prompt[order], output[order], trace.client[order], name=f"{trace.name}/decode")
-        st_d, reps_d, plan_d, _ = build_replicas(tr_d, **_pool_kwargs(model, gpu, decode, common, decode_params or {}),
+        st_d, reps_d, plan_d, _ = build_replicas(tr_d, **_pool_kwargs(model, gpu, decode, common, decode_params or {},
+                                                                          blocks.get("decode")),
                                                  classes=(DecodeReplica, PipelinedDecodeReplica),
                                                  first_index=prefill.replicas)
         st_d.generated[:] = 1  # the prefill pool emitted token 0 and computed the prompt's KV

@@ -240,7 +240,9 @@ def simulate_disagg(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80g
     check_disagg(result)
     m = compute_metrics(result.records(), slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, model=spec.name,
                         gpu=config["gpu"], num_gpus=gpus)
+    pool_blocks = prefill.replicas * plan_p.num_blocks + (decode.replicas * plan_d.num_blocks if plan_d else 0)
     m.update(num_truncated=truncated, num_iterations=stats["num_iterations"], num_gpus=gpus,
+             kv_util_mean=stats["kv_area"] / (m["makespan_s"] * pool_blocks),
              kv_transfer_mean_s=float(xfer.mean()) if n else 0.0,
              kv_transfer_p99_s=float(np.percentile(xfer, 99)) if n else 0.0)
     result.metrics = m

@@ -50,6 +50,7 @@ def test_runs_are_checked_deterministic_and_every_token_is_served():
     a = simulate_disagg(tr, prefill=Pool(1, 1, 2, router="round_robin"), decode=Pool(2, 1, 1), seed=3)
     b = simulate_disagg(tr, prefill=Pool(1, 1, 2, router="round_robin"), decode=Pool(2, 1, 1), seed=3)
     assert a.metrics == b.metrics
+    assert 0 < a.metrics["kv_util_mean"] < 1 and a.metrics["num_gpus"] == 4
     rec = a.requests
     assert np.all(np.isfinite(rec.token_time)) and np.all(np.diff(rec.token_offsets) == rec.output)
     multi = rec.output > 1

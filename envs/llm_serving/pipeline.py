@@ -1,10 +1,13 @@
 """Pipeline parallelism with several micro-batches in flight (`PipelineReplica`).
 
-How vLLM's and Sarathi-Serve's PP engines (and Vidur's replica scheduler, `_num_running_batches <
-num_stages`) run a pipeline: the scheduler forms a new batch whenever the first stage is free and fewer than
+How vLLM V1's batch queue, Sarathi-Serve's PP engine and Vidur's replica scheduler (`_num_running_batches <
+num_stages`) run a pipeline: one scheduler forms a new batch whenever the first stage is free and fewer than
 `pp` batches are in flight; a request sits in at most one in-flight batch (the scheduler does not see it
 until its batch leaves the last stage), so one request's consecutive decode steps are a whole pipeline
-traversal apart while other requests' batches fill the other stages.
+traversal apart while other requests' batches fill the other stages. (vLLM V0 instead ran pp "virtual
+engines", each with its own scheduler and 1/pp of the KV cache; that split is not modelled.) A consequence
+for prefill-first scheduling (``vllm``): every visible decode joins one micro-batch, so once the KV cache is
+full and nothing can be admitted the other stages idle; chunked mixed batches (``sarathi``) fill more.
 
 Timing of one batch (a flow shop, stages first-in first-out):
 

@@ -74,3 +74,22 @@ def test_evaluator_rejects_more_than_pp_batches_in_flight():
     it["end"][0] = it["start"][3] + 1.0  # batch 0 still in flight when batches 1, 2 and 3 launch
     with pytest.raises(InfeasibleSolutionError, match="in flight"):
         evaluate(inst, {**rec, "iterations": it})
+
+
+def test_a_request_is_in_at_most_one_in_flight_batch(monkeypatch):
+    from sysgym.envs.llm_serving.pipeline import PipelineReplica
+
+    launched = []
+    orig = PipelineReplica.execute
+
+    def watched(self, prefills, d, extra):
+        members = set(d.tolist()) | {r for r, _ in prefills}
+        assert not members & self.busy, "a request launched while its previous batch is in flight"
+        assert len(self.inflight) < self.pp
+        launched.append(len(self.inflight))
+        orig(self, prefills, d, extra)
+
+    monkeypatch.setattr(PipelineReplica, "execute", watched)
+    for scheduler in ("vllm", "sarathi", "orca"):
+        simulate(_loaded_trace()[:150], model="codellama-34b", pp=4, scheduler=scheduler)
+    assert max(launched) == 3  # the pipeline did fill: a batch launched with three others in flight

@@ -93,3 +93,12 @@ def test_a_request_is_in_at_most_one_in_flight_batch(monkeypatch):
     for scheduler in ("vllm", "sarathi", "orca"):
         simulate(_loaded_trace()[:150], model="codellama-34b", pp=4, scheduler=scheduler)
     assert max(launched) == 3  # the pipeline did fill: a batch launched with three others in flight
+
+
+@pytest.mark.parametrize("scheduler", ["vllm", "orca", "sarathi", "past_future", "vtc", "sjf"])
+def test_every_scheduler_runs_pipelined_and_the_evaluator_accepts_it(scheduler):
+    from sysgym.testing import check_solver
+
+    inst = generate(preset="small", seed=2, num_requests=80, model="codellama-34b", pp=2)
+    sol, m = check_solver(f"llm_serving.{scheduler}", inst)
+    assert m["num_requests"] == 80 and m["feasible"]

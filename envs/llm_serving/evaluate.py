@@ -5,7 +5,8 @@ prompt, output, first_scheduled, finish, num_preemptions, replica, every token's
 with offsets) and the iteration log (start, end, iterations, batch size, blocks in use). The evaluator
 re-checks them against the instance -- every request served exactly its (effective) output tokens after it
 arrived and after it was scheduled, tokens strictly ordered in time, finish = last token, replicas'
-iterations never overlapping, KV blocks in use never above the pool -- then recomputes all metrics from
+iterations never overlapping (with pipeline parallelism: at most pp micro-batches in flight), KV blocks
+in use never above the pool -- then recomputes all metrics from
 the records with `metrics.compute_metrics`. Objective: `e2e_mean` (mean end-to-end latency, s; minimise).
 """
 from __future__ import annotations
@@ -105,8 +106,12 @@ def check_records(inst: ServingInstance, rec: dict[str, Any]) -> None:
     for r in range(inst.num_replicas):
         sel = np.asarray(it["replica"]) == r
         s, e = np.asarray(it["start"])[sel], np.asarray(it["end"])[sel]
-        if np.any(e < s - TOL) or np.any(s[1:] < e[:-1] - TOL):
-            raise InfeasibleSolutionError("iterations", f"replica {r} runs overlapping iterations")
+        # a pipeline holds up to pp micro-batches in flight (launched in order): batch i + pp starts after
+        # batch i left the last stage; without PP iterations never overlap
+        k = max(1, int(inst.pp))
+        if np.any(e < s - TOL) or np.any(s[1:] < s[:-1] - TOL) or np.any(s[k:] < e[:-k] - TOL):
+            raise InfeasibleSolutionError("iterations", f"replica {r} runs overlapping iterations"
+                                          + (f" (more than pp={k} micro-batches in flight)" if k > 1 else ""))
         toks = tt[np.repeat(rep == r, np.diff(off))]
         if len(toks) and len(e) and toks.max() > e.max() + TOL:
             raise InfeasibleSolutionError("iterations", f"replica {r} emits a token after its last iteration")

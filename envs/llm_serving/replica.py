@@ -436,8 +436,14 @@ class Replica:
             if extra > 0:  # only swaps happened
                 self.advance(extra, 0, 0)
                 return
-            raise self.never_admitted()
+            self.nothing_to_run()
+            return
         self.execute(prefills, dec, extra)
+
+    def nothing_to_run(self) -> None:
+        """A boundary found nothing to run: with no batch in flight, the head request can never be admitted
+        (a pipelined replica waits for its in-flight batches instead, `pipeline.PipelineReplica`)."""
+        raise self.never_admitted()
 
     def _blocked_by_swaps(self) -> bool:
         self._holds = True  # swapped requests return when blocks free up, which decoding never does
@@ -454,32 +460,38 @@ class Replica:
         log.blocks_max.append(self.used if blocks_max is None else blocks_max)
         self.iterations += n
 
-    def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
-        """Run one iteration: the prefill items `(request, tokens)` and the decodes `d`."""
+    def batch_cost(self, prefills: list, d: np.ndarray) -> tuple[int, list, float]:
+        """(tokens, prefill attention items `(chunk, past)`, decode KV tokens in whole blocks) of a batch."""
         st, bs = self.st, self.block_size
-        nd = len(d)
-        ntok = nd
+        ntok = len(d)
         items = []
         for r, c in prefills:
             ntok += c
             items.append((c, int(st.kv[r])))
-        if nd:
-            g = st.generated[d]
-            kvd = st.kv[d]
-            kvtok = float(((kvd + bs) // bs).sum() * bs)  # ceil((kv + 1) / bs) * bs
-        else:
-            kvtok = 0.0
-        dt = self.lat.iteration(ntok, items, kvtok, nd) + extra
+        kvtok = float(((st.kv[d] + bs) // bs).sum() * bs) if len(d) else 0.0  # ceil((kv + 1) / bs) * bs
+        return ntok, items, kvtok
+
+    def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
+        """Run one iteration: the prefill items `(request, tokens)` and the decodes `d`."""
+        ntok, items, kvtok = self.batch_cost(prefills, d)
+        dt = self.lat.iteration(ntok, items, kvtok, len(d)) + extra
         self.kv_area += self.used * dt
-        self.advance(dt, ntok, len(prefills) + nd)
-        end = self.now
+        self.advance(dt, ntok, len(prefills) + len(d))
         self.tokens_processed += ntok
+        self.complete(prefills, d, self.now)
+
+    def complete(self, prefills: list, d: np.ndarray, end: float) -> None:
+        """The batch's effects at its end: decodes `d` emit a token each, prefill chunks extend their KV
+        (a completed prefill emits its first token), finished requests free their blocks."""
+        st = self.st
+        nd = len(d)
         done: list[int] = []
         if nd:
+            g = st.generated[d]
             st.token_time[st.offsets[d] + g] = end
             g = g + 1
             st.generated[d] = g
-            st.kv[d] = kvd + 1
+            st.kv[d] += 1
             fin = g >= self.output[d]
             if fin.any():
                 done.extend(d[fin].tolist())

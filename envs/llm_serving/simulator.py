@@ -21,6 +21,7 @@ from sysgym import kernels
 from sysgym.envs.llm_serving.latency import BatchLatency
 from sysgym.envs.llm_serving.memory import MemoryPlan, plan_memory
 from sysgym.envs.llm_serving.metrics import DEFAULT_SLO_TPOT_S, DEFAULT_SLO_TTFT_S, compute_metrics
+from sysgym.envs.llm_serving.pipeline import PIPELINES, PipelineReplica, StageSends
 from sysgym.envs.llm_serving.replica import Replica, RequestState, Scheduler, make_scheduler, request_arrays
 from sysgym.envs.llm_serving.traces import Trace, as_trace
 from sysgym.errors import InvalidArgumentError, InvalidInstanceError, UnknownNameError
@@ -117,13 +118,42 @@ def router_choice(router: str, replicas: list[Replica], i: int, rng: np.random.G
     return i % len(replicas)
 
 
+def dispatch(replicas: list[Replica], arrival: np.ndarray, router: str, seed: int, routes=None) -> None:
+    """Route requests 0..n-1 (arriving at `arrival`, non-decreasing) to `replicas` and run them to the end.
+    `routes` fixes the routing; state-dependent routers advance every replica to each arrival first."""
+    n, k = len(arrival), len(replicas)
+    if routes is not None:
+        for i in range(n):
+            replicas[routes[i]].add(i)
+    elif router == "round_robin" or k == 1:
+        for i in range(n):
+            replicas[i % k].add(i)
+    else:
+        rng = np.random.default_rng([int(seed), 0x524F55])
+        for i in range(n):
+            t = float(arrival[i])
+            for r in replicas:
+                r.run(until=t)
+            for r in replicas:
+                r.ingest()
+            j = router_choice(router, replicas, i, rng)
+            replicas[j].add(i)
+            replicas[j].ingest()
+    for r in replicas:
+        r.run()
+
+
 def build_replicas(trace: Trace, *, model: str, gpu: str, tp: int, pp: int, block_size: int,
                    max_tokens: int | None, memory_margin: float = 0.1, memory_semantics: str = "vllm",
                    num_blocks: int | None = None, oversize: str = "truncate", iteration_overhead_s: float = 0.0,
-                   calibration=None, schedulers: list[Scheduler], max_num_seqs: int | None = None
-                   ) -> tuple[RequestState, list[Replica], MemoryPlan, int]:
+                   calibration=None, schedulers: list[Scheduler], max_num_seqs: int | None = None,
+                   pipeline: str = "sequential", classes: tuple[type, type] = (Replica, PipelineReplica),
+                   first_index: int = 0) -> tuple[RequestState, list[Replica], MemoryPlan, int]:
     """The replicas of one run (one per scheduler object, which each binds): memory plan, effective request
-    lengths (truncated to `max_tokens`), latency model. Returns (request state, replicas, plan, truncated)."""
+    lengths (truncated to `max_tokens`), latency model. Returns (request state, replicas, plan, truncated).
+    With pp > 1, `pipeline="micro_batch"` builds `pipeline.PipelineReplica`s (up to pp batches in flight);
+    ``"sequential"`` (the default here, and what `sysgym/LlmServing-v0` steps) runs one batch at a time.
+    `classes` are the (plain, pipelined) replica classes, `first_index` the first replica's index."""
     spec = kernels.models.get(model)
     max_tokens = int(max_tokens or spec.max_seq_len)
     probe = schedulers[0]
@@ -143,10 +173,19 @@ def build_replicas(trace: Trace, *, model: str, gpu: str, tp: int, pp: int, bloc
                                    f"tokens) but a replica has {plan.num_blocks} blocks ({room} above the watermark)")
     st = RequestState(trace, prompt, output)
     budget = probe.max_num_batched_tokens or max(max_tokens, 4096)
-    lat = BatchLatency(spec, gpu, tp=tp, pp=pp, block_size=block_size,
-                       max_batch_tokens=budget + (max_num_seqs or probe.max_num_seqs or plan.max_batch_size),
+    max_batch_tokens = budget + (max_num_seqs or probe.max_num_seqs or plan.max_batch_size)
+    if pp > 1 and pipeline == "micro_batch":
+        # stages price their share of a pp=1 iteration; sends and the overhead are the pipeline's own
+        lat = BatchLatency(spec, gpu, tp=tp, pp=1, block_size=block_size, max_batch_tokens=max_batch_tokens,
+                           calibration=calibration)
+        sends = StageSends(spec, lat.gpu, tp, pp, lat.calibration)
+        replicas = [classes[1](i, st, plan, lat, s, pp=pp, sends=sends, iteration_overhead_s=iteration_overhead_s,
+                               max_num_seqs=max_num_seqs) for i, s in enumerate(schedulers, first_index)]
+        return st, replicas, plan, truncated
+    lat = BatchLatency(spec, gpu, tp=tp, pp=pp, block_size=block_size, max_batch_tokens=max_batch_tokens,
                        iteration_overhead_s=iteration_overhead_s, calibration=calibration)
-    replicas = [Replica(i, st, plan, lat, s, max_num_seqs=max_num_seqs) for i, s in enumerate(schedulers)]
+    replicas = [classes[0](i, st, plan, lat, s, max_num_seqs=max_num_seqs)
+                for i, s in enumerate(schedulers, first_index)]
     return st, replicas, plan, truncated
 
 
@@ -155,7 +194,7 @@ def simulate(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80gb", sch
              block_size: int = 16, max_tokens: int | None = None, memory_margin: float = 0.1,
              memory_semantics: str = "vllm", num_blocks: int | None = None, iteration_overhead_s: float = 0.0,
              oversize: str = "truncate", slo_ttft_s: float = DEFAULT_SLO_TTFT_S,
-             slo_tpot_s: float = DEFAULT_SLO_TPOT_S, calibration=None, routes=None,
+             slo_tpot_s: float = DEFAULT_SLO_TPOT_S, calibration=None, routes=None, pipeline: str = "micro_batch",
              **scheduler_params: Any) -> ServingResult:
     """Simulate serving `requests` (a `Trace`, request dicts, or an (N, 3) array) and score the run.
 
@@ -164,10 +203,14 @@ def simulate(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80gb", sch
     the model's context length) bounds prompt + output; longer requests are truncated as vidur does
     (`oversize="error"` refuses them). `num_blocks` overrides the planned KV blocks (small experiments).
     `routes` (optional, one replica index per request) fixes the routing (the routing env uses it).
+    `pipeline` (pp > 1): ``"micro_batch"`` keeps up to pp batches in flight (`pipeline.PipelineReplica`, as
+    vLLM's and Sarathi-Serve's PP engines); ``"sequential"`` runs one batch through all stages at a time.
     """
     trace: Trace = as_trace(requests)
     if router not in ROUTERS:
         raise UnknownNameError("router", router, ROUTERS)
+    if pipeline not in PIPELINES:
+        raise UnknownNameError("pipeline mode", pipeline, PIPELINES)
     if int(num_replicas) < 1:
         raise InvalidArgumentError(f"num_replicas must be >= 1, got {num_replicas}")
     if scheduler == "sjf" and scheduler_params.get("predictor") == "noisy":
@@ -178,34 +221,14 @@ def simulate(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80gb", sch
     st, replicas, plan, truncated = build_replicas(
         trace, model=model, gpu=gpu, tp=tp, pp=pp, block_size=block_size, max_tokens=max_tokens,
         memory_margin=memory_margin, memory_semantics=memory_semantics, num_blocks=num_blocks, oversize=oversize,
-        iteration_overhead_s=iteration_overhead_s, calibration=calibration, schedulers=schedulers)
+        iteration_overhead_s=iteration_overhead_s, calibration=calibration, schedulers=schedulers,
+        pipeline=pipeline)
     n = len(trace)
     if routes is not None:
         routes = np.asarray(routes, np.int64)
         if len(routes) != n or (routes < 0).any() or (routes >= num_replicas).any():
             raise InvalidArgumentError(f"routes needs one replica index in [0, {num_replicas}) per request")
-        for i in range(n):
-            replicas[routes[i]].add(i)
-        for r in replicas:
-            r.run()
-    elif router == "round_robin" or num_replicas == 1:
-        for i in range(n):
-            replicas[i % num_replicas].add(i)
-        for r in replicas:
-            r.run()
-    else:
-        rng = np.random.default_rng([int(seed), 0x524F55])
-        for i in range(n):
-            t = float(trace.arrival[i])
-            for r in replicas:
-                r.run(until=t)
-            for r in replicas:
-                r.ingest()
-            k = router_choice(router, replicas, i, rng)
-            replicas[k].add(i)
-            replicas[k].ingest()
-        for r in replicas:
-            r.run()
+    dispatch(replicas, trace.arrival, router, seed, routes)
     unfinished = np.flatnonzero(np.isnan(st.finish))
     if len(unfinished):
         raise RuntimeError(f"simulation ended with {len(unfinished)} unfinished requests (first: {unfinished[0]})")
@@ -215,7 +238,7 @@ def simulate(requests, *, model: str = "llama-2-7b", gpu: str = "a100-80gb", sch
               "pp": int(pp), "num_replicas": int(num_replicas), "router": router, "seed": int(seed),
               "block_size": int(block_size), "max_tokens": plan.max_tokens, "num_blocks": plan.num_blocks,
               "max_num_seqs": replicas[0].max_num_seqs, "token_budget": replicas[0].token_budget,
-              "scheduler_params": probe.params()}
+              "scheduler_params": probe.params(), **({"pipeline": pipeline} if pp > 1 else {})}
     result = ServingResult({}, records, iters, [np.asarray(r.memory_trace, float).reshape(-1, 2) for r in replicas],
                            plan, config, stats)
     result.metrics = compute_metrics(result.records(), slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s,

@@ -2,6 +2,8 @@
 
     sysgym serve sim --trace conv.csv --scheduler sarathi --rate-scale 0.5 --plot conv.png   (replay a trace)
     sysgym serve plan --trace conv.csv --requests 1000 --num-gpus 2 --price 2.0          (capacity search)
+    sysgym serve sim --trace conv.csv --prefill 1,1,1 --decode 1,1,1    (prefill/decode disaggregation)
+    sysgym serve plan --trace conv.csv --num-gpus 4 --disagg --pd-ratios 1:1,1:3   (+ disaggregated plans)
 
 `sysgym serve-sim` and `sysgym serve-plan`, the commands' old names, take the same flags.
 """
@@ -44,22 +46,52 @@ def _sim(args) -> int:
         params = json.loads(args.params) if args.params else {}
         if not isinstance(params, dict):
             raise ValueError(f"--params must be a JSON object, got {args.params!r}")
-        res = simulate(tr, model=args.model, gpu=args.gpu, scheduler=args.scheduler, tp=args.tp, pp=args.pp,
-                       num_replicas=args.replicas, router=args.router, seed=args.seed, slo_ttft_s=args.slo_ttft,
-                       slo_tpot_s=args.slo_tpot, **params)
+        if args.prefill or args.decode:
+            res = _sim_disagg(args, tr, params)
+        else:
+            res = simulate(tr, model=args.model, gpu=args.gpu, scheduler=args.scheduler, tp=args.tp, pp=args.pp,
+                           num_replicas=args.replicas, router=args.router, seed=args.seed, slo_ttft_s=args.slo_ttft,
+                           slo_tpot_s=args.slo_tpot, **params)
     except (SysgymError, KeyError, TypeError, ValueError, FileNotFoundError) as exc:
         return _error(exc)
     m = res.metrics
     width = max(len(k) for k in SIM_KEYS)
-    print(f"{res.config['model']} on {res.config['tp'] * res.config['pp']} x {res.config['gpu']} x "
-          f"{res.config['num_replicas']} replicas, scheduler {res.config['scheduler']}, {res.plan.num_blocks} KV "
-          f"blocks per replica")
+    c = res.config
+    if c.get("disaggregated"):
+        p, d = c["prefill"], c["decode"]
+        print(f"{c['model']} on {c['gpu']}, disaggregated: prefill {p['replicas']} x TP{p['tp']} PP{p['pp']} "
+              f"({p['scheduler']}, {p['router']}), decode {d['replicas']} x TP{d['tp']} PP{d['pp']} ({d['scheduler']}, "
+              f"{d['router']}), {c['num_gpus']} GPUs, KV transfer mean {m['kv_transfer_mean_s'] * 1e3:.2f} ms")
+    else:
+        print(f"{c['model']} on {c['tp'] * c['pp']} x {c['gpu']} x {c['num_replicas']} replicas, scheduler "
+              f"{c['scheduler']}, {res.plan.num_blocks} KV blocks per replica")
     for k in SIM_KEYS:
         v = m.get(k)
         print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}")
     if args.plot:
         print(f"plot: {res.plot(args.plot)}")
     return 0
+
+
+def _pool(text: str | None, name: str, scheduler: str, router: str):
+    """"tp,pp,replicas" -> a disaggregation Pool (a named error for anything else)."""
+    from sysgym.envs.llm_serving.disagg import as_pool
+    from sysgym.errors import InvalidArgumentError
+
+    try:
+        tp, pp, n = (int(x) for x in (text or "1,1,1").split(","))
+    except ValueError:
+        raise InvalidArgumentError(f"--{name} must be 'tp,pp,replicas' (integers), got {text!r}") from None
+    return as_pool((tp, pp, n, scheduler, router), name)
+
+
+def _sim_disagg(args, tr, params):
+    from sysgym.envs.llm_serving.disagg import simulate_disagg
+
+    pre = _pool(args.prefill, "prefill", "vllm", args.prefill_router)
+    dec = _pool(args.decode, "decode", args.scheduler, args.decode_router)
+    return simulate_disagg(tr, model=args.model, gpu=args.gpu, prefill=pre, decode=dec, kv_link=args.kv_link,
+                           seed=args.seed, slo_ttft_s=args.slo_ttft, slo_tpot_s=args.slo_tpot, decode_params=params)
 
 
 def _plan(args) -> int:
@@ -74,7 +106,8 @@ def _plan(args) -> int:
                            chunk_sizes=[int(x) for x in args.chunk_sizes.split(",")], max_tp=args.max_tp,
                            max_pp=args.max_pp, price_per_gpu_hour=args.price, slo_ttft_s=args.slo_ttft,
                            slo_tpot_s=args.slo_tpot, search=args.search, trials=args.trials, seed=args.seed,
-                           progress=sys.stderr.isatty())
+                           progress=sys.stderr.isatty(), disaggregated=args.disagg or args.disagg_only,
+                           pd_ratios=args.pd_ratios, colocated=not args.disagg_only)
     except (SysgymError, KeyError, TypeError, ValueError, FileNotFoundError) as exc:
         return _error(exc)
     if not res:
@@ -111,6 +144,11 @@ def _sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--router", default="round_robin", help="round_robin | least_outstanding | jsq | power_of_two")
     p.add_argument("--params", default=None, help='scheduler parameters as JSON, e.g. \'{"chunk_size": 256}\'')
     p.add_argument("--plot", default=None, help="write latency CDFs and KV memory over time to this PNG")
+    p.add_argument("--prefill", default=None, help="disaggregate: prefill pool 'tp,pp,replicas' (vLLM scheduler)")
+    p.add_argument("--decode", default=None, help="disaggregate: decode pool 'tp,pp,replicas' (--scheduler)")
+    p.add_argument("--prefill-router", default="least_outstanding", help="router of the prefill pool")
+    p.add_argument("--decode-router", default="least_outstanding", help="router of the decode pool")
+    p.add_argument("--kv-link", default="auto", help="KV transfer link: auto | nvlink | network")
     p.set_defaults(func=_sim)
 
 
@@ -126,6 +164,9 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search", default="grid", help="grid | optuna")
     p.add_argument("--trials", type=int, default=20, help="Optuna trials")
     p.add_argument("--json", default=None, help="also write the ranked plans to this JSON file")
+    p.add_argument("--disagg", action="store_true", help="also search prefill/decode disaggregated pools")
+    p.add_argument("--disagg-only", action="store_true", help="search only disaggregated pools")
+    p.add_argument("--pd-ratios", default=None, help="P:D replica ratios to try, e.g. 1:1,1:2 (default: all)")
     p.set_defaults(func=_plan)
 
 

@@ -116,21 +116,6 @@ class SysgymEnv(gymnasium.Env):
             return None, f"action {a} outside Discrete({space.n})"
         return a, None
 
-    def multi_discrete_action(self, action: Any) -> tuple[np.ndarray | None, str | None]:
-        """For MultiDiscrete action spaces: (the action as an int array, None), or (None, why it is refused) when
-        it has the wrong shape, a non-integer entry, or an entry outside its range."""
-        space = self.action_space
-        try:
-            arr = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError):
-            return None, f"action {action!r} is not numeric"
-        if arr.shape != space.shape:
-            return None, f"action has shape {arr.shape}, the action space {space.shape}"
-        bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < space.start) | (arr >= space.start + space.nvec)
-        if bad.any():
-            return None, f"action entries {np.flatnonzero(bad.ravel()).tolist()} are not integers in their range"
-        return arr.astype(np.int64), None
-
     def box_action(self, action: Any) -> tuple[np.ndarray | None, str | None, bool]:
         """For Box action spaces: (action as an array or None, why it is refused or None, whether clipped)."""
         space = self.action_space

@@ -70,8 +70,6 @@ def invalid_actions(env: gymnasium.Env, rng: np.random.Generator, k: int) -> lis
             bad = np.flatnonzero(~np.asarray(base.action_masks(), bool))
             if len(bad):
                 out += [int(space.start + a) for a in rng.choice(bad, size=min(k - 1, len(bad)), replace=False)]
-    elif isinstance(space, spaces.MultiDiscrete):
-        out += [np.asarray(space.start + space.nvec), np.zeros((*space.shape, 2), np.int64)]  # past the end, shape
     elif isinstance(space, spaces.Box):
         nan = np.full(space.shape, np.nan, np.float32)
         out += [nan, np.zeros((*space.shape, 2), np.float32)]  # NaN, wrong shape

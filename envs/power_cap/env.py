@@ -1,17 +1,19 @@
 """`sysgym/PowerCap-v0`: set every server's GPU clock level once per control interval (POLCA's control loop).
 
-A step is one control interval (`instance.interval_s` of simulated time). The action is a MultiDiscrete vector of
-`max_servers` clock levels (indices into `instance.levels`; 0 = uncapped); entries past the instance's servers are
-ignored. The episode ends at the horizon (`num_intervals` steps).
+A step sets one server's clock level for the coming control interval (`Discrete(num_levels)`: an index into
+`instance.levels`, 0 = uncapped); servers are decided in order, and once the last one has its level the row runs
+the interval (`instance.interval_s` of simulated time). One decision per step keeps the action space small and
+works with every agent the kit trains (an episode is `num_intervals x num_servers` steps).
 
 Observation (Dict, every entry in [0, 1]):
-* `servers` (max_servers, 7): present, last interval's clock (fraction of maximum), average power / the server's
+* `servers` (max_servers, 9): present, last interval's clock (fraction of maximum), average power / the server's
   TDP, busy share of the interval, queued requests (log10(1 + x) / 3), running requests / max_num_seqs, KV cache
-  in use / capacity. Padding rows are zero.
+  in use / capacity, the server being decided, the clock already chosen for the coming interval (0 if not yet).
+  Padding rows are zero.
 * `row` (4,): last interval's row power / budget / 2, the budget / nameplate, elapsed share of the horizon, the
   share of intervals so far over budget.
 
-Reward: minus the cost accrued in the interval: `overbudget_weight / num_intervals` when the interval's row
+Reward (on the step that runs an interval; 0 on the others): minus the cost accrued in the interval: `overbudget_weight / num_intervals` when the interval's row
 power exceeds the budget, and 1 / num_requests for every request that finished this interval outside its SLOs;
 at the horizon every unfinished request counts as a miss. The return is minus the evaluator's `cost`, and
 `decisions()` is the cap schedule the evaluator replays. Invalid actions follow the kit (`penalise` by default).
@@ -30,14 +32,14 @@ from sysgym.envs.power_cap.instance import PowerCapInstance
 from sysgym.envs.power_cap.simulator import Row
 from sysgym.errors import InvalidArgumentError
 
-SERVER_FEATURES, ROW_FEATURES = 7, 4
+SERVER_FEATURES, ROW_FEATURES = 9, 4
 
 
 class PowerCapEnv(SysgymEnv):
     family = "power_cap"
-    # Each step simulates one interval of every server's serving iterations (a few ms of CPU on `tiny`), so the
-    # conformance rollout is shorter than the default thousand steps (15 whole tiny episodes).
-    check_steps = 300
+    # Every num_servers-th step simulates one interval of every server's serving iterations (a few ms of CPU on
+    # `tiny`), so the conformance rollout is shorter than the default thousand steps (7 whole tiny episodes).
+    check_steps = 600
 
     def __init__(self, instance: PowerCapInstance | None = None, preset: str = "tiny",
                  max_servers: int | None = None, num_levels: int | None = None, generator_params: dict | None = None,
@@ -54,7 +56,7 @@ class PowerCapEnv(SysgymEnv):
         if self.max_servers <= 0 or self.num_levels <= 0:
             raise InvalidArgumentError(f"max_servers and num_levels must be positive, got {self.max_servers}, "
                                        f"{self.num_levels}")
-        self.action_space = spaces.MultiDiscrete(np.full(self.max_servers, self.num_levels, np.int64))
+        self.action_space = spaces.Discrete(self.num_levels)
         self.observation_space = spaces.Dict({
             "servers": spaces.Box(0.0, 1.0, (self.max_servers, SERVER_FEATURES), np.float32),
             "row": spaces.Box(0.0, 1.0, (ROW_FEATURES,), np.float32),
@@ -68,6 +70,8 @@ class PowerCapEnv(SysgymEnv):
                                        f"levels; this env is sized for at most {self.max_servers} servers and "
                                        f"{self.num_levels} levels (max_servers=, num_levels=)")
         self.row = Row(inst)
+        self.server = 0  # the server being decided
+        self.pending = np.zeros(inst.num_servers, np.int64)
         self._cost_seen = 0.0
         return self._obs(), self._info()
 
@@ -86,10 +90,16 @@ class PowerCapEnv(SysgymEnv):
             raise RuntimeError("call reset() before step()")
         if self.row.done:
             raise RuntimeError("the episode is over; call reset()")
-        a, why = self.multi_discrete_action(action)
+        a, why = self.discrete_action(action)
         if why is not None:
             return self.invalid(why, self._obs(), self._info())
-        self.row.step(a[:self.instance.num_servers])
+        self.pending[self.server] = a
+        self.server += 1
+        if self.server < self.instance.num_servers:
+            return self._obs(), 0.0, False, False, self._info()
+        self.row.step(self.pending)
+        self.server = 0
+        self.pending = np.zeros_like(self.pending)
         cost = self.cost_so_far()
         reward = -(cost - self._cost_seen)
         self._cost_seen = cost
@@ -106,6 +116,7 @@ class PowerCapEnv(SysgymEnv):
     def snapshot(self) -> dict[str, np.ndarray]:
         row = self.row
         return {"interval": np.array(row.interval), "levels": row.levels.copy(), "power": row.power.copy(),
+                "server": np.array(self.server), "pending": self.pending.copy(),
                 "t": np.array([s.t for s in row.servers]), "generated": np.concatenate([s.generated for s in row.servers])}
 
     # -- observation --------------------------------------------------------------------------------------
@@ -123,6 +134,8 @@ class PowerCapEnv(SysgymEnv):
             srv[s, 4] = math.log10(1.0 + server.queued) / 3.0
             srv[s, 5] = server.running / inst.max_num_seqs
             srv[s, 6] = server.kv_used / cap
+            srv[s, 8] = levels[self.pending[s]] if s < self.server else 0.0
+        srv[self.server, 7] = 1.0
         row_power = row.power[k - 1].sum() if k else 0.0
         over = (row.power[:k].sum(axis=1) > inst.budget_w).mean() if k else 0.0
         feats = np.array([row_power / inst.budget_w / 2.0, inst.budget_w / inst.nameplate_w,

@@ -50,7 +50,7 @@ PRESETS: dict[str, dict[str, Any]] = {
               "trace": "azure-conv-2023"},
     "code": {"num_servers": 8, "num_intervals": 60, "interval_s": 2.0, "rate_per_server": 4.0,
              "trace": "azure-code-2023"},
-    "standard": {"num_servers": 16, "num_intervals": 150, "interval_s": 2.0, "rate_per_server": 4.0,
+    "standard": {"num_servers": 12, "num_intervals": 120, "interval_s": 2.0, "rate_per_server": 4.0,
                  "trace": "azure-conv-2023"},
 }
 
@@ -75,7 +75,7 @@ def generate_v0(*, seed: int = 0, preset: str | None = None, num_servers: int | 
     """A row of LLM servers serving a window of an Azure LLM trace under an oversubscribed power budget.
 
     `preset` fills the row's size and load (`tiny` 4 servers / 40 s, `small` 8 / 120 s, `code` the same on the
-    code trace, `standard` 16 / 300 s); explicit arguments override them. See the module doc for the sources.
+    code trace, `standard` 12 / 240 s); explicit arguments override them. See the module doc for the sources.
     """
     explicit = {k: v for k, v in locals().items() if k in _DEFAULTS and k not in ("seed", "preset")
                 and v is not None and _differs(v, _DEFAULTS[k])}

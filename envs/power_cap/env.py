@@ -13,9 +13,10 @@ Observation (Dict, every entry in [0, 1]):
 * `row` (4,): last interval's row power / budget / 2, the budget / nameplate, elapsed share of the horizon, the
   share of intervals so far over budget.
 
-Reward (on the step that runs an interval; 0 on the others): minus the cost accrued in the interval: `overbudget_weight / num_intervals` when the interval's row
-power exceeds the budget, and 1 / num_requests for every request that finished this interval outside its SLOs;
-at the horizon every unfinished request counts as a miss. The return is minus the evaluator's `cost`, and
+Reward (on the step that runs an interval; 0 on the others): minus the cost accrued in the interval:
+`overbudget_weight / num_intervals` when the interval's row power exceeds the budget, and 1 / num_requests for
+every request that finished this interval outside its SLOs; at the horizon every unfinished request counts as a
+miss. The return is minus the evaluator's `cost`, and
 `decisions()` is the cap schedule the evaluator replays. Invalid actions follow the kit (`penalise` by default).
 """
 from __future__ import annotations
@@ -117,7 +118,8 @@ class PowerCapEnv(SysgymEnv):
         row = self.row
         return {"interval": np.array(row.interval), "levels": row.levels.copy(), "power": row.power.copy(),
                 "server": np.array(self.server), "pending": self.pending.copy(),
-                "t": np.array([s.t for s in row.servers]), "generated": np.concatenate([s.generated for s in row.servers])}
+                "t": np.array([s.t for s in row.servers]),
+                "generated": np.concatenate([s.generated for s in row.servers])}
 
     # -- observation --------------------------------------------------------------------------------------
     def _obs(self) -> dict[str, np.ndarray]:

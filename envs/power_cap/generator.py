@@ -1,13 +1,13 @@
 """Seeded power-capping instances: a window of an Azure LLM inference trace served by a row of GPU servers.
 
 Sources:
-* Requests: the packaged Azure LLM inference traces (`sysgym.datasets` "azure-conv-2023", "azure-code-2023";
-  Patel et al., Splitwise, ISCA'24), read with the serving family's public `load_trace`. The seed picks where the
-  window starts; inter-arrival times are scaled by one factor so the row receives `rate_per_server` x servers
-  requests per second (the trace's burstiness kept, its level set). Requests arrive during the first
-  `arrival_share` of the horizon (ASSUMPTION: 0.9, so requests in flight can finish before the horizon; what
-  has not finished by then misses its SLO). Prompt + output are clipped to the model's context (output first
-  to half of it).
+* Requests: the packaged Azure LLM inference traces ("azure-conv-2023", "azure-code-2023"; Patel et al.,
+  Splitwise, ISCA'24), read through `sysgym.datasets` (the columns the serving family's `load_trace` reads;
+  families do not import each other). The seed picks where the window starts; inter-arrival times are scaled
+  by one factor so the row receives `rate_per_server` x servers requests per second (the trace's burstiness
+  kept, its level set). Requests arrive during the first `arrival_share` of the horizon (ASSUMPTION: 0.9, so
+  requests in flight can finish before the horizon; what has not finished by then misses its SLO). Prompt +
+  output are clipped to the model's context (output first to half of it).
 * Routing: round robin over the servers (the serving family's default router).
 * Budget: `budget_fraction` x nameplate (servers x tp x TDP). Default 1 / 1.3: POLCA deploys 30 % more servers
   in the same row power (Patel et al., ASPLOS'24, abstract and Sec. 6).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -57,12 +58,24 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-@lru_cache(maxsize=2)
-def _trace(name: str):
-    from sysgym import datasets
-    from sysgym.envs.llm_serving import load_trace
+@dataclass(frozen=True)
+class _Trace:
+    arrival: np.ndarray
+    prompt: np.ndarray
+    output: np.ndarray
 
-    return load_trace(datasets.path(name), format="azure")
+
+@lru_cache(maxsize=2)
+def _trace(name: str) -> _Trace:
+    """The packaged trace's columns (checksum-verified by `sysgym.datasets`), sorted by arrival; every request
+    has at least one prompt and one output token (the first output token comes out of the prefill)."""
+    from sysgym import datasets
+
+    cols = datasets.load(name).read()
+    order = np.argsort(cols["arrived_at"], kind="stable")
+    return _Trace(np.asarray(cols["arrived_at"], float)[order],
+                  np.maximum(1, np.asarray(cols["num_prefill_tokens"])[order].astype(np.int64)),
+                  np.maximum(1, np.asarray(cols["num_decode_tokens"])[order].astype(np.int64)))
 
 
 def generate_v0(*, seed: int = 0, preset: str | None = None, num_servers: int | None = None,

@@ -102,7 +102,8 @@ class Server:
         self.generated = np.zeros(n, np.int64)
         self.first = np.full(n, np.nan)
         self.finish = np.full(n, np.nan)
-        self.kv_capacity, self.max_num_seqs, self.max_tokens = int(kv_capacity), int(max_num_seqs), int(max_batched_tokens)
+        self.kv_capacity, self.max_num_seqs = int(kv_capacity), int(max_num_seqs)
+        self.max_tokens = int(max_batched_tokens)
         self.exponent = float(exponent)
         self.t = 0.0
         self.next = 0

@@ -18,8 +18,10 @@ def _compare(args: argparse.Namespace) -> int:
     fam = sysgym.get_family("power_cap")
     params = {} if args.budget is None else {"budget_fraction": args.budget}
     instances = [fam.generator(seed=int(s), preset=args.preset, **params) for s in args.seeds.split(",")]
-    names = ([n for n in solvers.list("power_cap") if solvers.solver_class(n).kind != "learned"]
-             if args.solvers == "all" else [f"power_cap.{n.removeprefix('power_cap.')}" for n in args.solvers.split(",")])
+    if args.solvers == "all":
+        names = [n for n in solvers.list("power_cap") if solvers.solver_class(n).kind != "learned"]
+    else:
+        names = [f"power_cap.{n.removeprefix('power_cap.')}" for n in args.solvers.split(",")]
     inst = instances[0]
     table = Table(title=f"power_cap {args.preset}, seeds {args.seeds}: {inst.num_servers} servers, budget "
                         f"{inst.budget_w:.0f} W of {inst.nameplate_w:.0f} W nameplate")
@@ -33,10 +35,11 @@ def _compare(args: argparse.Namespace) -> int:
         for i in instances:
             sol = solver.solve(i)
             res.append((fam.evaluate(i, sol), sol.wall_time_s))
-        mean = (lambda key: sum(m[key] for m, _ in res) / len(res))  # noqa: E731
-        table.add_row(name.split(".", 1)[1], f"{mean('cost'):.3f}", f"{mean('slo_attainment'):.3f}",
-                      f"{mean('overbudget_rate'):.3f}", f"{mean('peak_power_share_of_budget'):.3f}",
-                      f"{mean('energy_j') / 1e3:.1f}", f"{mean('mean_clock'):.3f}",
+        mean = {key: sum(m[key] for m, _ in res) / len(res) for key in
+                ("cost", "slo_attainment", "overbudget_rate", "peak_power_share_of_budget", "energy_j", "mean_clock")}
+        table.add_row(name.split(".", 1)[1], f"{mean['cost']:.3f}", f"{mean['slo_attainment']:.3f}",
+                      f"{mean['overbudget_rate']:.3f}", f"{mean['peak_power_share_of_budget']:.3f}",
+                      f"{mean['energy_j'] / 1e3:.1f}", f"{mean['mean_clock']:.3f}",
                       f"{sum(w for _, w in res) / len(res):.2f}")
     console = Console()
     console.print(table)

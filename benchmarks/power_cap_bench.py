@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/power_cap_bench.py --plot docs/images/power_cap_budget.png
     .venv/bin/python benchmarks/power_cap_bench.py --preset code --budgets 0.6,0.7,0.8,0.9,1.0
+    .venv/bin/python benchmarks/power_cap_bench.py --exponent 2   # the pessimistic end of measured DVFS exponents
 
 For each budget (a fraction of the row's nameplate GPU power, servers x TDP) it generates the preset's instance
 with that budget and scores every method with the family's evaluator: no cap, static caps at 0.9 and 0.7 of the
@@ -25,6 +26,8 @@ def main() -> None:
     ap.add_argument("--preset", default="small")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--budgets", default="0.6,0.65,0.7,0.77,0.85,1.0")
+    ap.add_argument("--exponent", type=float, default=None,
+                    help="DVFS exponent of dynamic power vs clock (default: kernels.energy.DVFS_EXPONENT, 3)")
     ap.add_argument("--plot", default=None, help="write SLO attainment and over-budget share vs budget here")
     args = ap.parse_args()
 
@@ -35,7 +38,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {label: [] for label, _, _ in METHODS}
     t_all = time.perf_counter()
     for frac in budgets:
-        inst = generate(seed=args.seed, preset=args.preset, budget_fraction=frac)
+        extra = {} if args.exponent is None else {"dvfs_exponent": args.exponent}
+        inst = generate(seed=args.seed, preset=args.preset, budget_fraction=frac, **extra)
         print(f"\n{inst.name}: {inst.num_servers} x {inst.model} on {inst.gpu}, {inst.num_requests} requests over "
               f"{inst.horizon_s:.0f} s, budget {inst.budget_w:.0f} W = {frac:.2f} x nameplate {inst.nameplate_w:.0f} W")
         print(f"  {'method':22s} {'SLO att.':>8s} {'over-budget':>11s} {'energy kJ':>9s} {'clock':>6s} {'cost':>7s} "

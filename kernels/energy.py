@@ -2,9 +2,13 @@
 
 Board power is modelled as idle + (TDP - idle) x utilisation (linear in utilisation, as in the
 utilisation-based GPU power models surveyed by POLCA, Patel et al., ASPLOS'24). A cap below that
-power lowers clocks; dynamic power scales ~ f^3 (P ~ C V^2 f with V ~ f) so the clock ratio is
-(allowed dynamic / wanted dynamic)^(1/3), and only the compute-bound share of the time stretches by it.
+power lowers clocks; dynamic power scales ~ f^DVFS_EXPONENT (P ~ C V^2 f with V ~ f) so the clock ratio is
+(allowed dynamic / wanted dynamic)^(1/DVFS_EXPONENT), and only the compute-bound share of the time stretches by it.
 POLCA reports the effect this reproduces: memory-bound LLM phases lose little speed under a cap.
+
+`board_power_w(gpu, activity, clock)` gives one GPU's power at a clock cap and `clock_time_factor(c, m, clock)` how
+much longer work with roofline compute time c and memory time m takes at that clock (the power_cap family's
+per-iteration model).
 """
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from .hardware import GPU, get_gpu
 
 IDLE_FRACTION = 0.25  # idle board power ~ 1/4 TDP (A100: ~ 90-100 W of 400 W, POLCA Fig. 2)
 # Dynamic power vs SM clock: P_dyn ~ C V^2 f with V roughly proportional to f across the DVFS range, so ~ f^3
-# (the CMOS relation behind every DVFS model; measured GPU exponents lie between 2 and 3 because voltage stops
-# falling near the lowest clocks, so 3 is the optimistic end: capping saves at most this much).
+# (the CMOS relation behind DVFS models). Measured GPUs fall more slowly once the voltage reaches its floor at low
+# clocks (Mei, Wang and Chu, "A survey and measurement study of GPU DVFS on energy conservation", Digital
+# Communications and Networks 2017), so 3 is the optimistic end: a cap saves at most this much; families that
+# want the pessimistic end pass `exponent=2`.
 DVFS_EXPONENT = 3.0
 
 

@@ -108,3 +108,15 @@ def test_policies_on_the_oversubscribed_row(tiny):
         sysgym.solvers.get("power_cap.polca", cap_threshold=0.5, uncap_threshold=0.8)
     with pytest.raises(sysgym.SysgymError):
         sysgym.solvers.get("power_cap.static", level=9).solve(tiny)
+
+
+def test_a_policy_played_through_the_env_scores_as_its_solver(tiny):
+    sol = sysgym.solvers.get("power_cap.polca").solve(tiny)
+    env = sysgym.make("sysgym/PowerCap-v0", instance=tiny)
+    env.reset(seed=0)
+    total = 0.0
+    for levels in sol.decisions:
+        for lv in levels:
+            total += env.step(lv)[1]
+    assert env.unwrapped.decisions() == sol.decisions
+    assert -total == pytest.approx(sol.objective, rel=1e-9, abs=1e-12)

@@ -38,6 +38,7 @@ from ortools.sat.python import cp_model
 from sysgym.envs.parallel_plan.cost import memory_limit_bytes
 from sysgym.envs.parallel_plan.space import infeasible_report, placement_options
 from sysgym.solvers.base import Solver, register
+from sysgym.solvers.cpsat_params import set_limits
 from sysgym.solvers.parallel_plan.common import (
     cfg_row,
     partition_configs,
@@ -354,9 +355,11 @@ class PartitionCpSat(Solver):
             model.Add(objective <= int(best * NS) + slack)
         model.Minimize(objective)
         solver = cp_model.CpSolver()
-        solver.parameters.num_workers = self.workers
-        solver.parameters.random_seed = int(seed)
-        solver.parameters.max_time_in_seconds = float(max(limit, 0.01))
+        # `per_config_time_limit` is deterministic work (cpsat_params.py), so a run without a wall-clock
+        # time_limit gives the same plan on any machine; with one, what is left of it also caps the wall time.
+        set_limits(solver, time_limit=max(self.per_config_time_limit, 0.01), workers=self.workers, seed=seed)
+        if limit < self.per_config_time_limit:  # the run's wall-clock deadline is nearer
+            solver.parameters.max_time_in_seconds = float(max(limit, 0.01))
         code = solver.Solve(model)
         return solver, code, solver.BestObjectiveBound() / NS
 

@@ -27,8 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from sysgym import solvers
 from sysgym.errors import InvalidArgumentError
 from sysgym.experiments.isolate import follow_sweep, run_in_child
-from sysgym.records import (attach_solution, capturing, check_writable, find_done, make_record, run_key,
-                            write_record)
+from sysgym.records import attach_solution, capturing, check_writable, find_done, make_record, run_key, write_record
 from sysgym.registry import get_family
 from sysgym.solver import check_time_limit
 from sysgym.specs import check_seed

@@ -1,10 +1,10 @@
 """A real two-node Ray cluster on this machine: `ray start --head` plus a worker node, one CPU each.
 
-Each node is a `ray start --block` process in a session of its own, so the node (its raylet, its workers, the
-solver children they fork) is one process group: `kill_worker()` SIGKILLs the worker node's group as a lost
-machine would vanish, and the finalizer ends both groups (and anything still running from the cluster's own
-temp dir), so no test leaves Ray processes behind. `ray stop --force` is not used: it ends every Ray process of
-the user on the machine, not only this cluster's.
+Each node is a `ray start --block` process in a session of its own, so the node (its raylet, its workers -- each
+in a process group of its own -- and the solver children they fork) is one session: `kill_worker()` SIGKILLs
+every process of the worker node's session, as a lost machine would vanish, and the finalizer ends both
+sessions (and anything still running from the cluster's own temp dir), so no test leaves Ray processes behind.
+`ray stop --force` is not used: it ends every Ray process of the user on the machine, not only this cluster's.
 """
 from __future__ import annotations
 
@@ -79,40 +79,44 @@ class Cluster:
         if self.nodes["worker"].poll() is not None:
             self.start_worker()
 
-    def worker_busy(self) -> bool:
-        """Whether a process of the worker node is executing a sweep job (Ray titles it ray::_run_remote)."""
-        pgid = self.nodes["worker"].pid
+    @staticmethod
+    def _session(sid: int) -> list[tuple[int, bytes]]:
+        """(pid, cmdline) of every process in session `sid`."""
+        out = []
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
                 continue
             try:
-                if os.getpgid(int(pid)) != pgid:
-                    continue
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                if os.getsid(int(pid)) == sid:
+                    out.append((int(pid), Path(f"/proc/{pid}/cmdline").read_bytes()))
             except (OSError, ProcessLookupError):
                 continue
-            if cmd.startswith(b"ray::_run_remote"):
-                return True
-        return False
+        return out
+
+    def worker_busy(self) -> bool:
+        """Whether a process of the worker node is executing a sweep job (Ray titles it ray::_run_remote)."""
+        return any(cmd.startswith(b"ray::_run_remote") for _, cmd in self._session(self.nodes["worker"].pid))
+
+    def _kill_session(self, name: str, sig: int) -> None:
+        for pid, _ in self._session(self.nodes[name].pid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def kill_worker(self) -> None:
-        proc = self.nodes["worker"]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        self._kill_session("worker", signal.SIGKILL)
+        self.nodes["worker"].wait(timeout=30)
 
     def stop(self) -> None:
-        for proc in self.nodes.values():
-            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
-                try:
-                    os.killpg(proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        # Anything of this cluster still running (a process that left the group) names its temp dir.
+        for name, proc in self.nodes.items():
+            self._kill_session(name, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+            self._kill_session(name, signal.SIGKILL)
+        # Anything of this cluster still running (a process that left the session) names its temp dir.
         for pid in os.listdir("/proc"):
             try:
                 if pid.isdigit() and self.tmp.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():

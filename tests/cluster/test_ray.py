@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ray
 SEEDS = list(range(12))
 # A knob search on the serving simulator: deterministic metrics, about a second per job, isolated in a child
 # (kind search), as a real sweep's jobs are.
-JOB = ["env=serving_knobs_tiny", "solver=serving_knobs.random", "+solver.params.trials=6",
+JOB = ["env=serving_knobs_tiny", "solver=serving_knobs.random", "+solver.params.trials=20",
        "seed=" + ",".join(map(str, SEEDS))]
 
 

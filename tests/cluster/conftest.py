@@ -112,7 +112,7 @@ class Cluster:
         for name, proc in self.nodes.items():
             self._kill_session(name, signal.SIGTERM)
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
             self._kill_session(name, signal.SIGKILL)

@@ -4,10 +4,12 @@ Marked `ray`: excluded from the default suite, run by `make test-ray` (installs 
 """
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -50,21 +52,32 @@ def basic(tmp_path_factory):
     return by_key(out)
 
 
-def test_worker_node_killed_midway_keeps_records_reports_failures_and_rerun_completes(cluster, tmp_path, basic):
-    cluster.ensure_worker()
-    out = tmp_path / "results"
-    proc = sweep(out, *ray_launcher(cluster))
-    # Kill the worker node while it runs a job, once a few records are in.
+def kill_worker_midway(cluster, proc: subprocess.Popen, out: Path) -> None:
+    """SIGKILL the worker node while it runs a job, once a couple of records are in."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         done = len(list(out.glob("*.jsonl"))) if out.is_dir() else 0
         if done >= 2 and cluster.worker_busy():
             cluster.kill_worker()
-            break
+            return
         time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail(f"never saw the worker node busy after 2 records: {proc.communicate()[0][-3000:]}")
+    proc.kill()
+    pytest.fail(f"never saw the worker node busy after 2 records: {proc.communicate()[0][-3000:]}")
+
+
+def same_metrics(recs: dict[str, dict], basic: dict[str, dict]) -> None:
+    """Same jobs, same numbers as the basic launcher, byte for byte."""
+    assert recs.keys() == basic.keys()
+    for key, rec in recs.items():
+        assert json.dumps(rec["metrics"], sort_keys=True) == json.dumps(basic[key]["metrics"], sort_keys=True)
+        assert rec["solution"] == basic[key]["solution"]
+
+
+def test_worker_node_killed_midway_keeps_records_reports_failures_and_rerun_completes(cluster, tmp_path, basic):
+    cluster.ensure_worker()
+    out = tmp_path / "results"
+    proc = sweep(out, *ray_launcher(cluster))
+    kill_worker_midway(cluster, proc, out)
     text, _ = proc.communicate(timeout=240)
     assert proc.returncode != 0, "a job was lost with its node, yet the sweep reported success"
     failures = json.loads(next(out.glob(".hydra/sweeps/*/ray_failures.json")).read_text())
@@ -84,24 +97,52 @@ def test_worker_node_killed_midway_keeps_records_reports_failures_and_rerun_comp
     assert len(final) == len(SEEDS) and {r["seed"] for r in final.values()} == set(SEEDS)
     assert all((out / name).read_bytes() == data for name, data in kept.items())  # finished records untouched
     assert not list(out.glob(".tmp-*"))
-    # Same jobs, same numbers as the basic launcher, byte for byte.
-    assert final.keys() == basic.keys()
-    for key, rec in final.items():
-        assert json.dumps(rec["metrics"], sort_keys=True) == json.dumps(basic[key]["metrics"], sort_keys=True)
-        assert rec["solution"] == basic[key]["solution"]
+    same_metrics(final, basic)
 
 
-def test_sweep_spreads_over_both_nodes_with_retries_and_matches_basic_launcher(cluster, tmp_path, basic):
+def test_with_retries_a_lost_node_costs_no_job(cluster, tmp_path, basic):
+    """max_retries=1: the job lost with the worker node runs again on the head; one run completes the set."""
     cluster.ensure_worker()
     out = tmp_path / "results"
     proc = sweep(out, *ray_launcher(cluster, retries=1))
+    kill_worker_midway(cluster, proc, out)
     text, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, text[-3000:]
-    recs = by_key(out)
-    assert recs.keys() == basic.keys()
-    assert len({r["host"] for r in recs.values()}) >= 1
-    for key, rec in recs.items():
-        assert json.dumps(rec["metrics"], sort_keys=True) == json.dumps(basic[key]["metrics"], sort_keys=True)
+    assert not list(out.glob(".hydra/sweeps/*/ray_failures.json"))
+    same_metrics(by_key(out), basic)
+
+
+def test_rollouts_in_ray_actors_train_the_same_policy_as_local_envs(cluster, tmp_path):
+    """vec_env=ray (the two envs in actors, one per node) gives the transitions and the policy of
+    vec_env=dummy for the same seed, and the run exports to ONNX as any other."""
+    import ray
+    import torch
+
+    from sysgym.agents import export
+    from sysgym.agents.training import train
+    from tests.agents.conftest import TINY, compose
+
+    cluster.ensure_worker()
+    base = TINY + ["agent.total_timesteps=256", "agent.n_envs=2", "agent.params.n_steps=64", "eval.freq=128",
+                   "eval.instances=2", "checkpoint_freq=0", "seed=3", f"ray_address={cluster.address}"]
+    try:
+        res = {kind: train(compose(base + [f"vec_env={kind}"]), tmp_path / kind) for kind in ("dummy", "ray")}
+    finally:
+        ray.shutdown()
+    assert res["ray"].timesteps == res["dummy"].timesteps == 256
+    for name in ("0.monitor.csv", "1.monitor.csv"):  # rewards and lengths (the last column is wall time)
+        rows = {k: [ln.rsplit(",", 1)[0] for ln in (tmp_path / k / "monitor" / name).read_text().splitlines()[2:]]
+                for k in res}
+        assert rows["ray"] == rows["dummy"] and rows["ray"]
+    assert (tmp_path / "ray" / "evaluations.csv").read_text() == (tmp_path / "dummy" / "evaluations.csv").read_text()
+    weights = {}
+    for k in res:  # the learned weights: SB3 keeps the policy's state dict as policy.pth inside model.zip
+        with zipfile.ZipFile(tmp_path / k / "model.zip") as zf:
+            weights[k] = torch.load(io.BytesIO(zf.read("policy.pth")), weights_only=True)
+    assert weights["ray"].keys() == weights["dummy"].keys()
+    assert all(torch.equal(weights["ray"][n], weights["dummy"][n]) for n in weights["ray"])
+    onnx = export(tmp_path / "ray", "onnx", tmp_path / "policy.onnx")
+    assert Path(onnx).stat().st_size > 0
 
 
 def test_two_workers_tune_one_study_in_postgresql(cluster):

@@ -187,3 +187,28 @@ def _serving_trial(trial) -> float:
     problem = ServingProblem(inst)
     config = {k.name: k.from_unit(trial.suggest_float(k.name, 0.0, 1.0)) for k in problem.space.knobs}
     return problem.value(problem.measure(config, trial.number))
+
+
+def test_tune_agent_trials_as_ray_tasks_share_one_study(cluster, tmp_path):
+    """`sysgym tune-agent ... tune.workers=2`: two Ray tasks (one per node) run the trials of one study."""
+    import optuna
+    import ray
+
+    from sysgym.agents.tune import tune
+    from tests.agents.conftest import TINY, compose
+
+    cluster.ensure_worker()
+    journal = tmp_path / "study.journal"
+    cfg = compose(TINY + ["agent.total_timesteps=128", "agent.n_envs=1", "agent.params.n_steps=64", "eval.freq=64",
+                          "eval.instances=1", "tune.n_trials=2", "tune.n_startup_trials=1", "tune.workers=2",
+                          f"tune.storage={journal}", "agent.extractor=mlp", "agent.action_head=null",
+                          f"ray_address={cluster.address}"])
+    try:
+        res = tune(cfg, tmp_path / "run", [])
+    finally:
+        ray.shutdown()
+    trials = optuna.load_study(study_name=res.study_name, storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal)))).trials
+    assert res.n_trials == 2 and sorted(t.user_attrs["ray_worker"] for t in trials) == [0, 1]
+    assert len({t.user_attrs["ray_node"] for t in trials}) == 2
+    assert res.best_config.exists() and res.best_value == min(t.value for t in trials)

@@ -154,12 +154,17 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
             cfg.hydra.sweep.dir = str(sweep_dir)  # one absolute folder: the worker's cwd is not ours
         job = Job(idx, list(overrides), cfg)
         shown = " ".join(filter_overrides(overrides))
-        done = already_done(cfg)
+        try:  # a bad config fails here, before any work, as this job's failure (the others still run)
+            done = already_done(cfg)
+            cpus = job_cpus(cfg, launcher.num_cpus, launcher.solver_cpus, launcher.cpus_from_params, largest)
+        except Exception as exc:  # noqa: BLE001 (reported with the job, then raised by Hydra's sweeper)
+            failures.append(_failure(job, f"{type(exc).__name__}: {exc}"))
+            returns[idx] = _job_return(job, JobStatus.FAILED, exc)
+            continue
         if done is not None:
             log.info("\t#%d : %s : already done (%s)", idx, shown, done)
             returns[idx] = _job_return(job, JobStatus.COMPLETED, None)
             continue
-        cpus = job_cpus(cfg, launcher.num_cpus, launcher.solver_cpus, launcher.cpus_from_params, largest)
         log.info("\t#%d : %s (%g CPUs)", idx, shown, cpus)
         ref = remote.options(num_cpus=cpus, max_retries=launcher.max_retries, retry_exceptions=False).remote(
             context, cfg, task_fn, state)

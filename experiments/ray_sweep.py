@@ -6,7 +6,7 @@ returns its records and solution side files with its result; this process (the d
 own `results_dir` with the same atomic writer as a local run, once per finished task. Resuming is decided here
 too, before a job is sent: a job whose run key already has a successful record in the driver's `results_dir` is
 not run again (`resume=false` runs it anyway), so re-running a sweep after a failure completes the set without
-duplicates.
+duplicates; an env x solver pair of another family is not sent at all.
 
 A job that fails (the app raised, or the task was lost with its node after `max_retries` re-runs) is reported
 (its number, its overrides, why) in the log and in `<sweep dir>/ray_failures.json`; every other finished job
@@ -100,14 +100,18 @@ def _largest_node_cpus() -> float | None:
     return max(cpus) if cpus else None
 
 
-def already_done(cfg: DictConfig) -> Path | None:
-    """The driver's record of this job's run key, if the job is a `sysgym run` job with resume on."""
-    if not {"env", "solver", "results_dir"} <= set(cfg.keys()) or not cfg.get("resume", True):
+def skip_reason(cfg: DictConfig) -> str | None:
+    """Why the driver does not send a `sysgym run` job out: its env x solver pair is not a run, or (resume on)
+    its run key already has a successful record in the driver's results_dir. None: send it."""
+    if not {"env", "solver", "results_dir"} <= set(cfg.keys()):
         return None
     from sysgym.experiments.runner import run_key_of
 
     key = run_key_of(cfg)
-    return None if key is None else find_done(cfg.results_dir, key)
+    if key is None:
+        return f"skipped: {cfg.solver.name} does not solve {cfg.env.family}"
+    done = find_done(cfg.results_dir, key) if cfg.get("resume", True) else None
+    return None if done is None else f"already done ({done})"
 
 
 def _job_return(job: Job, status: Any, value: Any) -> Any:
@@ -155,14 +159,14 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         job = Job(idx, list(overrides), cfg)
         shown = " ".join(filter_overrides(overrides))
         try:  # a bad config fails here, before any work, as this job's failure (the others still run)
-            done = already_done(cfg)
+            skip = skip_reason(cfg)
             cpus = job_cpus(cfg, launcher.num_cpus, launcher.solver_cpus, launcher.cpus_from_params, largest)
         except Exception as exc:  # noqa: BLE001 (reported with the job, then raised by Hydra's sweeper)
             failures.append(_failure(job, f"{type(exc).__name__}: {exc}"))
             returns[idx] = _job_return(job, JobStatus.FAILED, exc)
             continue
-        if done is not None:
-            log.info("\t#%d : %s : already done (%s)", idx, shown, done)
+        if skip is not None:
+            log.info("\t#%d : %s : %s", idx, shown, skip)
             returns[idx] = _job_return(job, JobStatus.COMPLETED, None)
             continue
         log.info("\t#%d : %s (%g CPUs)", idx, shown, cpus)

@@ -8,7 +8,7 @@ Both sweeps use fresh result directories; the figure printed is end-to-end wall 
 in-process run (vm_resched.greedy on a tiny instance, no record written) with `isolate=true` and `false`.
 
 Launcher overhead per job, Ray vs joblib: sweeps of N tiny jobs (vm_resched.greedy on the tiny preset, ~10 ms
-of work each) with N = 4 and N = 20; the slope (T20 - T4) / 16 is what each extra job costs (dispatch, the
+of work each) with N = 4 and N = 36; the slope (T36 - T4) / 32 is what each extra job costs (dispatch, the
 worker's run, the record's way back), the intercept T4 - 4 x slope what starting the sweep costs (process and
 pool start-up; for Ray, starting a local cluster). Both on this machine's cores (`n_jobs=2` / `num_cpus=2`).
 Ray's figure needs `pip install sysgym[ray]` and is left out without it.
@@ -48,7 +48,7 @@ LAUNCHERS = {"joblib": ["hydra/launcher=sysgym_joblib", "hydra.launcher.n_jobs=2
              "ray": ["hydra/launcher=sysgym_ray", "+hydra.launcher.init.num_cpus=2", "hydra.launcher.address=null"]}
 
 
-def launcher_overhead(name: str, tmp: Path, sizes: tuple[int, int] = (4, 20)) -> tuple[float, float]:
+def launcher_overhead(name: str, tmp: Path, sizes: tuple[int, int] = (4, 36)) -> tuple[float, float]:
     """(seconds per extra job, seconds to start the sweep) of launcher `name` (see the module doc)."""
     times = []
     for n in sizes:

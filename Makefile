@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel first: a plain `torch` requirement would resolve to a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup setup-ray demo test test-ray bench lint clean
 
 setup: $(VENV)/.installed
 
@@ -16,11 +16,22 @@ $(VENV)/.installed: pyproject.toml setup.py
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
+# The ray extra (sysgym's Ray launcher, vec_env=ray, optimize_on_ray): not in the default set-up.
+setup-ray: $(VENV)/.installed-ray
+
+$(VENV)/.installed-ray: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
+	touch $@
+
 demo: setup
 	$(BIN)/sysgym demo
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# A real two-node Ray cluster on 127.0.0.1 (tests/cluster; about 3 minutes on 2 cores).
+test-ray: setup-ray
+	$(BIN)/python -m pytest -q -m ray tests/cluster
 
 bench: setup
 	for f in benchmarks/*_bench.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -79,4 +79,9 @@ for folder in SUBPACKAGES:
     packages.append(f"sysgym.{folder}")
     packages += [f"sysgym.{folder}.{p}" for p in _packages(folder)]
 
+# sysgym's Hydra launcher (`hydra/launcher=sysgym_ray`): Hydra finds launchers in the `hydra_plugins`
+# namespace package, which other plugins (joblib, submitit) share (it has no __init__.py).
+packages += ["hydra_plugins", "hydra_plugins.sysgym_ray_launcher"]  # the first: so an editable install
+# puts this folder on the namespace path, where Hydra's plugin scan (pkgutil.walk_packages) finds the second
+
 setup(packages=packages, package_dir=package_dir, cmdclass={"build_py": BuildPyWithInfo, "sdist": SdistWithInfo})

@@ -169,16 +169,26 @@ class _Linear:
         return progress_remaining * self.start
 
 
-def make_vec(setup: EnvSetup, n_envs: int, seed: int, kind: str, monitor_dir: str | None):
+def make_vec(setup: EnvSetup, n_envs: int, seed: int, kind: str, monitor_dir: str | None,
+             ray_address: str | None = None):
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    if kind not in ("auto", "dummy", "subproc"):
-        raise AgentError(f"vec_env must be auto, dummy or subproc, got {kind!r}")
+    if kind not in ("auto", "dummy", "subproc", "ray"):
+        raise AgentError(f"vec_env must be auto, dummy, subproc or ray, got {kind!r}")
     if kind == "auto":  # subprocesses pay only when every env gets a core of its own besides the learner
         kind = "subproc" if n_envs > 1 and (os.cpu_count() or 1) >= 2 * n_envs else "dummy"
-    cls = SubprocVecEnv if kind == "subproc" else DummyVecEnv
-    return make_vec_env(setup.make, n_envs=n_envs, seed=seed, vec_env_cls=cls, monitor_dir=monitor_dir), kind
+    kwargs: dict[str, Any] = {}
+    if kind == "ray":  # sub-envs in Ray actors on the cluster at ray_address (sysgym.agents.ray_vec_env)
+        try:
+            from sysgym.agents.ray_vec_env import RayVecEnv
+        except ImportError as exc:
+            raise AgentError(f"vec_env=ray needs Ray: pip install 'sysgym[ray]' ({exc})") from None
+        cls, kwargs = RayVecEnv, {"address": ray_address}
+    else:
+        cls = SubprocVecEnv if kind == "subproc" else DummyVecEnv
+    return make_vec_env(setup.make, n_envs=n_envs, seed=seed, vec_env_cls=cls, monitor_dir=monitor_dir,
+                        vec_env_kwargs=kwargs), kind
 
 
 class _SwitchMode(Exception):
@@ -402,7 +412,8 @@ def train(cfg: DictConfig, run_dir: str | Path, cli_overrides: list[str] | tuple
 
     n_envs = int(agent.get("n_envs") or 1)
     (run_dir / "monitor").mkdir(exist_ok=True)
-    vec, vec_kind = make_vec(setup, n_envs, seed, str(cfg.get("vec_env", "auto")), str(run_dir / "monitor"))
+    vec, vec_kind = make_vec(setup, n_envs, seed, str(cfg.get("vec_env", "auto")), str(run_dir / "monitor"),
+                             ray_address=cfg.get("ray_address"))
     tb = None
     if cfg.get("tensorboard", True):
         try:

@@ -44,6 +44,23 @@ def storage_for(spec: str | None, run_dir: Path):
     return spec, None
 
 
+@dataclass
+class _Searcher:
+    """TPE sampler and median pruner of a tuning run; worker i of a Ray search gets seed + i (picklable, as a
+    Ray task's argument must be)."""
+
+    n_startup: int
+    n_warmup: int
+    seed: int | None
+
+    def sampler(self, worker: int = 0) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(n_startup_trials=self.n_startup,
+                                          seed=None if self.seed is None else self.seed + worker)
+
+    def pruner(self, worker: int = 0) -> optuna.pruners.BasePruner:
+        return optuna.pruners.MedianPruner(n_startup_trials=self.n_startup, n_warmup_steps=self.n_warmup)
+
+
 def sample(trial: optuna.Trial, space: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for name, d in space.items():
@@ -78,12 +95,8 @@ def tune(cfg: Any, run_dir: str | Path, cli_overrides: list[str] | tuple[str, ..
     url, storage_obj = storage_for(tcfg.get("storage"), run_dir)
     name = tcfg.get("study_name") or f"{setup.name}-{base.get('name', base.get('algo'))}"
     seed = tcfg.get("seed")
-    study = optuna.create_study(
-        storage=storage_obj or url, study_name=name, direction=direction, load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(n_startup_trials=int(tcfg.get("n_startup_trials", 5)),
-                                           seed=None if seed is None else int(seed)),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=int(tcfg.get("n_startup_trials", 5)),
-                                           n_warmup_steps=int(tcfg.get("n_warmup_evals", 1))))
+    searcher = _Searcher(int(tcfg.get("n_startup_trials", 5)), int(tcfg.get("n_warmup_evals", 1)),
+                         None if seed is None else int(seed))
     trial_cfg = OmegaConf.merge(cfg, {"progress_bar": False, "tensorboard": False, "checkpoint_freq": 0,
                                       "resume": None, "overwrite": False})
 
@@ -104,8 +117,20 @@ def tune(cfg: Any, run_dir: str | Path, cli_overrides: list[str] | tuple[str, ..
             raise AgentError("tuning needs evaluations: set eval.instances > 0")
         return res.best
 
-    study.optimize(objective, n_trials=int(tcfg.get("n_trials", 20)),
-                   timeout=None if tcfg.get("timeout") is None else float(tcfg.timeout), catch=())
+    workers = int(tcfg.get("workers") or 1)
+    if workers > 1:  # trials as Ray tasks, all on the one study (sysgym.studies.optimize_on_ray)
+        if tcfg.get("timeout") is not None:
+            raise AgentError("tune.timeout applies to one process; with tune.workers > 1 bound tune.n_trials")
+        from sysgym.studies import optimize_on_ray
+
+        study = optimize_on_ray(name, url, objective, n_trials=int(tcfg.get("n_trials", 20)), workers=workers,
+                                direction=direction, sampler_factory=searcher.sampler,
+                                pruner_factory=searcher.pruner, address=cfg.get("ray_address"))
+    else:
+        study = optuna.create_study(storage=storage_obj or url, study_name=name, direction=direction,
+                                    load_if_exists=True, sampler=searcher.sampler(0), pruner=searcher.pruner(0))
+        study.optimize(objective, n_trials=int(tcfg.get("n_trials", 20)),
+                       timeout=None if tcfg.get("timeout") is None else float(tcfg.timeout), catch=())
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise AgentError(f"study {name}: no trial completed")

@@ -17,6 +17,7 @@ can take a record, the solver's options, and that the instance is one of the sol
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from sysgym import solvers
 from sysgym.errors import InvalidArgumentError
 from sysgym.experiments.isolate import follow_sweep, run_in_child
-from sysgym.records import attach_solution, check_writable, find_done, make_record, run_key, write_record
+from sysgym.records import attach_solution, capturing, check_writable, find_done, make_record, run_key, write_record
 from sysgym.registry import get_family
 from sysgym.solver import check_time_limit
 from sysgym.specs import check_seed
@@ -110,13 +111,30 @@ def _limits(cfg: DictConfig) -> tuple[float | None, float | None]:
     return time_limit, deterministic
 
 
-def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
-    follow_sweep()  # in a joblib worker: stop when the sweep that started us is killed
+@dataclass
+class Prepared:
+    """A run checked and configured, before any work: what `run_from_config` and a launcher's resume check
+    (`run_key_of`) share."""
+
+    family: Any
+    solver_cls: type
+    solver: Any
+    params: dict[str, Any]
+    seed: int
+    time_limit: float | None
+    isolate: bool
+    kill_after: float | None
+    key: str
+    budget: float | None = None  # deterministic_time handed to a solver as its limit (Solver.deterministic_limit)
+
+
+def prepare(cfg: DictConfig) -> Prepared | RunResult:
+    """Check the config and build the solver (named errors before any work); a RunResult when the pair is
+    not a run (a --multirun over envs x solvers crosses families)."""
     family = get_family(cfg.env.family)
     _resolve_agent(cfg, family.name)
     solver_cls = solvers.solver_class(cfg.solver.name, family.name)
     if solver_cls.family != family.name:
-        # A --multirun over envs x solvers crosses families; those pairs are not runs.
         return RunResult(None, None, skipped=f"{cfg.solver.name} does not solve {family.name}")
     seed = check_seed(cfg.seed, "seed")
     time_limit, deterministic = _limits(cfg)
@@ -136,7 +154,27 @@ def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
     if budget is not None:  # only then, so run keys written before deterministic budgets still match
         keyed["deterministic_time"] = budget
     key = run_key(keyed)
-    if write:
+    return Prepared(family, solver_cls, solver, params, seed, time_limit, isolate, kill_after, key, budget)
+
+
+def run_key_of(cfg: DictConfig) -> str | None:
+    """The run key of a `sysgym run` config (None when the env x solver pair is not a run)."""
+    prep = prepare(copy.deepcopy(cfg))
+    return None if isinstance(prep, RunResult) else prep.key
+
+
+def run_from_config(cfg: DictConfig, *, write: bool = True) -> RunResult:
+    follow_sweep()  # in a joblib worker: stop when the sweep that started us is killed
+    prep = prepare(cfg)
+    if isinstance(prep, RunResult):
+        return prep
+    family, solver_cls, solver, params = prep.family, prep.solver_cls, prep.solver, prep.params
+    seed, time_limit, isolate, kill_after, key = prep.seed, prep.time_limit, prep.isolate, prep.kill_after, prep.key
+    budget = prep.budget
+    method = solver_cls.name
+    # Inside `records.capture()` (a job on a Ray worker) the records go back to the driver, which checks its own
+    # results_dir and skips finished runs before it sends the job out; this machine's disk is not the sweep's.
+    if write and not capturing():
         check_writable(cfg.results_dir)  # a read-only or file results_dir fails now, not after the solve
         if cfg.get("resume", True):
             done = find_done(cfg.results_dir, key)

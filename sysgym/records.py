@@ -11,6 +11,7 @@ never hides the others).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
@@ -154,8 +155,12 @@ def attach_solution(record: dict[str, Any], solution: Any, results_dir: str | os
     if len(text) <= SOLUTION_INLINE_LIMIT:
         record["solution"] = payload
         return
-    side = write_text_atomic(Path(results_dir) / "solutions" / f"{record['run_id']}.json", text)
-    record["solution_file"] = side.relative_to(results_dir).as_posix()
+    relative = f"solutions/{record['run_id']}.json"
+    if _capture is not None:  # a remote job: the side file travels back with the record (see `capture`)
+        _capture.side_files[relative] = text
+    else:
+        write_text_atomic(Path(results_dir) / relative, text)
+    record["solution_file"] = relative
 
 
 def side_file(record: dict[str, Any], record_dir: str | os.PathLike) -> Path | None:
@@ -234,8 +239,13 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike, name: s
 
     The line is written to a temporary file and then hard-linked into place, so a run killed midway leaves
     no partial record (only a `.tmp-*` file, which readers ignore) and an existing file is never replaced.
+    Inside `capture()` nothing is written: the record is kept for the driver, and the path returned is where
+    the driver will write it.
     """
     out = Path(results_dir)
+    if _capture is not None:
+        _capture.records.append({"record": record, "name": name})
+        return out / "(sent to the driver)"
     out.mkdir(parents=True, exist_ok=True)
     stem = name or f"{record['family']}__{record['method']}__seed{record['seed']}"
     stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in stem)
@@ -251,6 +261,42 @@ def write_record(record: dict[str, Any], results_dir: str | os.PathLike, name: s
     finally:
         tmp.unlink()
     return path
+
+
+@dataclass
+class Captured:
+    """What a job wrote while `capture()` was on: its records (with the file names asked for) and the solution
+    side files (paths relative to results_dir -> text). Plain data, so it travels as a task's return value."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    side_files: dict[str, str] = field(default_factory=dict)
+
+    def write(self, results_dir: str | os.PathLike) -> list[Path]:
+        """Write everything under `results_dir` with the same writers as a local run (side files first, so a
+        record never points at a missing file); returns the record files."""
+        for relative, text in self.side_files.items():
+            write_text_atomic(Path(results_dir) / relative, text)
+        return [write_record(item["record"], results_dir, name=item["name"]) for item in self.records]
+
+
+_capture: Captured | None = None
+
+
+@contextlib.contextmanager
+def capture() -> Iterator[Captured]:
+    """Keep the records and side files this process would write, instead of writing them: a job running on
+    another machine (a Ray task) returns them, and the driver writes them into its own results_dir."""
+    global _capture
+    outer, _capture = _capture, Captured()
+    try:
+        yield _capture
+    finally:
+        _capture = outer
+
+
+def capturing() -> bool:
+    """Whether records are being kept for a driver (the local results_dir is then not this run's)."""
+    return _capture is not None
 
 
 @dataclass

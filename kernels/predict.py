@@ -103,7 +103,8 @@ def predict_attention_time(gpu: str | GPU, model: str | ModelSpec, *, prefill_le
     if ctx.size:
         p = cal.class_params("attn_decode")
         kv = decode_attention_bytes(ctx, kv_heads, spec.head_dim, b, block_size)
-        total += float(decode_attention_seconds(gpu, kv.sum(), p)) + p["overhead_us"] * 1e-6
+        total += float(decode_attention_seconds(gpu, kv.sum(), p, ctx.size, kv_heads, spec.head_dim, b)) + \
+            p["overhead_us"] * 1e-6
     return total * 1e3
 
 

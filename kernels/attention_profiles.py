@@ -27,9 +27,10 @@ HOLDOUT_RULE = ("held out: prefill rows whose chunk size is at an odd position o
                 "decode rows whose batch size is at an odd position of the sorted distinct batch sizes")
 # The issue's error targets: prefill rows with at least 256 new tokens, decode rows with at least 8 requests.
 MIN_PREFILL_CHUNK, MIN_DECODE_BATCH = 256, 8
-# With fewer rows than this, a class fits only its efficiency and overhead (a `profile --quick` run has 2-3).
+# With fewer rows than this, a class fits only its efficiency (a `profile --quick` run has 2-3 rows per class,
+# too few to separate an overhead from an efficiency).
 FULL_FIT_ROWS = 8
-PREFILL_FULL = ("eta_compute", "causal_factor", "fill_waves", "overhead_us")
+PREFILL_FULL = ("eta_compute", "causal_factor", "diag_tiles", "fill_waves", "overhead_us")
 DECODE_FULL = ("eta_memory", "sm_share", "overhead_us")
 # A fitted value beyond these factors of its starting point means the model lets it run off (a modelling
 # error the fit refuses to ship); LM works on log-parameters, so this is its only "bound".
@@ -48,7 +49,7 @@ def read_attention_profile(path) -> dict:
     return data
 
 
-def _concat(files) -> dict:
+def concat_profiles(files) -> dict:
     parts = [read_attention_profile(p) for p in files]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -104,15 +105,15 @@ def fit_attention_profiles(files, gpu: GPU, dtype: str, defaults: dict, *, holdo
     """Fits attn_decode, then attn_prefill (which shares the decode kernel's KV streaming efficiency) on the
     rows the holdout leaves (all rows with holdout=False). Log-residuals: every row weighs by its relative error.
     """
-    d = _concat(files)
+    d = concat_profiles(files)
     m = row_masks(d)
     train = ~m["held_out"] if holdout else np.ones(len(m["measured"]), bool)
     measured = m["measured"]
     out = {}
     pre_p, dec_p = dict(defaults["attn_prefill"]), dict(defaults["attn_decode"])
     dec_rows, pre_rows = m["decode"] & train, m["prefill"] & train
-    if dec_rows.sum() >= 2:
-        names = DECODE_FULL if dec_rows.sum() >= FULL_FIT_ROWS else ("eta_memory", "overhead_us")
+    if dec_rows.any():
+        names = DECODE_FULL if dec_rows.sum() >= FULL_FIT_ROWS else ("eta_memory",)
 
         def res(p):
             pred = predict_rows(d, gpu, dtype, pre_p, {**dec_p, **p})
@@ -121,8 +122,8 @@ def fit_attention_profiles(files, gpu: GPU, dtype: str, defaults: dict, *, holdo
         dec_p.update(_fit_one(names, [dec_p[n] for n in names], res))
         pre_p["eta_memory"] = dec_p["eta_memory"]
         out["attn_decode"] = dec_p
-    if pre_rows.sum() >= 2:
-        names = PREFILL_FULL if pre_rows.sum() >= FULL_FIT_ROWS else ("eta_compute", "overhead_us")
+    if pre_rows.any():
+        names = PREFILL_FULL if pre_rows.sum() >= FULL_FIT_ROWS else ("eta_compute",)
 
         def res(p):
             pred = predict_rows(d, gpu, dtype, {**pre_p, **p}, dec_p)
@@ -136,7 +137,7 @@ def fit_attention_profiles(files, gpu: GPU, dtype: str, defaults: dict, *, holdo
 def attention_report(files, gpu: GPU, dtype: str, prefill: dict, decode: dict) -> dict[str, float]:
     """MAPE (percent) of the given parameters on the target rows (prefill chunk >= 256, decode batch >= 8),
     split into the rows the fit used and the held-out rows, plus the worst held-out row."""
-    d = _concat(files)
+    d = concat_profiles(files)
     m = row_masks(d)
     ape = np.abs(predict_rows(d, gpu, dtype, prefill, decode) / m["measured"] - 1.0) * 100.0
     out = {}

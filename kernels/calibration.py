@@ -36,7 +36,7 @@ SHIPPED = "calibration_a100.json"
 # Ye et al. MLSys 2025). fill_waves 1 and sm_share 2 are neutral guesses (one wave of work half-fills the
 # GPU; a lone CTA pulls twice its fair share). The `profile` command measures both and `calibrate` refits them.
 DEFAULT_CLASS_PARAMS = {
-    "attn_prefill": {"eta_compute": 0.6, "causal_factor": 1.0, "fill_waves": 1.0, "eta_memory": 0.8,
+    "attn_prefill": {"eta_compute": 0.6, "causal_factor": 1.0, "diag_tiles": 1.0, "fill_waves": 1.0, "eta_memory": 0.8,
                      "overhead_us": 5.0},
     "attn_decode": {"eta_memory": 0.75, "sm_share": 2.0, "overhead_us": 5.0},
 }

@@ -96,9 +96,15 @@ def prefill_attention_seconds(gpu: GPU, q_len, kv_len, num_heads, num_kv_heads, 
     per_head = 4.0 * head_dim * t  # FLOPs per (Q-tile row block, key)
     past_flops = per_head * num_heads * nq * past
     chunk_flops = per_head * num_heads * t * nq * (nq + 1) / 2.0
-    waves = (past_flops + chunk_flops) / (per_head * t) / gpu.sm_count
+    ctas = nq * num_heads
+    splits = np.ones_like(ctas)
+    for c in np.unique(ctas[(ctas > 0) & (ctas < 0.8 * gpu.sm_count)]):
+        sel = ctas == c
+        splits[sel] = decode_num_splits(int(c), gpu.sm_count, np.ceil(kv[sel] / DECODE_BLOCK_N))
+    waves = ctas * splits / gpu.sm_count
     fill = np.maximum(waves / (waves + params["fill_waves"]), 1e-12)  # q = 0 gives 0 work, not 0/0
-    compute = (past_flops + params["causal_factor"] * chunk_flops) / (
+    diag_flops = per_head * t * num_heads * nq  # one masked diagonal tile per Q tile and head
+    compute = (past_flops + params["causal_factor"] * chunk_flops + params["diag_tiles"] * diag_flops) / (
         gpu.peak_flops(dtype) * params["eta_compute"] * fill)
     kv_reads = 2.0 * num_kv_heads * head_dim * dtype_bytes * (nq * past + t * nq * (nq + 1) / 2.0)
     q_o = 2.0 * q * num_heads * head_dim * dtype_bytes

@@ -78,27 +78,37 @@ DECODE_CTAS_PER_SM = 2
 def prefill_attention_seconds(gpu: GPU, q_len, kv_len, num_heads, num_kv_heads, head_dim, params: dict,
                               dtype_bytes: float = 2.0, dtype: str = "bf16"):
     """FlashAttention-2 forward, causal: `q_len` new tokens (a chunk) attend to `kv_len` = past + q_len keys.
+    Time = max(compute, memory) of `prefill_attention_parts`."""
+    return np.maximum(*prefill_attention_parts(gpu, q_len, kv_len, num_heads, num_kv_heads, head_dim, params,
+                                                dtype_bytes, dtype))
+
+
+def prefill_attention_parts(gpu: GPU, q_len, kv_len, num_heads, num_kv_heads, head_dim, params: dict,
+                            dtype_bytes: float = 2.0, dtype: str = "bf16"):
+    """(compute, memory) seconds of a causal prefill chunk; both linear in the past context once the chunk and
+    the kernel's KV splits are fixed (BatchLatency caches them so).
 
     Work, in Q tiles of ATTN_TILE rows: tile i of the chunk attends to the past plus the chunk up to its own
     end, so FLOPs = 4 * heads * head_dim * T * sum_i (past + (i + 1) T) -- linear in the past context,
-    quadratic in the chunk (Dao 2023, FlashAttention-2, Sec. 4.1 FLOP count). The chunk's own causal block
-    runs `causal_factor` times slower per FLOP than the past part (masked diagonal tiles, unbalanced CTAs: the
-    measured A100 kernel reaches ~230 TFLOP/s on past keys, ~60 on a fresh chunk's causal block). Small
-    problems cannot fill the SMs: `fill = waves / (waves + fill_waves)` with waves = (T x T tile pairs of work)
-    / SM count. Memory: every Q tile streams the K and V of its keys once per KV head (GQA heads share them
-    through L2), at the decode kernel's streaming efficiency `eta_memory`. Time = max(compute, memory).
+    quadratic in the chunk (Dao 2023, FlashAttention-2, Sec. 4.1 FLOP count). The chunk's own causal block runs
+    `causal_factor` times slower per FLOP than the past part, and each Q tile's masked diagonal tile costs
+    `diag_tiles` full tiles (the measured A100 kernel reaches ~230 TFLOP/s on past keys, ~60 on a fresh chunk's
+    causal block). Small problems cannot fill the SMs: `fill = waves / (waves + fill_waves)` with waves =
+    CTAs (Q tiles x heads, times the KV splits flash-attention's heuristic adds when they are few) / SM count.
+    Memory: every Q tile streams the K and V of its keys once per KV head (GQA heads share them through L2), at
+    the decode kernel's streaming efficiency `eta_memory`.
     """
-    q = np.asarray(q_len, dtype=float)
-    kv = np.asarray(kv_len, dtype=float)
+    q, kv = np.broadcast_arrays(np.asarray(q_len, dtype=float), np.asarray(kv_len, dtype=float))
     past = np.maximum(kv - q, 0.0)
     t = ATTN_TILE
     nq = np.ceil(q / t)
-    per_head = 4.0 * head_dim * t  # FLOPs per (Q-tile row block, key)
+    per_head = 4.0 * head_dim * t  # FLOPs per (Q tile, key)
     past_flops = per_head * num_heads * nq * past
     chunk_flops = per_head * num_heads * t * nq * (nq + 1) / 2.0
     ctas = nq * num_heads
     splits = np.ones_like(ctas)
-    for c in np.unique(ctas[(ctas > 0) & (ctas < 0.8 * gpu.sm_count)]):
+    few = (ctas > 0) & (ctas < 0.8 * gpu.sm_count)
+    for c in np.unique(ctas[few]):
         sel = ctas == c
         splits[sel] = decode_num_splits(int(c), gpu.sm_count, np.ceil(kv[sel] / DECODE_BLOCK_N))
     waves = ctas * splits / gpu.sm_count
@@ -109,7 +119,7 @@ def prefill_attention_seconds(gpu: GPU, q_len, kv_len, num_heads, num_kv_heads, 
     kv_reads = 2.0 * num_kv_heads * head_dim * dtype_bytes * (nq * past + t * nq * (nq + 1) / 2.0)
     q_o = 2.0 * q * num_heads * head_dim * dtype_bytes
     memory = (kv_reads + q_o) / (gpu.memory_bw * params["eta_memory"])
-    return np.maximum(compute, memory)
+    return compute, memory
 
 
 def decode_attention_bytes(context_lens, num_kv_heads, head_dim, dtype_bytes: float = 2.0,

@@ -24,10 +24,11 @@ import numpy as np
 
 from sysgym import kernels
 from sysgym.kernels.operators import (
+    ATTN_TILE,
     DECODE_BLOCK_N,
     decode_num_splits,
     decode_round_factor,
-    prefill_attention_seconds,
+    prefill_attention_parts,
 )
 
 FP16 = 2
@@ -54,6 +55,7 @@ class BatchLatency:
         self._base = np.zeros(0)
         self._extend(int(max_batch_tokens) + 1)
         self._prefill: dict[tuple[int, int], float] = {}
+        self._prefill_lines: dict[tuple[int, int], tuple[float, ...]] = {}
         # Decode attention (one layer, seconds): overhead + KV tokens x per-token cost at full bandwidth x the
         # kernel's round factor (>= 1, a function of the CTA count: batch x KV heads x splits).
         dec = self.calibration.class_params("attn_decode")
@@ -106,11 +108,24 @@ class BatchLatency:
         key = (int(chunk), int(past))
         v = self._prefill.get(key)
         if v is None:
-            # The same FlashAttention-2 cost function `predict_attention_time` sums (kernels.operators),
-            # called per item so the launch overhead is added once per iteration, not per request.
-            v = float(prefill_attention_seconds(self.gpu, key[0], key[0] + key[1], self._heads, self._kv_heads,
-                                                self.spec.head_dim, self._pf_params,
-                                                kernels.dtype_bytes(self._dtype), self._dtype)) * self.layers
+            c, p = key
+            # The kernels' cost (`prefill_attention_parts`, what `predict_attention_time` sums) is max(compute,
+            # memory), each linear in the past once the chunk and the kernel's KV splits are fixed; the splits
+            # depend on the keys' block count only when the chunk's CTAs are few. So the two lines are
+            # evaluated once per (chunk, block bucket) and each (chunk, past) costs a few float operations.
+            few = math.ceil(c / ATTN_TILE) * self._heads < 0.8 * self.gpu.sm_count
+            nb = math.ceil((c + p) / DECODE_BLOCK_N) if few else 0
+            lines = self._prefill_lines.get((c, nb))
+            if lines is None:
+                lo, hi = (max((nb - 1) * DECODE_BLOCK_N + 1, c), nb * DECODE_BLOCK_N) if nb else (c, c + 4096)
+                comp, mem = prefill_attention_parts(self.gpu, c, np.array([lo, hi], float), self._heads,
+                                                    self._kv_heads, self.spec.head_dim, self._pf_params,
+                                                    kernels.dtype_bytes(self._dtype), self._dtype)
+                span = max(hi - lo, 1)
+                lines = (comp[0], (comp[1] - comp[0]) / span, mem[0], (mem[1] - mem[0]) / span, lo - c)
+                self._prefill_lines[(c, nb)] = lines
+            a_c, b_c, a_m, b_m, p0 = lines
+            v = max(a_c + b_c * (p - p0), a_m + b_m * (p - p0)) * self.layers
             self._prefill[key] = v
         return v
 

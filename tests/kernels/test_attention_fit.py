@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sysgym import kernels
+from sysgym.errors import UnknownNameError
 from sysgym.kernels.attention_profiles import HOLDOUT_RULE, attention_report, concat_profiles, row_masks
 
 
@@ -74,3 +75,16 @@ def test_other_gpus_follow_their_specs():
     assert ratio(prefill_lens=[4096]) == pytest.approx(flops, rel=0.10)
     assert ratio(decode_context_lens=[4000] * 256) == pytest.approx(bw, rel=0.10)
     assert np.isfinite(ratio(prefill_lens=[(256, 3000)], decode_context_lens=[100] * 3))
+
+
+def test_training_kernel_keeps_flash_attention_2_figures():
+    """kernel="training" prices a dense FA2 forward at the literature efficiency (60 % of peak on a long causal
+    sequence), not at the serving kernel's measured causal-block speed; a bad kernel name is named."""
+    spec = kernels.models.get("llama-3-8b")
+    s = 32768
+    flops = 4.0 * spec.num_heads * spec.head_dim * s * s / 2.0  # causal forward, one layer, tp=1
+    ms = kernels.predict_attention_time("a100-80gb", spec, prefill_lens=[s], kernel="training")
+    assert flops / (ms * 1e-3) / kernels.get_gpu("a100-80gb").peak_flops("fp16") == pytest.approx(0.6, rel=0.05)
+    assert kernels.predict_attention_time("a100-80gb", spec, prefill_lens=[s]) > 2 * ms  # the serving kernel
+    with pytest.raises(UnknownNameError, match="training"):
+        kernels.predict_attention_time("a100-80gb", spec, prefill_lens=[s], kernel="dense")

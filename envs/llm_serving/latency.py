@@ -117,17 +117,32 @@ class BatchLatency:
             nb = math.ceil((c + p) / DECODE_BLOCK_N) if few else 0
             lines = self._prefill_lines.get((c, nb))
             if lines is None:
-                lo, hi = (max((nb - 1) * DECODE_BLOCK_N + 1, c), nb * DECODE_BLOCK_N) if nb else (c, c + 4096)
-                comp, mem = prefill_attention_parts(self.gpu, c, np.array([lo, hi], float), self._heads,
-                                                    self._kv_heads, self.spec.head_dim, self._pf_params,
-                                                    kernels.dtype_bytes(self._dtype), self._dtype)
-                span = max(hi - lo, 1)
-                lines = (comp[0], (comp[1] - comp[0]) / span, mem[0], (mem[1] - mem[0]) / span, lo - c)
+                if nb:
+                    lines = self._lines([c], [max((nb - 1) * DECODE_BLOCK_N + 1, c)], [nb * DECODE_BLOCK_N])[0]
+                else:  # no split: tabulate every chunk size up to the batch budget at once (one numpy call)
+                    top = max(c, len(self._base))
+                    cs = np.arange(top, 0, -1)
+                    cs = cs[np.ceil(cs / ATTN_TILE) * self._heads >= 0.8 * self.gpu.sm_count]
+                    for ci, li in zip(cs.tolist(), self._lines(cs, cs, cs + 4096)):
+                        self._prefill_lines[(ci, 0)] = li
+                    lines = self._prefill_lines[(c, 0)]
                 self._prefill_lines[(c, nb)] = lines
             a_c, b_c, a_m, b_m, p0 = lines
             v = max(a_c + b_c * (p - p0), a_m + b_m * (p - p0)) * self.layers
             self._prefill[key] = v
         return v
+
+    def _lines(self, chunks, lo, hi) -> list[tuple[float, ...]]:
+        """(compute at lo, its slope, memory at lo, its slope, lo - chunk) per chunk: the kernels' prefill parts
+        evaluated at key counts lo and hi (inside one split bucket), as lines in the past context."""
+        c = np.asarray(chunks, float)
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        comp, mem = prefill_attention_parts(self.gpu, np.r_[c, c], np.r_[lo, hi], self._heads, self._kv_heads,
+                                            self.spec.head_dim, self._pf_params, kernels.dtype_bytes(self._dtype),
+                                            self._dtype)
+        n, span = len(c), np.maximum(hi - lo, 1.0)
+        rows = zip(comp[:n], (comp[n:] - comp[:n]) / span, mem[:n], (mem[n:] - mem[:n]) / span, lo - c)
+        return [tuple(float(x) for x in r) for r in rows]
 
     def _decode_coef_for(self, num_decodes: int, kv_tokens: float) -> float:
         """Seconds per KV token (one layer) of a decode batch of `num_decodes` requests reading `kv_tokens`."""

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .attention_profiles import HOLDOUT_RULE, attention_report, fit_attention_profiles
 from .calibration import DEFAULT_CLASS_PARAMS, Calibration
 from .collectives import DEFAULT_PARAMS as COLLECTIVE_DEFAULTS
 from .collectives import NETWORK_KEYS, collective_seconds
@@ -317,6 +318,8 @@ def fit_calibration(profile_dir: str | Path, gpu: str | GPU, *, dtype: str = "fp
         cal.mape = {op: v["tokens>=128"] for op, v in evaluate_compute(cal, compute).items()}
     if network:
         cal.mape["collectives"] = evaluate_collectives(params["collective"], network, cluster)["all"]
+    if attention and {"attn_prefill", "attn_decode"} <= set(params):
+        cal.mape.update(attention_report(attention, gpu, dtype, params["attn_prefill"], params["attn_decode"]))
     cal.provenance = {
         "fitted_on": [{"file": str(p.relative_to(profile_dir)), "sha256": _sha256(p)}
                       for p in compute + attention + network],
@@ -325,7 +328,10 @@ def fit_calibration(profile_dir: str | Path, gpu: str | GPU, *, dtype: str = "fp
         "source": source,
         "date": _dt.date.today().isoformat(),
         "command": command or f"sysgym calibrate --profiles {profile_dir} --gpu {gpu.name}",
-        "mape_note": "MAPE in percent over rows with num_tokens >= 128 (all rows for collectives)",
+        "mape_note": "MAPE in percent over rows with num_tokens >= 128 (all rows for collectives)"
+                     + ("; attn_*: prefill rows with chunk >= 256 and decode rows with batch >= 8, on the rows "
+                        "the fit used (_fit) and the held-out rows (_heldout)" if attention else ""),
+        **({"attention_holdout": HOLDOUT_RULE} if attention else {}),
         "statistic": "median time per row (time_stats.<op>.median); collectives fitted by IRLS on "
                      "|log(predicted / measured)|",
     }
@@ -340,6 +346,4 @@ def _attention_files(profile_dir: Path) -> list[Path]:
 
 def _fit_attention(files: list[Path], gpu: GPU, dtype: str) -> dict:
     """Refits attention efficiencies from attention/*.csv (from `profile`) when there are any."""
-    from .attention_profiles import fit_attention_profiles  # local: only used with local profiles
-
     return fit_attention_profiles(files, gpu, dtype, DEFAULT_CLASS_PARAMS) if files else {}

@@ -70,15 +70,24 @@ def predict_op_times(gpu: str | GPU, model: str | ModelSpec, num_tokens, tp: int
     return out
 
 
+# Operator class that prices prefill attention, per kind of kernel (predict_attention_time's `kernel`).
+PREFILL_CLASS = {"serving": "attn_prefill", "training": "attn_train"}
+
+
 def predict_attention_time(gpu: str | GPU, model: str | ModelSpec, *, prefill_lens=(),
                            decode_context_lens=(), tp: int = 1,
                            calibration: str | Calibration | None = None, dtype: str | None = None,
-                           block_size: int = 16) -> float:
+                           block_size: int = 16, kernel: str = "serving") -> float:
     """Attention time (ms) of one layer for a batch of prefills and decodes on one GPU.
 
     prefill_lens: ints (a whole prompt) or (chunk_len, past_len) pairs for chunked prefill.
     decode_context_lens: the context length each decoding request attends to.
+    kernel: "serving" prices prefills with the `attn_prefill` class (fitted on a serving engine's paged
+    FlashAttention, the shipped A100 file: vidur's vLLM profile); "training" with `attn_train`, the dense
+    FlashAttention-2 forward of a training step (literature efficiencies unless a calibration fits them).
     """
+    if kernel not in PREFILL_CLASS:
+        raise UnknownNameError("attention kernel", kernel, PREFILL_CLASS)
     gpu, spec, tp = get_gpu(gpu), _models.get(model), _check_tp(tp)
     cal = load_calibration(calibration)
     dtype = dtype or cal.dtype
@@ -96,14 +105,15 @@ def predict_attention_time(gpu: str | GPU, model: str | ModelSpec, *, prefill_le
         raise ValueError("attention lengths must be >= 0")
     total = 0.0
     if chunks.size:
-        p = cal.class_params("attn_prefill")
+        p = cal.class_params(PREFILL_CLASS[kernel])
         sec = prefill_attention_seconds(gpu, chunks, chunks + pasts, heads, kv_heads, spec.head_dim, p,
                                         b, dtype)
         total += float(np.sum(sec)) + p["overhead_us"] * 1e-6
     if ctx.size:
         p = cal.class_params("attn_decode")
         kv = decode_attention_bytes(ctx, kv_heads, spec.head_dim, b, block_size)
-        total += float(decode_attention_seconds(gpu, kv.sum(), p)) + p["overhead_us"] * 1e-6
+        total += float(decode_attention_seconds(gpu, kv.sum(), p, ctx.size, kv_heads, spec.head_dim, b)) + \
+            p["overhead_us"] * 1e-6
     return total * 1e3
 
 

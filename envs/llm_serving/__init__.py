@@ -8,16 +8,16 @@ hardware model), `replica` (one replica's iteration loop and the scheduler proto
 (`simulate`, routing, results), `metrics`, `evaluate` (the only scorer), `env` (`LlmServing-v0`,
 `LlmRouting-v0`), `plots`.
 
-Public API: `load_trace`, `simulate`, `plan_memory` (and `generate`, `load`, `generate_trace`, `Trace`,
+Public API: `load_trace`, `simulate`, `plan_memory`, `VIDUR_CONFIG` (and `generate`, `load`, `generate_trace`, `Trace`,
 `ServingResult`, `make_scheduler`).
 """
 from sysgym.envs.llm_serving.generator import GENERATOR, PRESETS, generate
 from sysgym.envs.llm_serving.instance import ServingInstance, load
-from sysgym.envs.llm_serving.memory import MemoryPlan, plan_memory
+from sysgym.envs.llm_serving.memory import VIDUR_CONFIG, MemoryPlan, plan_memory
 from sysgym.envs.llm_serving.replica import Scheduler, make_scheduler, scheduler_names
 from sysgym.envs.llm_serving.simulator import ROUTERS, RequestRecords, ServingResult, simulate
 from sysgym.envs.llm_serving.traces import Trace, fit_lengths, generate_trace, load_trace
 
-__all__ = ["GENERATOR", "PRESETS", "ROUTERS", "MemoryPlan", "RequestRecords", "Scheduler", "ServingInstance",
-           "ServingResult", "Trace", "fit_lengths", "generate", "generate_trace", "load", "load_trace",
-           "make_scheduler", "plan_memory", "scheduler_names", "simulate"]
+__all__ = ["GENERATOR", "PRESETS", "ROUTERS", "VIDUR_CONFIG", "MemoryPlan", "RequestRecords", "Scheduler",
+           "ServingInstance", "ServingResult", "Trace", "fit_lengths", "generate", "generate_trace", "load",
+           "load_trace", "make_scheduler", "plan_memory", "scheduler_names", "simulate"]

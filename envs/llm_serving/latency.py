@@ -8,12 +8,13 @@ decoding request). Its time is
 
 with T the batch's token count. Operator and collective times come from `kernels.predict_op_times` and
 `kernels.predict_collective_time` (tabulated once for every T up to the largest batch, then looked up);
-attention from `kernels.predict_attention_time`: a prefill chunk's attention is cached per (chunk, past)
-pair, and decode attention, which the kernel model prices as linear in the KV bytes a batch reads (paged,
-whole blocks), is decomposed once into an overhead plus a per-KV-token cost so that fast-forwarded decode
-iterations are priced with array arithmetic. `decompose_check()` verifies this decomposition against
-`predict_attention_time` (a test calls it). Pipeline stages run one after the other inside an iteration
-(no cross-iteration micro-batching; a conservative latency model for pp > 1).
+attention from the kernels' attention cost functions, the ones `kernels.predict_attention_time` sums: a prefill
+chunk's attention is cached per (chunk, past) pair; decode attention is linear in the KV bytes the batch reads
+(paged, whole blocks) once the batch size and the kernel's KV splits are fixed, so its per-KV-token cost is
+cached per (batch size, KV blocks of the mean context) and fast-forwarded decode iterations are priced with
+array arithmetic. `decompose_check()` verifies this against `predict_attention_time` (a test calls it).
+Pipeline stages run one after the other inside an iteration (no cross-iteration micro-batching; a
+conservative latency model for pp > 1).
 """
 from __future__ import annotations
 
@@ -22,7 +23,13 @@ import math
 import numpy as np
 
 from sysgym import kernels
-from sysgym.kernels.operators import prefill_attention_seconds
+from sysgym.kernels.operators import (
+    ATTN_TILE,
+    DECODE_BLOCK_N,
+    decode_num_splits,
+    decode_round_factor,
+    prefill_attention_parts,
+)
 
 FP16 = 2
 
@@ -48,14 +55,17 @@ class BatchLatency:
         self._base = np.zeros(0)
         self._extend(int(max_batch_tokens) + 1)
         self._prefill: dict[tuple[int, int], float] = {}
-        # Attention decomposition (one layer, seconds).
-        f = self._attn
-        bs = self.block_size
-        one, two = f(decode=[bs]), f(decode=[2 * bs])
-        self.decode_coef = (two - one) / bs  # s per KV token read
-        self.decode_ovh = one - self.decode_coef * bs
-        a, b = (64, 0), (128, 0)
-        self.prefill_ovh = f(prefill=[a]) + f(prefill=[b]) - f(prefill=[a, b])
+        self._prefill_lines: dict[tuple[int, int], tuple[float, ...]] = {}
+        # Decode attention (one layer, seconds): overhead + KV tokens x per-token cost at full bandwidth x the
+        # kernel's round factor (>= 1, a function of the CTA count: batch x KV heads x splits).
+        dec = self.calibration.class_params("attn_decode")
+        self._dec_params = dec
+        self._kv_tok_bytes = 2.0 * self._kv_heads * self.spec.head_dim * kernels.dtype_bytes(self._dtype)
+        self.decode_ovh = dec["overhead_us"] * 1e-6
+        self.decode_coef = self._kv_tok_bytes / (self.gpu.memory_bw * dec["eta_memory"])  # a lower bound per token
+        self._kv_heads_int = max(int(round(self._kv_heads)), 1)
+        self._dec_coef: dict[tuple[int, int], float] = {}
+        self.prefill_ovh = self._pf_params["overhead_us"] * 1e-6
 
     # -- kernels calls -------------------------------------------------------------------------------
     def _attn(self, prefill=(), decode=()) -> float:
@@ -98,12 +108,52 @@ class BatchLatency:
         key = (int(chunk), int(past))
         v = self._prefill.get(key)
         if v is None:
-            # The same FlashAttention-2 cost function `predict_attention_time` sums (kernels.operators),
-            # called per item so the launch overhead is added once per iteration, not per request.
-            v = float(prefill_attention_seconds(self.gpu, key[0], key[0] + key[1], self._heads, self._kv_heads,
-                                                self.spec.head_dim, self._pf_params,
-                                                kernels.dtype_bytes(self._dtype), self._dtype)) * self.layers
+            c, p = key
+            # The kernels' cost (`prefill_attention_parts`, what `predict_attention_time` sums) is max(compute,
+            # memory), each linear in the past once the chunk and the kernel's KV splits are fixed; the splits
+            # depend on the keys' block count only when the chunk's CTAs are few. So the two lines are
+            # evaluated once per (chunk, block bucket) and each (chunk, past) costs a few float operations.
+            few = math.ceil(c / ATTN_TILE) * self._heads < 0.8 * self.gpu.sm_count
+            nb = math.ceil((c + p) / DECODE_BLOCK_N) if few else 0
+            lines = self._prefill_lines.get((c, nb))
+            if lines is None:
+                if nb:
+                    lines = self._lines([c], [max((nb - 1) * DECODE_BLOCK_N + 1, c)], [nb * DECODE_BLOCK_N])[0]
+                else:  # no split: tabulate every chunk size up to the batch budget at once (one numpy call)
+                    top = max(c, len(self._base))
+                    cs = np.arange(top, 0, -1)
+                    cs = cs[np.ceil(cs / ATTN_TILE) * self._heads >= 0.8 * self.gpu.sm_count]
+                    for ci, li in zip(cs.tolist(), self._lines(cs, cs, cs + 4096)):
+                        self._prefill_lines[(ci, 0)] = li
+                    lines = self._prefill_lines[(c, 0)]
+                self._prefill_lines[(c, nb)] = lines
+            a_c, b_c, a_m, b_m, p0 = lines
+            v = max(a_c + b_c * (p - p0), a_m + b_m * (p - p0)) * self.layers
             self._prefill[key] = v
+        return v
+
+    def _lines(self, chunks, lo, hi) -> list[tuple[float, ...]]:
+        """(compute at lo, its slope, memory at lo, its slope, lo - chunk) per chunk: the kernels' prefill parts
+        evaluated at key counts lo and hi (inside one split bucket), as lines in the past context."""
+        c = np.asarray(chunks, float)
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        comp, mem = prefill_attention_parts(self.gpu, np.r_[c, c], np.r_[lo, hi], self._heads, self._kv_heads,
+                                            self.spec.head_dim, self._pf_params, kernels.dtype_bytes(self._dtype),
+                                            self._dtype)
+        n, span = len(c), np.maximum(hi - lo, 1.0)
+        rows = zip(comp[:n], (comp[n:] - comp[:n]) / span, mem[:n], (mem[n:] - mem[:n]) / span, lo - c)
+        return [tuple(float(x) for x in r) for r in rows]
+
+    def _decode_coef_for(self, num_decodes: int, kv_tokens: float) -> float:
+        """Seconds per KV token (one layer) of a decode batch of `num_decodes` requests reading `kv_tokens`."""
+        ctas = num_decodes * self._kv_heads_int
+        nb = 0 if ctas >= 0.8 * self.gpu.sm_count else max(1, math.ceil(kv_tokens / (num_decodes * DECODE_BLOCK_N)))
+        key = (num_decodes, nb)
+        v = self._dec_coef.get(key)
+        if v is None:
+            splits = 1 if nb == 0 else decode_num_splits(ctas, self.gpu.sm_count, nb)
+            v = self.decode_coef * float(decode_round_factor(self.gpu, self._dec_params, ctas, splits))
+            self._dec_coef[key] = v
         return v
 
     def iteration(self, num_tokens: int, prefill_items=(), decode_kv_tokens: float = 0.0,
@@ -114,12 +164,23 @@ class BatchLatency:
         if prefill_items:
             t += sum(self.prefill_item(c, p) for c, p in prefill_items) + self.prefill_ovh * self.layers
         if num_decodes:
-            t += (self.decode_ovh + self.decode_coef * decode_kv_tokens) * self.layers
+            coef = self._decode_coef_for(num_decodes, decode_kv_tokens)
+            t += (self.decode_ovh + coef * decode_kv_tokens) * self.layers
         return t
 
     def decode_times(self, num_decodes: int, kv_tokens: np.ndarray) -> np.ndarray:
         """Seconds of pure-decode iterations with `num_decodes` requests and per-iteration KV token sums."""
-        return self.base(num_decodes) + (self.decode_ovh + self.decode_coef * kv_tokens) * self.layers
+        kv_tokens = np.asarray(kv_tokens, dtype=float)
+        B = int(num_decodes)
+        if B * self._kv_heads_int >= 0.8 * self.gpu.sm_count or not len(kv_tokens):
+            coef = self._decode_coef_for(B, float(kv_tokens[0]) if len(kv_tokens) else 0.0)
+        else:
+            nb = np.maximum(np.ceil(kv_tokens / (B * DECODE_BLOCK_N)), 1).astype(np.int64)
+            if nb[0] == nb[-1]:  # kv_tokens grows along a fast-forward: one split count for the whole run
+                coef = self._decode_coef_for(B, float(kv_tokens[0]))
+            else:
+                coef = np.array([self._decode_coef_for(B, float(b) * B * DECODE_BLOCK_N) for b in nb])
+        return self.base(B) + (self.decode_ovh + coef * kv_tokens) * self.layers
 
     def min_decode_time(self, num_decodes: int) -> float:
         return self.base(num_decodes) + self.decode_ovh * self.layers
@@ -133,5 +194,5 @@ class BatchLatency:
             ours += sum(self.prefill_item(c, p) for c, p in prefill_items) / self.layers + self.prefill_ovh
         if len(decode_ctx):
             kv = float(np.sum(np.ceil(np.asarray(decode_ctx) / bs) * bs))
-            ours += self.decode_ovh + self.decode_coef * kv
+            ours += self.decode_ovh + self._decode_coef_for(len(decode_ctx), kv) * kv
         return direct, ours

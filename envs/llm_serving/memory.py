@@ -5,15 +5,23 @@ Two semantics (`plan_memory(..., semantics=...)`):
 * ``"vidur"`` (Agrawal et al., Vidur, MLSys'24, `vidur/scheduler/utils/memory_planner.py`): GPU memory is
   ``memory_gb * 2**30`` bytes, of which ``memory_margin`` is kept free; the fp16 weights of the transformer
   layers on one GPU (no embedding, no LM head, no norms) are subtracted; every request is charged the KV
-  cache of ``max_tokens`` tokens, so ``max_batch_size = floor(rest / (max_tokens x KV bytes per token))``
-  and ``num_blocks = max_batch_size x ceil(max_tokens / block_size)``. Llama-2-7B on an A100-80GB at TP1:
-  29 requests, 7,424 blocks (Vidur's number; a test checks it).
+  cache of ``max_tokens`` tokens, so ``request_slots = floor(rest / (max_tokens x KV bytes per token))``
+  and ``num_blocks = request_slots x ceil(max_tokens / block_size)``. Llama-2-7B on an A100-80GB at TP1:
+  29 slots, 7,424 blocks (Vidur's numbers; a test checks them). The batch cap is NOT the slot count: Vidur's
+  vllm and sarathi replica schedulers admit requests by free blocks up to their ``batch_size_cap`` (128 by
+  default, `vidur/config/config.py`), so ``max_batch_size`` is 128 (``max_num_seqs`` overrides it).
 * ``"vllm"`` (default; Kwon et al., vLLM, SOSP'23, `determine_num_available_blocks`): the same usable memory
   (``1 - memory_margin`` is vLLM's ``gpu_memory_utilization``, 0.9 by default) minus all weights on the GPU
   (embedding and LM head included, `sysgym.kernels.weight_bytes`) minus the peak activations of one
   forward pass over ``max_num_batched_tokens`` tokens (vLLM measures this with a profiling run; here
   estimated from the layer's widest tensors) is cut into blocks; the batch cap is vLLM's ``max_num_seqs``
   (256 by default). Requests share blocks as they grow (PagedAttention), so far more than 29 run at once.
+
+`VIDUR_CONFIG` is Vidur's configuration as `simulate` keywords: ``simulate(trace, model="codellama-34b", tp=2,
+scheduler="sarathi", chunk_size=512, **VIDUR_CONFIG)`` runs with Vidur's memory planner (its block count),
+batch cap 128, ``max_tokens`` 4096 and Vidur's truncation of longer requests (output capped at max_tokens - 1,
+then the prompt cut to fit). The result says which cap applied: ``result.config["max_num_seqs"]`` and
+``result.plan`` (``max_batch_size``, ``request_slots``, ``num_blocks``).
 """
 from __future__ import annotations
 
@@ -24,6 +32,11 @@ from sysgym.errors import InvalidInstanceError, UnknownNameError
 
 SEMANTICS = ("vllm", "vidur")
 VLLM_MAX_NUM_SEQS = 256  # vLLM EngineArgs.max_num_seqs default
+VIDUR_BATCH_SIZE_CAP = 128  # vidur/config/config.py BaseReplicaSchedulerConfig.batch_size_cap default (v0.0.26)
+VIDUR_MAX_TOKENS = 4096  # vidur's request generator max_tokens default (vidur/config/config.py)
+# Vidur's configuration (see the module doc): its planner, its token limit with its truncation, its block size.
+VIDUR_CONFIG = {"memory_semantics": "vidur", "max_tokens": VIDUR_MAX_TOKENS, "block_size": 16,
+                "memory_margin": 0.1, "oversize": "truncate"}
 FP16_BYTES = 2  # both semantics plan fp16 weights and KV
 
 
@@ -31,7 +44,7 @@ FP16_BYTES = 2  # both semantics plan fp16 weights and KV
 class MemoryPlan:
     """Result of `plan_memory` (bytes are per GPU; one pipeline stage holds layers/pp of the KV cache)."""
 
-    max_batch_size: int  # requests that may run at once
+    max_batch_size: int  # requests that may run at once (the scheduler's batch cap)
     num_blocks: int  # KV blocks per replica (each holds block_size tokens of every layer on its stage)
     block_size: int
     max_tokens: int  # longest request (prompt + output) the plan admits
@@ -45,6 +58,7 @@ class MemoryPlan:
     gpu: str
     tp: int
     pp: int
+    request_slots: int = 0  # requests of max_tokens each the KV cache holds (Vidur's derived "max batch size")
 
     @property
     def num_tokens(self) -> int:
@@ -57,8 +71,10 @@ class MemoryPlan:
 
 def plan_memory(model: str = "llama-2-7b", gpu: str = "a100-80gb", *, tp: int = 1, pp: int = 1, block_size: int = 16,
                 max_tokens: int = 4096, memory_margin: float = 0.1, semantics: str = "vllm",
-                max_num_seqs: int = VLLM_MAX_NUM_SEQS, max_num_batched_tokens: int | None = None) -> MemoryPlan:
-    """Plan the KV cache of one replica of `model` on `gpu` with `tp` x `pp` GPUs (see the module doc)."""
+                max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None) -> MemoryPlan:
+    """Plan the KV cache of one replica of `model` on `gpu` with `tp` x `pp` GPUs (see the module doc).
+
+    `max_num_seqs` is the batch cap (default: 256 under vllm semantics, Vidur's 128 under vidur semantics)."""
     if semantics not in SEMANTICS:
         raise UnknownNameError("memory-plan semantics", semantics, SEMANTICS)
     for name, value in (("tp", tp), ("pp", pp), ("block_size", block_size), ("max_tokens", max_tokens)):
@@ -81,8 +97,9 @@ def plan_memory(model: str = "llama-2-7b", gpu: str = "a100-80gb", *, tp: int = 
         per_layer = (h * spec.qkv_size + h * spec.num_heads * spec.head_dim) / tp + spec.mlp_params() / tp
         weights = per_layer * layers * FP16_BYTES
         act = 0.0
-        max_batch = int((usable - weights) // (kv_tok * max_tokens))
-        num_blocks = max_batch * blocks_per_request
+        slots = int((usable - weights) // (kv_tok * max_tokens))
+        num_blocks = slots * blocks_per_request
+        max_batch = int(max_num_seqs or VIDUR_BATCH_SIZE_CAP)
     else:
         weights = kernels.weight_bytes(spec, "fp16", tp=tp, pp=pp)
         tokens = max_num_batched_tokens or max(max_tokens, 2048)
@@ -90,9 +107,10 @@ def plan_memory(model: str = "llama-2-7b", gpu: str = "a100-80gb", *, tp: int = 
         # the (gated) MLP's up-projection and activation; plus fp32 logits for max_num_seqs sampled rows.
         h, f = spec.hidden_size, spec.ffn_hidden_size
         width = h + spec.qkv_size / tp + (3 if spec.gated_mlp else 2) * f / tp
-        act = tokens * width * FP16_BYTES + max_num_seqs * spec.vocab_size * 4
+        max_batch = int(max_num_seqs or VLLM_MAX_NUM_SEQS)
+        act = tokens * width * FP16_BYTES + max_batch * spec.vocab_size * 4
         num_blocks = int((usable - weights - act) // (kv_tok * block_size))
-        max_batch = int(max_num_seqs)
+        slots = num_blocks // blocks_per_request
     if num_blocks < blocks_per_request or max_batch < 1:
         raise InvalidInstanceError(
             f"{spec.name} does not fit on {dev.name} with tp={tp}, pp={pp}: {weights / 2**30:.1f} GiB of weights, "
@@ -101,4 +119,4 @@ def plan_memory(model: str = "llama-2-7b", gpu: str = "a100-80gb", *, tp: int = 
                       max_tokens=int(max_tokens), kv_bytes_per_token=kv_tok, weight_bytes=float(weights),
                       activation_bytes=float(act), usable_bytes=float(usable),
                       kv_cache_bytes=float(num_blocks * block_size * kv_tok), semantics=semantics,
-                      model=spec.name, gpu=dev.name, tp=int(tp), pp=int(pp))
+                      model=spec.name, gpu=dev.name, tp=int(tp), pp=int(pp), request_slots=int(max(slots, 0)))

@@ -290,8 +290,9 @@ class CostModel:
                 if key not in self._flash_cache:
                     half = s / (2 * cc)  # rank 0's chunks: 0 and 2c-1 (every rank does the same work)
                     lens = [(half, 0.0), (half, (2 * cc - 1) * half)] if cc > 1 else [s]
-                    one = kernels.predict_attention_time(gpu, spec, prefill_lens=lens, tp=t, calibration=cal)
-                    two = kernels.predict_attention_time(gpu, spec, prefill_lens=lens * 2, tp=t, calibration=cal)
+                    kw = {"tp": t, "calibration": cal, "kernel": "training"}  # dense FA2, not a serving kernel
+                    one = kernels.predict_attention_time(gpu, spec, prefill_lens=lens, **kw)
+                    two = kernels.predict_attention_time(gpu, spec, prefill_lens=lens * 2, **kw)
                     self._flash_cache[key] = (two - one, 2 * one - two)  # per sequence, per call (ms)
                 per_seq = np.where(c == cc, self._flash_cache[key][0], per_seq)
                 per_call = np.where(c == cc, self._flash_cache[key][1], per_call)

@@ -1,9 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
 
-# The shared public data sit beside the repository (../shared/data); a user's checkout lacks them.
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+# The shared public data sit beside the repository (../shared/data; SYSGYM_SHARED_DATA points elsewhere, as in
+# tests/conftest.py); a user's checkout lacks them.
+SHARED_DATA = Path(os.environ.get("SYSGYM_SHARED_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 A100_PROFILES = SHARED_DATA / "operator_profiles" / "a100"
 
 

@@ -61,12 +61,14 @@ def test_env_driven_run_is_the_simulators_run(instances, case, name, options):
 
 
 def test_the_issues_vllm_number_is_the_prefill_first_one(instances):
-    """vLLM v0 runs an admitted batch's prefills alone (no decodes in that iteration): 4.753 s, not the 4.582 s of
-    the old env policy, which mixed prefills into decode iterations as Orca does (Orca's own number)."""
+    """vLLM v0 runs an admitted batch's prefills alone (no decodes in that iteration): 4.976 s, not the 4.790 s of
+    the old env policy, which mixed prefills into decode iterations as Orca does (Orca's own number). Issue 19's
+    measured attention made iterations longer: under the literature attention defaults these were 4.753 and
+    4.582 s; the ordering the test is about holds either way."""
     inst = instances["small"]
     vllm = simulate(inst.trace, scheduler="vllm", **inst.simulate_kwargs()).metrics["e2e_mean"]
     orca = simulate(inst.trace, scheduler="orca", **inst.simulate_kwargs()).metrics["e2e_mean"]
-    assert vllm == pytest.approx(4.7527, abs=1e-4) and orca == pytest.approx(4.5816, abs=1e-4)
+    assert vllm == pytest.approx(4.9762, abs=1e-4) and orca == pytest.approx(4.7897, abs=1e-4)
     assert _policy_episode(inst, "vllm")[0]["e2e_mean"] == pytest.approx(vllm, rel=1e-12)
 
 

@@ -10,7 +10,9 @@ from sysgym.errors import InvalidInstanceError, UnknownNameError
 
 def test_vidur_semantics_llama2_7b_a100_tp1():
     plan = plan_memory("llama-2-7b", "a100-80gb", tp=1, semantics="vidur")
-    assert plan.max_batch_size == 29
+    # Vidur's planner derives 29 request slots (its "max batch size"), which size the cache; the batch cap is
+    # its schedulers' batch_size_cap, 128 (issue 19: the slots used to cap batches silently).
+    assert plan.request_slots == 29 and plan.max_batch_size == 128
     assert plan.num_blocks == 7424
     assert plan.kv_bytes_per_token == 2 * 2 * 32 * 4096  # K and V, fp16, 32 layers, 4096 wide
 

@@ -13,11 +13,12 @@ Public API: `load_trace`, `simulate`, `plan_memory`, `VIDUR_CONFIG` (and `genera
 """
 from sysgym.envs.llm_serving.generator import GENERATOR, PRESETS, generate
 from sysgym.envs.llm_serving.instance import ServingInstance, load
+from sysgym.envs.llm_serving.latency import BatchLatency
 from sysgym.envs.llm_serving.memory import VIDUR_CONFIG, MemoryPlan, plan_memory
 from sysgym.envs.llm_serving.replica import Scheduler, make_scheduler, scheduler_names
 from sysgym.envs.llm_serving.simulator import ROUTERS, RequestRecords, ServingResult, simulate
 from sysgym.envs.llm_serving.traces import Trace, fit_lengths, generate_trace, load_trace
 
-__all__ = ["GENERATOR", "PRESETS", "ROUTERS", "VIDUR_CONFIG", "MemoryPlan", "RequestRecords", "Scheduler",
-           "ServingInstance", "ServingResult", "Trace", "fit_lengths", "generate", "generate_trace", "load",
-           "load_trace", "make_scheduler", "plan_memory", "scheduler_names", "simulate"]
+__all__ = ["GENERATOR", "PRESETS", "ROUTERS", "VIDUR_CONFIG", "BatchLatency", "MemoryPlan", "RequestRecords",
+           "Scheduler", "ServingInstance", "ServingResult", "Trace", "fit_lengths", "generate", "generate_trace",
+           "load", "load_trace", "make_scheduler", "plan_memory", "scheduler_names", "simulate"]

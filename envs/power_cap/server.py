@@ -9,9 +9,10 @@ iteration loop, advanced one control interval at a time with that interval's clo
   arrivals in FCFS order) up to `max_batched_tokens`; at most `max_num_seqs` requests run at once, and a request
   is admitted only when its prompt + output tokens fit the KV cache still free (reserved whole on admission, so
   nothing is ever preempted; a vLLM engine preempts instead, which this model does not price).
-* Iteration time at full clock: kernels' operator times for T batch tokens (`predict_op_times`, all layers, plus
-  the TP all-reduces from `predict_collective_time`), plus attention (`predict_attention_time`: each prefill
-  chunk priced with its past context, decode attention linear in the KV tokens read).
+* Iteration time at full clock: the serving family's own pricing (`llm_serving.BatchLatency`: kernels' operator
+  times and TP all-reduces for T batch tokens, plus the measured-A100 attention fit, each prefill chunk with its
+  past context and decode attention by batch size and KV read), so the two families cannot drift apart
+  (tests/power_cap/test_consistency.py holds them together).
 * Under a clock cap f the iteration takes `kernels.energy.clock_time_factor(c, m, f)` times longer, c and m its
   ideal compute (FLOPs / peak) and memory (weight + KV bytes / bandwidth) times: memory-bound decode barely
   slows, compute-bound prefill slows by 1/f (POLCA's finding, Patel et al. ASPLOS'24).
@@ -28,6 +29,7 @@ from collections import deque
 import numpy as np
 
 from sysgym import kernels
+from sysgym.envs.llm_serving import BatchLatency
 from sysgym.kernels.energy import IDLE_FRACTION, board_power_w, clock_time_factor
 
 # ASSUMPTION: share of the dynamic power range a fully memory-bound iteration draws. Splitwise (Patel et al.,
@@ -44,27 +46,10 @@ class IterationCost:
         self.spec = kernels.models.get(model)
         self.gpu = kernels.get_gpu(gpu)
         self.tp = int(tp)
-        cal = kernels.load_calibration(None)
-        self.dtype = cal.dtype
+        self.dtype = kernels.load_calibration(None).dtype
         spec, layers = self.spec, self.spec.num_layers
-        t = np.arange(int(max_batched_tokens) + 1, dtype=float)
-        ops = kernels.predict_op_times(self.gpu, spec, t, tp=self.tp)
-        emb = ops.pop("emb")
-        per_layer = sum(ops.values())
-        if self.tp > 1:
-            cluster = kernels.Cluster(gpu=self.gpu, num_nodes=1, gpus_per_node=max(8, self.tp))
-            per_layer = per_layer + 2 * kernels.predict_collective_time(
-                "all_reduce", t * spec.hidden_size * kernels.dtype_bytes(self.dtype), self.tp, cluster)
-        base = (layers * per_layer + emb) * 1e-3
-        base[0] = 0.0
-        self.base = base
+        self.latency = BatchLatency(model, gpu, tp=self.tp, max_batch_tokens=int(max_batched_tokens))
         self.layers = layers
-        bs = 16
-        one = kernels.predict_attention_time(self.gpu, spec, decode_context_lens=[bs], tp=self.tp)
-        two = kernels.predict_attention_time(self.gpu, spec, decode_context_lens=[2 * bs], tp=self.tp)
-        self.decode_coef = (two - one) / bs * 1e-3 * layers  # s per KV token read, all layers
-        self.decode_ovh = (one * 1e-3 * layers) - self.decode_coef * bs
-        self._prefill: dict[tuple[int, int], float] = {}
         # Roofline inputs (per GPU): FLOPs per token of the weights, bytes of weights and of one KV token.
         b = kernels.dtype_bytes(self.dtype)
         self.weight_bytes = kernels.weight_bytes(spec, self.dtype, tp=self.tp)
@@ -73,14 +58,6 @@ class IterationCost:
         self.attn_width = spec.num_heads * spec.head_dim / self.tp * layers  # q.k and p.v per key, all layers
         self.peak = self.gpu.peak_flops(self.dtype)
         self.bw = self.gpu.memory_bw
-
-    def prefill_attention(self, chunk: int, past: int) -> float:
-        key = (int(chunk), int(past) // 64 * 64)  # past context on a 64-token grid: a bounded cache
-        v = self._prefill.get(key)
-        if v is None:
-            v = kernels.predict_attention_time(self.gpu, self.spec, prefill_lens=[key], tp=self.tp) * 1e-3 * self.layers
-            self._prefill[key] = v
-        return v
 
     def split(self, tokens, kv_read, attn_pairs):
         """Ideal (compute, memory) seconds: `tokens` batch tokens, `kv_read` KV tokens read, `attn_pairs` the
@@ -190,8 +167,7 @@ class Server:
             chunks.append((i, c, 0))
             budget -= c
         tokens = len(dec) + sum(c for _, c, _ in chunks)
-        secs = cost.base[tokens] + (cost.decode_ovh + cost.decode_coef * ctx if dec else 0.0)
-        secs += sum(cost.prefill_attention(c, p) for _, c, p in chunks)
+        secs = cost.latency.iteration(tokens, [(c, p) for _, c, p in chunks], float(ctx), len(dec))
         kv_read = ctx + sum(p + c for _, c, p in chunks)
         pairs = ctx + sum(c * (p + (c + 1) / 2.0) for _, c, p in chunks)
         c_s, m_s = cost.split(tokens, kv_read, pairs)
@@ -220,7 +196,7 @@ class Server:
         ctx0 = float((self.prompt[dec] + self.generated[dec]).sum())
         j = np.arange(k, dtype=float)
         ctx = ctx0 + j * b
-        secs = cost.base[b] + cost.decode_ovh + cost.decode_coef * ctx
+        secs = cost.latency.decode_times(b, ctx)
         c_s, m_s = cost.split(b, ctx, ctx)
         dts = secs * clock_time_factor(c_s, m_s, clock)
         starts = self.t + np.concatenate(([0.0], np.cumsum(dts)[:-1]))

@@ -75,32 +75,41 @@ def expert_samples(inst, plan) -> list[tuple[int, dict[str, np.ndarray], np.ndar
 
 def behaviour_clone(policy, samples, *, epochs: int, lr: float = 1e-3, batch: int = 32, seed: int = 0,
                     time_limit_s: float | None = None, on_epoch=None) -> dict[str, Any]:
-    """Adam on the cross-entropy of the expert's choices; `on_epoch(epoch, steps, wall, loss)` after each."""
+    """Adam on the cross-entropy of the expert's choices (a set of VMs: -log of their total probability);
+    minibatches hold samples of one stage and one instance shape. `on_epoch(epoch, steps, wall, loss)`."""
     import torch
 
-    from sysgym.agents.vm_two_stage import to_tensors
+    from sysgym.agents.vm_two_stage import stack
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
-    data = [(stage, to_tensors(obs), torch.as_tensor(mask), torch.as_tensor(t)) for stage, obs, mask, t in samples]
+    groups: dict[tuple, list[int]] = {}
+    for i, (stage, obs, _mask, _t) in enumerate(samples):
+        groups.setdefault((stage, obs["vm"].shape, obs["pm"].shape), []).append(i)
     t0, steps, losses = time.perf_counter(), 0, []
     for epoch in range(epochs):
-        order = rng.permutation(len(data))
+        batches = []
+        for key, idx in groups.items():
+            idx = list(rng.permutation(idx))
+            batches += [(key[0], idx[b:b + batch]) for b in range(0, len(idx), batch)]
         tot = 0.0
-        for b in range(0, len(order), batch):
+        for k in rng.permutation(len(batches)):
+            stage, idx = batches[k]
+            obs = stack([samples[j][1] for j in idx])
+            mask = torch.as_tensor(np.stack([samples[j][2] for j in idx]))
+            target = torch.zeros(mask.shape, dtype=torch.bool)
+            for r, j in enumerate(idx):
+                target[r, samples[j][3]] = True
+            logp = policy.log_probs(obs, mask, stage)
+            per = -torch.logsumexp(torch.where(target[:, :logp.shape[1]], logp, torch.full_like(logp, -1e9)), 1)
+            loss = per.mean()
             opt.zero_grad()
-            loss = 0.0
-            for j in order[b:b + batch]:
-                stage, obs, mask, targets = data[j]
-                logp = policy.log_probs(obs, mask, stage)
-                loss = loss + -torch.logsumexp(logp[targets], 0)
-            loss = loss / len(order[b:b + batch])
             loss.backward()
             opt.step()
             steps += 1
-            tot += loss.item() * len(order[b:b + batch])
-        losses.append(tot / len(data))
+            tot += float(per.detach().sum())
+        losses.append(tot / len(samples))
         if on_epoch is not None:
             on_epoch(epoch, steps, time.perf_counter() - t0, losses[-1])
         if time_limit_s is not None and time.perf_counter() - t0 > time_limit_s:
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-every", type=int, default=5, help="epochs between validation roll-outs")
     args = ap.parse_args(argv)
     import torch
 
@@ -139,12 +149,17 @@ def main(argv: list[str] | None = None) -> int:
     from sysgym.agents.vm_two_stage import TwoStagePolicy, save_policy
 
     samples = _samples(plans)
+    torch.manual_seed(args.seed)
     policy = TwoStagePolicy()
     curve = []
+    val = _validation()
 
     def on_epoch(epoch, steps, wall, loss):
-        curve.append({"epoch": epoch + 1, "gradient_steps": steps, "wall_s": wall, "loss": loss})
-        print(f"epoch {epoch + 1}: loss {loss:.4f} ({steps} gradient steps, {wall:.0f}s)", flush=True)
+        row = {"epoch": epoch + 1, "gradient_steps": steps, "wall_s": wall, "loss": loss}
+        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+            row.update(val(policy))
+        curve.append(row)
+        print(json.dumps(row), flush=True)
         save_policy(policy, out / "policy.pt", {"partial": True, "curve": curve})
 
     res = behaviour_clone(policy, samples, epochs=args.epochs, seed=args.seed, on_epoch=on_epoch)
@@ -157,6 +172,27 @@ def main(argv: list[str] | None = None) -> int:
     save_policy(policy, out / "policy.pt", meta)
     print(f"saved {out / 'policy.pt'} after {res['gradient_steps']} gradient steps, {res['wall_s']:.0f}s")
     return 0
+
+
+VALIDATION = {"small": range(500, 505), "medium": range(200, 201)}  # neither training nor benchmark seeds
+
+
+def _validation():
+    """Evaluator-scored mean FR of the greedy decoding on the validation seeds (the learning curve)."""
+    import sysgym
+    from sysgym.agents.vm_two_stage import rollout
+
+    fam = sysgym.get_family("vm_resched")
+    insts = {k: [fam.generate(seed=s, preset=k) for s in seeds] for k, seeds in VALIDATION.items()}
+
+    def run(policy) -> dict[str, float]:
+        policy.eval()
+        res = {f"val_fr_{k}": float(np.mean([fam.evaluate(i, rollout(policy, i)[0])["fragment_rate"] for i in v]))
+               for k, v in insts.items()}
+        policy.train()
+        return res
+
+    return run
 
 
 def _samples(plans):

@@ -41,7 +41,13 @@ def _mlp(i: int, h: int, o: int) -> nn.Sequential:
 
 
 def to_tensors(obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in obs.items()}
+    """One observation as a batch of one."""
+    return {k: torch.as_tensor(np.asarray(v), dtype=torch.float32).unsqueeze(0) for k, v in obs.items()}
+
+
+def stack(observations: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Observations of one instance shape as a batch."""
+    return {k: torch.as_tensor(np.stack([o[k] for o in observations]), dtype=torch.float32) for k in observations[0]}
 
 
 class TwoStagePolicy(nn.Module):
@@ -58,22 +64,23 @@ class TwoStagePolicy(nn.Module):
 
     @staticmethod
     def _pool(emb: torch.Tensor, q: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Attention pooling over entities: (B, N, d) -> (B, d), masked by keep (B, N)."""
         score = emb @ q / emb.shape[-1] ** 0.5
-        w = torch.softmax(torch.where(keep, score, torch.full_like(score, NEG)), 0)
-        return w @ emb
+        w = torch.softmax(torch.where(keep, score, torch.full_like(score, NEG)), -1)
+        return (w.unsqueeze(-1) * emb).sum(-2)
 
     def _context(self, obs):
         vm = obs["vm"]
-        present = vm[:, 7] > 0.5
         vm_emb = self.vm_enc(vm)
         pm_emb = self.pm_enc(obs["pm"])
-        ctx = torch.cat([self._pool(vm_emb, self.q_vm, present),
-                         self._pool(pm_emb, self.q_pm, torch.ones(len(pm_emb), dtype=torch.bool))])
+        keep_pm = torch.ones(pm_emb.shape[:-1], dtype=torch.bool)
+        ctx = torch.cat([self._pool(vm_emb, self.q_vm, vm[..., 7] > 0.5), self._pool(pm_emb, self.q_pm, keep_pm)], -1)
         return vm_emb, ctx
 
     def logits(self, obs: dict[str, torch.Tensor], stage: int, cache: dict | None = None) -> torch.Tensor:
-        """Unmasked scores: per VM row (stage 0) or per destination node (stage 1). `cache` (a dict) keeps
-        the stage-0 embeddings for the stage-1 call of the same migration (VM and PM rows are unchanged)."""
+        """Unmasked scores, batched (observations stacked on a first axis of size B): (B, VMs) in stage 0,
+        (B, destination nodes) in stage 1. `cache` (a dict) keeps the stage-0 embeddings for the stage-1 call
+        of the same migration (the VM and PM rows do not change between the two stages)."""
         if cache is not None and stage == 1 and "ctx" in cache:
             vm_emb, ctx = cache.pop("vm_emb"), cache.pop("ctx")
         else:
@@ -81,22 +88,22 @@ class TwoStagePolicy(nn.Module):
             if cache is not None and stage == 0:
                 cache.update(vm_emb=vm_emb, ctx=ctx)
         if stage == 0:
-            n = len(vm_emb)
-            x = torch.cat([vm_emb, ctx.expand(n, -1), obs["progress"].expand(n, 1)], 1)
-            return self.vm_head(x).squeeze(1)
-        v = int(obs["chosen"][0])
-        dest = obs["dest"]
-        pm_rows = obs["pm"].repeat_interleave(2, 0)  # destination node 2p+k belongs to PM p
-        keys = self.dest_enc(torch.cat([dest, pm_rows], 1))
-        nd = len(keys)
-        query = torch.cat([vm_emb[v], ctx[:self.dim] + ctx[self.dim:]])
-        return self.dest_head(torch.cat([keys, query.expand(nd, -1)], 1)).squeeze(1)
+            b, n = vm_emb.shape[:2]
+            x = torch.cat([vm_emb, ctx.unsqueeze(1).expand(b, n, -1), obs["progress"].unsqueeze(1).expand(b, n, 1)], -1)
+            return self.vm_head(x).squeeze(-1)
+        v = obs["chosen"][:, 0].long()
+        pm_rows = obs["pm"].repeat_interleave(2, 1)  # destination node 2p+k belongs to PM p
+        keys = self.dest_enc(torch.cat([obs["dest"], pm_rows], -1))
+        b, nd = keys.shape[:2]
+        query = torch.cat([vm_emb[torch.arange(b), v], ctx[:, :self.dim] + ctx[:, self.dim:]], -1)
+        return self.dest_head(torch.cat([keys, query.unsqueeze(1).expand(b, nd, -1)], -1)).squeeze(-1)
 
     def log_probs(self, obs: dict[str, torch.Tensor], mask: torch.Tensor, stage: int,
                   cache: dict | None = None) -> torch.Tensor:
+        """Masked log-softmax, (B, actions of the stage); mask (B, >= that many)."""
         lg = self.logits(obs, stage, cache)
-        m = mask[:len(lg)]
-        return torch.log_softmax(torch.where(m, lg, torch.full_like(lg, NEG)), 0)
+        m = mask[:, :lg.shape[1]]
+        return torch.log_softmax(torch.where(m, lg, torch.full_like(lg, NEG)), -1)
 
 
 def rollout(policy: TwoStagePolicy, inst, *, sample: bool = False, generator: torch.Generator | None = None):
@@ -108,8 +115,8 @@ def rollout(policy: TwoStagePolicy, inst, *, sample: bool = False, generator: to
     with torch.no_grad():
         while not done:
             stage = int(obs["stage"][0])
-            mask = torch.as_tensor(env.action_masks())
-            lp = policy.log_probs(to_tensors(obs), mask, stage, cache)
+            mask = torch.as_tensor(env.action_masks()).unsqueeze(0)
+            lp = policy.log_probs(to_tensors(obs), mask, stage, cache)[0]
             a = int(torch.multinomial(lp.exp(), 1, generator=generator)) if sample else int(torch.argmax(lp))
             obs, _r, done, _t, _ = env.step(a)
     return env.decisions(), time.perf_counter() - t0

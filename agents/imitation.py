@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=5, help="epochs between validation roll-outs")
+    ap.add_argument("--plot", default=None, help="write the learning curve (PNG) here after training")
     args = ap.parse_args(argv)
     import torch
 
@@ -170,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             "command": "python -m sysgym.agents.imitation " + " ".join(argv if argv is not None else sys.argv[1:]),
             "curve": curve, "torch_threads": args.threads}
     save_policy(policy, out / "policy.pt", meta)
+    if args.plot:
+        plot_curve(curve, args.plot, reference=_reference())
     print(f"saved {out / 'policy.pt'} after {res['gradient_steps']} gradient steps, {res['wall_s']:.0f}s")
     return 0
 
@@ -193,6 +196,37 @@ def _validation():
         return res
 
     return run
+
+
+def _reference() -> dict[str, float]:
+    """The greedy heuristic's mean FR on the validation seeds (a reference line on the curve)."""
+    import sysgym
+    from sysgym import solvers
+
+    fam, greedy = sysgym.get_family("vm_resched"), solvers.get("vm_resched.greedy")
+    return {k: float(np.mean([fam.evaluate(i, greedy.solve(i))["fragment_rate"]
+                              for i in (fam.generate(seed=s, preset=k) for s in seeds)]))
+            for k, seeds in VALIDATION.items()}
+
+
+def plot_curve(curve: list[dict[str, Any]], path, reference: dict[str, float] | None = None):
+    """Evaluator-scored validation FR against gradient steps and wall time (sysgym.plotting.save_figure)."""
+    from sysgym.plotting import pyplot, save_figure
+
+    plt = pyplot()
+    rows = [r for r in curve if "val_fr_small" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for ax, x, label in ((axes[0], "gradient_steps", "gradient steps"), (axes[1], "wall_s", "wall time (s)")):
+        for k, style in (("small", "-o"), ("medium", "-s")):
+            ax.plot([r[x] for r in rows], [r[f"val_fr_{k}"] for r in rows], style, label=f"policy, {k}")
+            if reference and k in reference:
+                ax.axhline(reference[k], ls="--", lw=1, color="C0" if k == "small" else "C1",
+                           label=f"greedy heuristic, {k}")
+        ax.set_xlabel(label)
+        ax.set_ylabel("validation FR (evaluator; lower is better)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("two-stage VM policy, behaviour cloning (small seeds 500-504, medium-v1 seed 200)", fontsize=9)
+    return save_figure(fig, path)
 
 
 def _samples(plans):

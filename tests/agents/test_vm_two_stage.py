@@ -69,3 +69,15 @@ def test_pretrained_policy_ships_and_is_the_default_agent():
     with pytest.raises(sysgym.errors.UnknownNameError):
         sysgym.agents.pretrained("no_such_family")
     assert np.isfinite(fr)
+
+
+def test_onnx_export_matches_torch_on_two_sizes(tmp_path):
+    from sysgym.agents.vm_two_stage_onnx import OnnxTwoStage, export_onnx
+
+    torch.manual_seed(2)
+    pol = TwoStagePolicy(dim=16)
+    export_onnx(pol, tmp_path)
+    onnx_pol = OnnxTwoStage(tmp_path)
+    for preset in ("tiny", "small"):
+        inst = FAM.generate(seed=2, preset=preset)
+        assert onnx_pol.rollout(inst) == rollout(pol, inst)[0]

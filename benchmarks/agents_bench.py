@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="benchmark the two-stage policy (default: the shipped one) instead of training")
     ap.add_argument("--samples", type=int, default=16, help="--two-stage: sampled plans beside the greedy one")
     ap.add_argument("--medium-seeds", type=int, default=5, help="--two-stage: medium-v1 seeds 0..n-1")
+    ap.add_argument("--medium-samples", type=int, default=2, help="--two-stage: K on medium (each plan ~1-2 s)")
     ap.add_argument("--json", default=None, help="--two-stage: write the table here")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -161,7 +162,8 @@ def two_stage(args) -> int:
     greedy_pol = solvers.get("vm_resched.agent", **path)
     sampled = solvers.get("vm_resched.agent", samples=args.samples, **path)
     print(f"== two-stage policy {greedy_pol.path} (shared, loaded 2-core machine) ==")
-    out: dict = {"policy": str(greedy_pol.path), "samples": args.samples, "small": [], "medium": []}
+    out: dict = {"policy": str(greedy_pol.path), "samples": args.samples, "medium_samples": args.medium_samples,
+                 "small": [], "medium": []}
     print(f"-- small, held-out seeds 1000..{999 + args.seeds}: CP-SAT optimum vs the policy --")
     print(f"{'seed':>6} {'before':>7} {'opt':>7} {'greedy-dec':>10} {'K-sample':>8} {'heur':>7} {'gapK':>6} "
           f"{'dec s':>6}")
@@ -189,7 +191,8 @@ def two_stage(args) -> int:
     for seed in range(args.medium_seeds):
         inst = fam.generate(seed=seed, preset="medium")
         rows = {}
-        for label, sol in (("policy", greedy_pol.solve(inst)), ("policy_k", sampled.solve(inst, seed=seed)),
+        sampled_m = solvers.get("vm_resched.agent", samples=args.medium_samples, **path)
+        for label, sol in (("policy", greedy_pol.solve(inst)), ("policy_k", sampled_m.solve(inst, seed=seed)),
                            ("greedy", solvers.get("vm_resched.greedy").solve(inst))):
             ev = fam.evaluate(inst, sol, wall_time_s=sol.wall_time_s)
             rows[label] = {"fr": ev["fragment_rate"], "timed_fr": ev["fragment_rate_timed"], "wall_s": sol.wall_time_s}

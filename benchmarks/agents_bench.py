@@ -84,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=16, help="--two-stage: sampled plans beside the greedy one")
     ap.add_argument("--medium-seeds", type=int, default=5, help="--two-stage: medium-v1 seeds 0..n-1")
     ap.add_argument("--medium-samples", type=int, default=2, help="--two-stage: K on medium (each plan ~1-2 s)")
+    ap.add_argument("--large-seeds", type=int, default=1, help="--two-stage: large-v1 seeds 0..n-1 (shape check)")
     ap.add_argument("--json", default=None, help="--two-stage: write the table here")
+    ap.add_argument("--optima", default=None, help="--two-stage: cache of the small seeds' CP-SAT results (JSON; "
+                    "read if present, else written): CP-SAT's deterministic limit makes them the same every run")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if args.two_stage:
@@ -167,18 +170,24 @@ def two_stage(args) -> int:
     print(f"-- small, held-out seeds 1000..{999 + args.seeds}: CP-SAT optimum vs the policy --")
     print(f"{'seed':>6} {'before':>7} {'opt':>7} {'greedy-dec':>10} {'K-sample':>8} {'heur':>7} {'gapK':>6} "
           f"{'dec s':>6}")
+    cache = json.loads(Path(args.optima).read_text()) if args.optima and Path(args.optima).exists() else {}
     for i in range(args.seeds):
         inst = fam.generate(seed=1000 + i, preset="small")
-        opt = solvers.get("vm_resched.cpsat").solve(inst, time_limit=args.milp_time_limit)
+        if str(1000 + i) not in cache:
+            opt = solvers.get("vm_resched.cpsat").solve(inst, time_limit=args.milp_time_limit)
+            cache[str(1000 + i)] = {"status": opt.status, "decisions": [list(map(int, m)) for m in opt.decisions]}
+        opt_status, opt_plan = cache[str(1000 + i)]["status"], cache[str(1000 + i)]["decisions"]
         a, k = greedy_pol.solve(inst), sampled.solve(inst, seed=i)
-        row = {"seed": 1000 + i, "before": fam.evaluate(inst, [])["fragment_rate"], "status": opt.status,
-               "optimum": fam.evaluate(inst, opt)["fragment_rate"], "policy": fam.evaluate(inst, a)["fragment_rate"],
+        row = {"seed": 1000 + i, "before": fam.evaluate(inst, [])["fragment_rate"], "status": opt_status,
+               "optimum": fam.evaluate(inst, opt_plan)["fragment_rate"], "policy": fam.evaluate(inst, a)["fragment_rate"],
                "policy_k": fam.evaluate(inst, k)["fragment_rate"], "decide_s_k": k.wall_time_s,
                "greedy": fam.evaluate(inst, solvers.get("vm_resched.greedy").solve(inst))["fragment_rate"]}
         out["small"].append(row)
         print(f"{row['seed']:>6} {row['before']:7.4f} {row['optimum']:7.4f} {row['policy']:10.4f} "
               f"{row['policy_k']:8.4f} {row['greedy']:7.4f} {row['policy_k'] / max(row['optimum'], 1e-9) - 1:6.1%} "
               f"{row['decide_s_k']:6.2f}")
+    if args.optima:
+        Path(args.optima).write_text(json.dumps(cache))
     sm = {k: float(np.mean([r[k] for r in out["small"]]))
           for k in ("before", "optimum", "policy", "policy_k", "greedy")}
     n_opt = sum(r["status"] == "optimal" for r in out["small"])
@@ -208,6 +217,17 @@ def two_stage(args) -> int:
            for k in ("policy", "policy_k", "greedy", "lns")}
     for k, v in med.items():
         print(f"medium mean {k:8s}: FR {v['fr']:.4f}, time-aware FR {v['timed_fr']:.4f}, wall {v['wall_s']:.2f}s")
+    out["large"] = []
+    for seed in range(args.large_seeds):  # the same checkpoint on 1,176 PMs: runs, and what it gives
+        inst = fam.generate(seed=seed, preset="large")
+        a, g = greedy_pol.solve(inst), solvers.get("vm_resched.greedy").solve(inst)
+        row = {"seed": seed, "before": fam.evaluate(inst, [])["fragment_rate"], "policy": fam.evaluate(inst, a)[
+            "fragment_rate"], "policy_s": a.wall_time_s, "greedy": fam.evaluate(inst, g)["fragment_rate"],
+            "greedy_s": g.wall_time_s, "pms": inst.num_pms, "vms": inst.num_vms, "mnl": inst.mnl}
+        out["large"].append(row)
+        print(f"large seed {seed} ({inst.num_pms} PMs, {inst.num_vms} VMs, MNL {inst.mnl}): FR before "
+              f"{row['before']:.4f}, policy {row['policy']:.4f} in {row['policy_s']:.1f}s, greedy {row['greedy']:.4f} "
+              f"in {row['greedy_s']:.1f}s")
     out["summary"] = {"small": sm, "small_proven_optimal": n_opt, "medium": med}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -179,7 +179,8 @@ def two_stage(args) -> int:
         opt_status, opt_plan = cache[str(1000 + i)]["status"], cache[str(1000 + i)]["decisions"]
         a, k = greedy_pol.solve(inst), sampled.solve(inst, seed=i)
         row = {"seed": 1000 + i, "before": fam.evaluate(inst, [])["fragment_rate"], "status": opt_status,
-               "optimum": fam.evaluate(inst, opt_plan)["fragment_rate"], "policy": fam.evaluate(inst, a)["fragment_rate"],
+               "optimum": fam.evaluate(inst, opt_plan)["fragment_rate"],
+               "policy": fam.evaluate(inst, a)["fragment_rate"],
                "policy_k": fam.evaluate(inst, k)["fragment_rate"], "decide_s_k": k.wall_time_s,
                "greedy": fam.evaluate(inst, solvers.get("vm_resched.greedy").solve(inst))["fragment_rate"]}
         out["small"].append(row)

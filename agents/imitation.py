@@ -209,23 +209,32 @@ def _reference() -> dict[str, float]:
             for k, seeds in VALIDATION.items()}
 
 
-def plot_curve(curve: list[dict[str, Any]], path, reference: dict[str, float] | None = None):
-    """Evaluator-scored validation FR against gradient steps and wall time (sysgym.plotting.save_figure)."""
+def plot_curve(curve: list[dict[str, Any]], path, reference: dict[str, float] | None = None,
+               finetune: list[dict[str, Any]] | None = None):
+    """Evaluator-scored validation FR against gradient steps and wall time (sysgym.plotting.save_figure);
+    `finetune` (vm_finetune's curve: one gradient step per iteration) continues the behaviour-cloning one."""
     from sysgym.plotting import pyplot, save_figure
 
     plt = pyplot()
     rows = [r for r in curve if "val_fr_small" in r]
+    if finetune:
+        last = curve[-1]
+        rows += [{**r, "gradient_steps": last["gradient_steps"] + r["iteration"],
+                  "wall_s": last["wall_s"] + r["wall_s"]} for r in finetune if r["iteration"] > 0]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, x, label in ((axes[0], "gradient_steps", "gradient steps"), (axes[1], "wall_s", "wall time (s)")):
         for k, style in (("small", "-o"), ("medium", "-s")):
-            ax.plot([r[x] for r in rows], [r[f"val_fr_{k}"] for r in rows], style, label=f"policy, {k}")
+            ax.plot([r[x] for r in rows], [r[f"val_fr_{k}"] for r in rows], style, ms=3, label=f"policy, {k}")
             if reference and k in reference:
                 ax.axhline(reference[k], ls="--", lw=1, color="C0" if k == "small" else "C1",
                            label=f"greedy heuristic, {k}")
+        if finetune:
+            ax.axvline(curve[-1][x], color="grey", lw=0.8, ls=":", label="BC -> REINFORCE")
         ax.set_xlabel(label)
         ax.set_ylabel("validation FR (evaluator; lower is better)")
     axes[0].legend(fontsize=7)
-    fig.suptitle("two-stage VM policy, behaviour cloning (small seeds 500-504, medium-v1 seed 200)", fontsize=9)
+    fig.suptitle("two-stage VM policy: behaviour cloning then REINFORCE (small seeds 500-504, medium-v1 seed 200)",
+                 fontsize=9)
     return save_figure(fig, path)
 
 

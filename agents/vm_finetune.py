@@ -37,7 +37,8 @@ def sampled_plan_logp(policy, inst, generator: torch.Generator):
 
 
 def reinforce(policy, *, presets=("small",), samples: int = 8, lr: float = 1e-4, minutes: float = 10.0,
-              seed: int = 0, on_iter=None, eval_every: int = 10) -> dict:
+              seed: int = 0, on_iter=None, eval_every: int = 10, iterations: int | None = None) -> dict:
+    """Until `minutes` of wall time pass, or after `iterations` updates when given (reproducible)."""
     import sysgym
 
     fam = sysgym.get_family("vm_resched")
@@ -45,7 +46,7 @@ def reinforce(policy, *, presets=("small",), samples: int = 8, lr: float = 1e-4,
     rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     t0, it = time.perf_counter(), 0
-    while time.perf_counter() - t0 < minutes * 60:
+    while (it < iterations) if iterations is not None else (time.perf_counter() - t0 < minutes * 60):
         inst = fam.generate(seed=int(rng.integers(0, 1000)), preset=presets[it % len(presets)])
         plans = [sampled_plan_logp(policy, inst, gen) for _ in range(samples)]
         frs = torch.tensor([fam.evaluate(inst, p)["fragment_rate"] for p, _ in plans])
@@ -69,6 +70,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--iterations", type=int, default=None, help="stop after this many updates (not --minutes)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
 
     save_policy(policy, out / "policy.pt", {**meta, "finetune": {"best": best, "curve": curve}})
     res = reinforce(policy, samples=args.samples, lr=args.lr, minutes=args.minutes, seed=args.seed,
-                    on_iter=on_iter, eval_every=args.eval_every)
+                    on_iter=on_iter, eval_every=args.eval_every, iterations=args.iterations)
     (out / "finetune.json").write_text(json.dumps({**res, "best": best, "curve": curve,
                                                    "command": "python -m sysgym.agents.vm_finetune " +
                                                    " ".join(argv if argv is not None else sys.argv[1:])}, indent=1))

@@ -42,3 +42,36 @@ def pretrained(family: str) -> ShippedPolicy:
     path = shipped_path(family)
     pol, meta = load_policy(path)
     return ShippedPolicy(family, path, pol, meta)
+
+
+def ship(policy: str | Path, family: str = "vm_resched", evaluation: str | Path | None = None,
+         extra: dict[str, Any] | None = None) -> Path:
+    """Copy a trained two-stage policy into the package (state dict + JSON with its training record and,
+    from `agents_bench.py --two-stage --json`, the evaluation table) and export its ONNX graphs beside it."""
+    import json
+
+    from sysgym.agents.vm_two_stage import load_policy, save_policy
+    from sysgym.agents.vm_two_stage_onnx import export_onnx
+
+    pol, meta = load_policy(policy)
+    meta.pop("format", None)
+    meta.pop("dim", None)
+    if evaluation is not None:
+        meta["evaluation"] = json.loads(Path(evaluation).read_text())
+    meta.update(extra or {})
+    target = shipped_path(family)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_policy(pol, target, meta)
+    export_onnx(pol, target.parent, {"family": family})
+    return target
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="ship a trained two-stage policy as the package's pretrained one")
+    ap.add_argument("--policy", required=True)
+    ap.add_argument("--evaluation", default=None, help="agents_bench.py --two-stage --json output")
+    ap.add_argument("--family", default="vm_resched")
+    a = ap.parse_args()
+    print(ship(a.policy, a.family, a.evaluation))

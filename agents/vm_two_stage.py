@@ -106,8 +106,10 @@ class TwoStagePolicy(nn.Module):
         return torch.log_softmax(torch.where(m, lg, torch.full_like(lg, NEG)), -1)
 
 
-def rollout(policy: TwoStagePolicy, inst, *, sample: bool = False, generator: torch.Generator | None = None):
-    """One plan: (decisions, decision seconds). Greedy (argmax) unless `sample`."""
+def rollout(policy: TwoStagePolicy, inst, *, sample: bool = False, generator: torch.Generator | None = None,
+            temperature: float = 1.0):
+    """One plan: (decisions, decision seconds). Greedy (argmax) unless `sample` (softmax of log-probs /
+    `temperature`: above 1 spreads the samples further from the greedy plan)."""
     env = VmReschedEnv(instance=inst, action_mode="two_stage")
     obs, _ = env.reset(seed=0)
     t0 = time.perf_counter()
@@ -117,24 +119,30 @@ def rollout(policy: TwoStagePolicy, inst, *, sample: bool = False, generator: to
             stage = int(obs["stage"][0])
             mask = torch.as_tensor(env.action_masks()).unsqueeze(0)
             lp = policy.log_probs(to_tensors(obs), mask, stage, cache)[0]
-            a = int(torch.multinomial(lp.exp(), 1, generator=generator)) if sample else int(torch.argmax(lp))
+            if sample:
+                a = int(torch.multinomial(torch.softmax(lp / temperature, 0), 1, generator=generator))
+            else:
+                a = int(torch.argmax(lp))
             obs, _r, done, _t, _ = env.step(a)
     return env.decisions(), time.perf_counter() - t0
 
 
-def decide(policy: TwoStagePolicy, inst, *, samples: int = 0, seed: int = 0) -> dict[str, Any]:
-    """Greedy plan + `samples` sampled plans; the one `vm_resched.evaluate` scores lowest is kept."""
+def decide(policy: TwoStagePolicy, inst, *, samples: int = 0, seed: int = 0,
+           temperature: float = 1.0) -> dict[str, Any]:
+    """Greedy plan + `samples` sampled plans (at `temperature`); the one `vm_resched.evaluate` scores lowest
+    is kept."""
     from sysgym.envs.vm_resched.evaluate import evaluate
 
     t0 = time.perf_counter()
     gen = torch.Generator().manual_seed(int(seed))
     best, best_fr, which = None, np.inf, -1
     for k in range(samples + 1):
-        plan, _ = rollout(policy, inst, sample=k > 0, generator=gen)
+        plan, _ = rollout(policy, inst, sample=k > 0, generator=gen, temperature=temperature)
         fr = evaluate(inst, plan)["fragment_rate"]
         if fr < best_fr - 1e-12:
             best, best_fr, which = plan, fr, k
-    return {"decisions": best, "fragment_rate": best_fr, "samples": samples, "best_plan": which,
+    return {"decisions": best, "fragment_rate": best_fr, "samples": samples, "temperature": temperature,
+            "best_plan": which,
             "decide_time_s": time.perf_counter() - t0}
 
 

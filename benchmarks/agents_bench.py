@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--two-stage", nargs="?", const="shipped", default=None, metavar="POLICY.pt",
                     help="benchmark the two-stage policy (default: the shipped one) instead of training")
     ap.add_argument("--samples", type=int, default=16, help="--two-stage: sampled plans beside the greedy one")
+    ap.add_argument("--temperature", type=float, default=None, help="--two-stage: of the sampled plans "
+                    "(default: vm_resched.agent's, chosen on validation seeds)")
     ap.add_argument("--medium-seeds", type=int, default=5, help="--two-stage: medium-v1 seeds 0..n-1")
     ap.add_argument("--medium-samples", type=int, default=2, help="--two-stage: K on medium (each plan ~1-2 s)")
     ap.add_argument("--large-seeds", type=int, default=1, help="--two-stage: large-v1 seeds 0..n-1 (shape check)")
@@ -162,10 +164,13 @@ def two_stage(args) -> int:
 
     fam = sysgym.get_family("vm_resched")
     path = {} if args.two_stage == "shipped" else {"path": args.two_stage}
-    greedy_pol = solvers.get("vm_resched.agent", **path)
+    greedy_pol = solvers.get("vm_resched.agent", **path)  # samples=0: the temperature plays no part
+    if args.temperature is not None:
+        path["temperature"] = args.temperature
     sampled = solvers.get("vm_resched.agent", samples=args.samples, **path)
     print(f"== two-stage policy {greedy_pol.path} (shared, loaded 2-core machine) ==")
     out: dict = {"policy": str(greedy_pol.path), "samples": args.samples, "medium_samples": args.medium_samples,
+                 "temperature": sampled.temperature,
                  "small": [], "medium": []}
     print(f"-- small, held-out seeds 1000..{999 + args.seeds}: CP-SAT optimum vs the policy --")
     print(f"{'seed':>6} {'before':>7} {'opt':>7} {'greedy-dec':>10} {'K-sample':>8} {'heur':>7} {'gapK':>6} "

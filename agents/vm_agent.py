@@ -18,7 +18,7 @@ from sysgym.specs import check_seed
 
 # Temperature of the sampled plans, chosen on validation seeds 500-529 of small (neither training nor benchmark
 # seeds; K = 16; agents/weights/vm_resched/policy.json "temperature_selection").
-DEFAULT_TEMPERATURE = 2.0
+DEFAULT_TEMPERATURE = 3.0  # 3 and 4 tied (mean FR 0.1572 vs optimum 0.1486); ties go to the lower one
 
 
 @functools.lru_cache(maxsize=4)

@@ -69,6 +69,9 @@ def test_pretrained_policy_ships_and_is_the_default_agent():
     with pytest.raises(sysgym.errors.UnknownNameError):
         sysgym.agents.pretrained("no_such_family")
     assert np.isfinite(fr)
+    from sysgym.agents.vm_two_stage_onnx import OnnxTwoStage  # the shipped ONNX graphs are the same policy
+
+    assert OnnxTwoStage(shipped.path.parent).rollout(inst) == rollout(shipped.policy, inst)[0]
 
 
 def test_onnx_export_matches_torch_on_two_sizes(tmp_path):

@@ -84,3 +84,12 @@ def test_onnx_export_matches_torch_on_two_sizes(tmp_path):
     for preset in ("tiny", "small"):
         inst = FAM.generate(seed=2, preset=preset)
         assert onnx_pol.rollout(inst) == rollout(pol, inst)[0]
+
+
+def test_shipped_checkpoint_passes_the_solver_checks_on_tiny_and_medium_shapes():
+    from sysgym.testing import check_solver
+
+    medium = FAM.generate(seed=0, preset="medium")
+    for inst in (FAM.generate(seed=1, preset="tiny"), dataclasses.replace(medium, mnl=3)):
+        sol, metrics = check_solver("vm_resched.agent", inst, time_limit=None)
+        assert sol.stats["samples"] == 0 and metrics["fragment_rate"] <= metrics["fragment_rate_before"]

@@ -4,6 +4,7 @@
 * `sysgym.agents.load(path)` -> a policy with `act(observation, mask=None)` (run dir, .zip, .onnx, .pt)
 * `sysgym export RUN_DIR --format onnx|torchscript` (`export(run_dir, fmt)`)
 * `<family>.agent` solvers (`sysgym.agents.methods`): a trained policy in sweeps and on the leaderboard
+* `sysgym.agents.pretrained("vm_resched")`: the shipped size-agnostic two-stage VM policy (`vm_two_stage.py`)
 * `sysgym tune-agent env=... agent=...`: Optuna (TPE + median pruner) over the agent's search space
 """
 from __future__ import annotations
@@ -12,7 +13,14 @@ from __future__ import annotations
 # named like a package-level function replaces that function on the package when it is first imported.
 from typing import Any
 
-__all__ = ["export", "load", "train"]
+__all__ = ["export", "load", "pretrained", "train"]
+
+
+def pretrained(family: str):
+    """The policy shipped for `family` (`"vm_resched"`), loaded without training (`sysgym.agents.shipped`)."""
+    from sysgym.agents.shipped import pretrained as _pretrained
+
+    return _pretrained(family)
 
 
 def load(path: Any, *, which: str = "final", device: str = "cpu"):

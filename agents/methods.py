@@ -68,6 +68,10 @@ class AgentSolver(Solver):
                                "steps": ro.steps, "decide_time_s": ro.decide_time_s, "episode_reward": ro.total_reward})
 
 
+# vm_resched registers its own `.agent` (the shipped two-stage policy by default; SB3 files as here).
+from sysgym.agents import vm_agent as _vm_agent  # noqa: E402,F401
+
+
 def _register_all() -> None:
     """A `<family>.agent` for every family with an env whose rollouts its evaluator can score."""
     from sysgym.agents.envs import is_scorable

@@ -11,6 +11,13 @@
     .venv/bin/python benchmarks/agents_bench.py --minutes 1 --seeds 3   # a quick look
     .venv/bin/python benchmarks/agents_bench.py --run-dir runs/x --skip-train   # re-score a run
 
+3. `--two-stage [POLICY.pt]` (issue 17): the size-agnostic two-stage policy (default: the shipped one,
+   `sysgym.agents.pretrained("vm_resched")`), no training: VM small on 20 held-out seeds (1000+) against
+   CP-SAT's proven optimum, then the same checkpoint on medium-v1 seeds 0-4 against greedy (FR and
+   time-aware FR) and LNS given the policy's wall time; `--samples K` sampled plans beside the greedy one.
+
+    .venv/bin/python benchmarks/agents_bench.py --two-stage --samples 16 --json out.json
+
 Prints its figures and writes a plot (agent vs MILP vs greedy per instance) beside the run.
 """
 from __future__ import annotations
@@ -72,8 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch threads of the quality run (the issue: 2 cores)")
     ap.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                     help="extra `sysgym train` overrides for the quality run (repeatable), e.g. agent.n_envs=8")
+    ap.add_argument("--two-stage", nargs="?", const="shipped", default=None, metavar="POLICY.pt",
+                    help="benchmark the two-stage policy (default: the shipped one) instead of training")
+    ap.add_argument("--samples", type=int, default=16, help="--two-stage: sampled plans beside the greedy one")
+    ap.add_argument("--temperature", type=float, default=None, help="--two-stage: of the sampled plans "
+                    "(default: vm_resched.agent's, chosen on validation seeds)")
+    ap.add_argument("--medium-seeds", type=int, default=5, help="--two-stage: medium-v1 seeds 0..n-1")
+    ap.add_argument("--medium-samples", type=int, default=2, help="--two-stage: K on medium (each plan ~1-2 s)")
+    ap.add_argument("--large-seeds", type=int, default=1, help="--two-stage: large-v1 seeds 0..n-1 (shape check)")
+    ap.add_argument("--json", default=None, help="--two-stage: write the table here")
+    ap.add_argument("--optima", default=None, help="--two-stage: cache of the small seeds' CP-SAT results (JSON; "
+                    "read if present, else written): CP-SAT's deterministic limit makes them the same every run")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.two_stage:
+        return two_stage(args)
     import sysgym
     from sysgym import solvers
     from sysgym.agents.training import train
@@ -132,6 +152,92 @@ def main(argv: list[str] | None = None) -> int:
           f"{arr[:, 7].sum() / arr[:, 6].sum():.0f}x (policy decision time only)")
     _plot(rows, run / "bench_vs_milp.png")
     print(f"plot: {run / 'bench_vs_milp.png'}")
+    return 0
+
+
+def two_stage(args) -> int:
+    """Mode 3 (module docstring): every figure comes from `vm_resched.evaluate`."""
+    import json
+
+    import sysgym
+    from sysgym import solvers
+
+    fam = sysgym.get_family("vm_resched")
+    path = {} if args.two_stage == "shipped" else {"path": args.two_stage}
+    greedy_pol = solvers.get("vm_resched.agent", **path)  # samples=0: the temperature plays no part
+    if args.temperature is not None:
+        path["temperature"] = args.temperature
+    sampled = solvers.get("vm_resched.agent", samples=args.samples, **path)
+    print(f"== two-stage policy {greedy_pol.path} (shared, loaded 2-core machine) ==")
+    out: dict = {"policy": str(greedy_pol.path), "samples": args.samples, "medium_samples": args.medium_samples,
+                 "temperature": sampled.temperature,
+                 "small": [], "medium": []}
+    print(f"-- small, held-out seeds 1000..{999 + args.seeds}: CP-SAT optimum vs the policy --")
+    print(f"{'seed':>6} {'before':>7} {'opt':>7} {'greedy-dec':>10} {'K-sample':>8} {'heur':>7} {'gapK':>6} "
+          f"{'dec s':>6}")
+    cache = json.loads(Path(args.optima).read_text()) if args.optima and Path(args.optima).exists() else {}
+    for i in range(args.seeds):
+        inst = fam.generate(seed=1000 + i, preset="small")
+        if str(1000 + i) not in cache:
+            opt = solvers.get("vm_resched.cpsat").solve(inst, time_limit=args.milp_time_limit)
+            cache[str(1000 + i)] = {"status": opt.status, "decisions": [list(map(int, m)) for m in opt.decisions]}
+        opt_status, opt_plan = cache[str(1000 + i)]["status"], cache[str(1000 + i)]["decisions"]
+        a, k = greedy_pol.solve(inst), sampled.solve(inst, seed=i)
+        row = {"seed": 1000 + i, "before": fam.evaluate(inst, [])["fragment_rate"], "status": opt_status,
+               "optimum": fam.evaluate(inst, opt_plan)["fragment_rate"],
+               "policy": fam.evaluate(inst, a)["fragment_rate"],
+               "policy_k": fam.evaluate(inst, k)["fragment_rate"], "decide_s_k": k.wall_time_s,
+               "greedy": fam.evaluate(inst, solvers.get("vm_resched.greedy").solve(inst))["fragment_rate"]}
+        out["small"].append(row)
+        print(f"{row['seed']:>6} {row['before']:7.4f} {row['optimum']:7.4f} {row['policy']:10.4f} "
+              f"{row['policy_k']:8.4f} {row['greedy']:7.4f} {row['policy_k'] / max(row['optimum'], 1e-9) - 1:6.1%} "
+              f"{row['decide_s_k']:6.2f}")
+    if args.optima:
+        Path(args.optima).write_text(json.dumps(cache))
+    sm = {k: float(np.mean([r[k] for r in out["small"]]))
+          for k in ("before", "optimum", "policy", "policy_k", "greedy")}
+    n_opt = sum(r["status"] == "optimal" for r in out["small"])
+    print(f"mean FR: optimum {sm['optimum']:.4f} ({n_opt}/{args.seeds} proven), policy greedy-decoded "
+          f"{sm['policy']:.4f} ({sm['policy'] / sm['optimum'] - 1:+.1%}), K={args.samples} {sm['policy_k']:.4f} "
+          f"({sm['policy_k'] / sm['optimum'] - 1:+.1%}), greedy heuristic {sm['greedy']:.4f}")
+    print(f"-- medium-v1 seeds 0..{args.medium_seeds - 1}: same checkpoint vs greedy, LNS at the policy's wall time --")
+    print(f"{'seed':>4} {'before':>7} {'policy':>7} {'pol tFR':>7} {'pol s':>6} {'polK':>7} {'polK s':>6} "
+          f"{'greedy':>7} {'gr tFR':>7} {'LNS':>7} {'LNS s':>6}")
+    for seed in range(args.medium_seeds):
+        inst = fam.generate(seed=seed, preset="medium")
+        rows = {}
+        sampled_m = solvers.get("vm_resched.agent", samples=args.medium_samples, **path)
+        for label, sol in (("policy", greedy_pol.solve(inst)), ("policy_k", sampled_m.solve(inst, seed=seed)),
+                           ("greedy", solvers.get("vm_resched.greedy").solve(inst))):
+            ev = fam.evaluate(inst, sol, wall_time_s=sol.wall_time_s)
+            rows[label] = {"fr": ev["fragment_rate"], "timed_fr": ev["fragment_rate_timed"], "wall_s": sol.wall_time_s}
+        lns = solvers.get("vm_resched.lns").solve(inst, time_limit=max(rows["policy"]["wall_s"], 0.1))
+        ev = fam.evaluate(inst, lns, wall_time_s=lns.wall_time_s)
+        rows["lns"] = {"fr": ev["fragment_rate"], "timed_fr": ev["fragment_rate_timed"], "wall_s": lns.wall_time_s}
+        rows["seed"], rows["before"] = seed, fam.evaluate(inst, [])["fragment_rate"]
+        out["medium"].append(rows)
+        p, pk, g, ln = rows["policy"], rows["policy_k"], rows["greedy"], rows["lns"]
+        print(f"{seed:>4} {rows['before']:7.4f} {p['fr']:7.4f} {p['timed_fr']:7.4f} {p['wall_s']:6.2f} {pk['fr']:7.4f} "
+              f"{pk['wall_s']:6.2f} {g['fr']:7.4f} {g['timed_fr']:7.4f} {ln['fr']:7.4f} {ln['wall_s']:6.2f}")
+    med = {k: {m: float(np.mean([r[k][m] for r in out["medium"]])) for m in ("fr", "timed_fr", "wall_s")}
+           for k in ("policy", "policy_k", "greedy", "lns")}
+    for k, v in med.items():
+        print(f"medium mean {k:8s}: FR {v['fr']:.4f}, time-aware FR {v['timed_fr']:.4f}, wall {v['wall_s']:.2f}s")
+    out["large"] = []
+    for seed in range(args.large_seeds):  # the same checkpoint on 1,176 PMs: runs, and what it gives
+        inst = fam.generate(seed=seed, preset="large")
+        a, g = greedy_pol.solve(inst), solvers.get("vm_resched.greedy").solve(inst)
+        row = {"seed": seed, "before": fam.evaluate(inst, [])["fragment_rate"], "policy": fam.evaluate(inst, a)[
+            "fragment_rate"], "policy_s": a.wall_time_s, "greedy": fam.evaluate(inst, g)["fragment_rate"],
+            "greedy_s": g.wall_time_s, "pms": inst.num_pms, "vms": inst.num_vms, "mnl": inst.mnl}
+        out["large"].append(row)
+        print(f"large seed {seed} ({inst.num_pms} PMs, {inst.num_vms} VMs, MNL {inst.mnl}): FR before "
+              f"{row['before']:.4f}, policy {row['policy']:.4f} in {row['policy_s']:.1f}s, greedy {row['greedy']:.4f} "
+              f"in {row['greedy_s']:.1f}s")
+    out["summary"] = {"small": sm, "small_proven_optimal": n_opt, "medium": med}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+        print(f"table: {args.json}")
     return 0
 
 

@@ -34,6 +34,18 @@ step a no-op with reward -1 and `info["invalid_action"]` naming the VM, the dest
 constraint; `"raise"` raises `InvalidActionError` with that message, leaving the state untouched.
 
 `decisions()` is the ordered list of migrations `(vm, pm, numa)` that `vm_resched.evaluate` replays.
+
+`action_mode="two_stage"` (VMR2L's decision; `two_stage.py`): each migration takes two env steps, first the
+VM (action = VM index), then its destination node (action = `2 * pm + numa`, the VM's own place is the
+no-op); Discrete(max(max_vms, 2 * num_pms)), `action_masks()` is the current stage's mask (VMs with a
+destination other than their own place; the chosen VM's feasible destinations), padded to that size. No
+step builds the VMs x destinations table, so a medium or large instance costs shapes x nodes per step. The
+observation is per entity, so one size-agnostic policy (`sysgym.agents.vm_two_stage`) reads any size:
+`vm` (max_vms, 17): the 14 VMR2L features plus the remainder change on its source when it leaves, the best
+move's total remainder change and a has-a-move flag (/ 16); `pm` (num_pms, 8); `dest` (2 * num_pms, 6):
+the chosen VM's destinations (remainder after, its change, the source's change, their sum, no-op flag,
+feasible; zeros in the VM stage); `stage` (0 or 1), `chosen` (the VM, -1 in the VM stage), `progress`.
+Stage 0 steps give reward 0; an episode is 2 x MNL steps; an invalid action uses the migration's slot.
 """
 from __future__ import annotations
 
@@ -46,6 +58,7 @@ from sysgym.env import SysgymEnv
 from sysgym.envs.vm_resched.generator import PRESETS
 from sysgym.envs.vm_resched.instance import VmInstance
 from sysgym.envs.vm_resched.state import ClusterState
+from sysgym.envs.vm_resched.two_stage import DEST_FEATURES, VM_EXTRA_FEATURES, dest_features, vm_stage
 from sysgym.errors import InvalidArgumentError, UnknownNameError
 
 PM_FEATURES = 8
@@ -54,6 +67,7 @@ HOSTED_SIZES = (2, 4, 8)
 VM_FEATURES = 14
 PAIR_FEATURES = 5
 OBSERVATIONS = ("vmr2l", "pairs")
+ACTION_MODES = ("flat", "two_stage")
 
 
 class VmReschedEnv(SysgymEnv):
@@ -62,7 +76,11 @@ class VmReschedEnv(SysgymEnv):
     def __init__(self, instance: VmInstance | None = None, preset: str = "small", num_pms: int | None = None,
                  num_vms: int | None = None, mnl: int | None = None, max_vms: int | None = None,
                  reward: str = "score", invalid_action: str = "penalise", generator_params: dict | None = None,
-                 observation: str = "vmr2l", render_mode: str | None = None):
+                 observation: str = "vmr2l", action_mode: str = "flat", render_mode: str | None = None):
+        if action_mode not in ACTION_MODES:
+            raise UnknownNameError("VmResched action_mode", action_mode, ACTION_MODES)
+        if action_mode == "two_stage" and observation != "vmr2l":
+            raise InvalidArgumentError("action_mode='two_stage' has its own observation; leave observation='vmr2l'")
         if observation not in OBSERVATIONS:
             raise UnknownNameError("VmResched observation", observation, OBSERVATIONS)
         if reward not in ("score", "fr"):
@@ -93,6 +111,14 @@ class VmReschedEnv(SysgymEnv):
         }
         if self.pairs:
             obs_spaces["pair"] = spaces.Box(-4.0, 4.0, (self.max_vms, self.n_dest, PAIR_FEATURES), np.float32)
+        self.two_stage = action_mode == "two_stage"
+        self.action_mode = action_mode
+        if self.two_stage:
+            self.action_space = spaces.Discrete(max(self.max_vms, self.n_dest))
+            obs_spaces["vm"] = spaces.Box(-4.0, 4.0, (self.max_vms, VM_FEATURES + VM_EXTRA_FEATURES), np.float32)
+            obs_spaces["dest"] = spaces.Box(-4.0, 4.0, (self.n_dest, DEST_FEATURES), np.float32)
+            obs_spaces["stage"] = spaces.Box(0.0, 1.0, (1,), np.float32)
+            obs_spaces["chosen"] = spaces.Box(-1.0, float(self.max_vms), (1,), np.float32)
         self.observation_space = spaces.Dict(obs_spaces)
         self.state: ClusterState | None = None
 
@@ -105,6 +131,11 @@ class VmReschedEnv(SysgymEnv):
         self.steps, self.migrations = 0, 0
         self.history: list[tuple[int, int, int]] = []
         self._init_static()
+        if self.two_stage:
+            self.chosen = -1
+            self._update_pm_features()
+            self._stage0()
+            return self._obs(), self._info()
         self._mask = np.zeros((self.max_vms, self.n_dest), bool)
         for p in range(self.num_pms):
             self._update_columns(p)
@@ -117,6 +148,62 @@ class VmReschedEnv(SysgymEnv):
     def layout_kwargs(self) -> dict[str, Any]:
         return {"max_vms": int(self.max_vms)}
 
+    def _stage0(self) -> None:
+        """VM stage: which VMs can move, and the per-VM move features (two_stage.vm_stage)."""
+        n = self.state.num_vms
+        has, best, src = vm_stage(self.state)
+        if not has.any():
+            has[:] = True  # nothing can move: any VM's own place (the no-op) is what is left
+        self._ts_mask = np.zeros(self.action_space.n, bool)
+        self._ts_mask[:n] = has
+        self._vm_extra = np.zeros((self.max_vms, VM_EXTRA_FEATURES), np.float32)
+        u = self.state.unit
+        self._vm_extra[:n] = np.stack([src / u, best / u, has], 1)
+        self._dest = np.zeros((self.n_dest, DEST_FEATURES), np.float32)
+
+    def _step_two_stage(self, a: int):
+        st = self.state
+        if self.chosen < 0:  # VM stage
+            if not self._ts_mask[a]:
+                reason = (f"VM {a} is padding (the instance has {st.num_vms} VMs)" if a >= st.num_vms
+                          else f"VM {a} has no destination other than its own place")
+                return self._invalid(reason)
+            self.chosen = a
+            self._dest, feas = dest_features(st, a)
+            self._ts_mask = np.zeros(self.action_space.n, bool)
+            self._ts_mask[:self.n_dest] = feas
+            return self._obs(), 0.0, False, False, self._info()
+        v, (pm, numa) = self.chosen, divmod(a, 2)
+        if not (a < self.n_dest and self._ts_mask[a]):
+            return self._invalid(self._explain(v, pm, numa) if a < self.n_dest else f"destination {a} outside "
+                                 f"the {self.n_dest} NUMA nodes")
+        reward = self._migrate(v, pm, numa) if not st.is_current(v, pm, numa) else 0.0
+        self.chosen = -1
+        self.steps += 1
+        self._stage0()
+        return self._obs(), float(reward), self.steps >= self.mnl, False, self._info()
+
+    def _migrate(self, v: int, pm: int, numa: int) -> float:
+        """Apply a masked-valid move; the env's reward for it."""
+        st = self.state
+        src_pm = int(st.vm_pm[v])
+        pms = sorted({src_pm, pm})
+        before_score = self._pm_score(pms)
+        before_fr = st.fragment_rate() if self.reward_mode == "fr" else 0.0
+        st.move(v, pm, numa)
+        self.migrations += 1
+        self.history.append((v, pm, numa))
+        if not self.two_stage:
+            for p in pms:
+                self._update_columns(p)
+            self._update_row(v)
+        else:
+            self._vm_static_row(v)
+        self._update_pm_features(pms)
+        if self.reward_mode == "score":
+            return (before_score - self._pm_score(pms)) / 4.0
+        return before_fr - st.fragment_rate()
+
     def step(self, action):
         if self.state is None:
             raise RuntimeError("call reset() before step()")
@@ -128,38 +215,21 @@ class VmReschedEnv(SysgymEnv):
             return self._invalid(f"action {action!r} is not an integer")
         if not 0 <= a < self.action_space.n:
             return self._invalid(f"action {a} outside Discrete({self.action_space.n})")
+        if self.two_stage:
+            return self._step_two_stage(a)
         v, d = divmod(a, self.n_dest)
         pm, numa = divmod(d, 2)
         if not self._mask[v, d]:
             return self._invalid(self._explain(v, pm, numa))
-        st = self.state
-        reward = 0.0
-        info_extra = {}
-        if not st.is_current(v, pm, numa):
-            src_pm = int(st.vm_pm[v])
-            pms = sorted({src_pm, pm})
-            before_score = self._pm_score(pms)
-            before_fr = st.fragment_rate() if self.reward_mode == "fr" else 0.0
-            st.move(v, pm, numa)
-            self.migrations += 1
-            self.history.append((v, pm, numa))
-            for p in pms:
-                self._update_columns(p)
-            self._update_row(v)
-            self._update_pm_features(pms)
-            if self.reward_mode == "score":
-                reward = (before_score - self._pm_score(pms)) / 4.0
-            else:
-                reward = before_fr - st.fragment_rate()
+        reward = 0.0 if self.state.is_current(v, pm, numa) else self._migrate(v, pm, numa)
         self.steps += 1
-        terminated = self.steps >= self.mnl
-        return self._obs(), float(reward), terminated, False, {**self._info(), **info_extra}
+        return self._obs(), float(reward), self.steps >= self.mnl, False, self._info()
 
     def action_masks(self) -> np.ndarray:
         """Valid actions, flat (a view; do not modify)."""
         if self.state is None:
             raise RuntimeError("call reset() before action_masks()")
-        return self._mask.reshape(-1)
+        return self._ts_mask if self.two_stage else self._mask.reshape(-1)
 
     def render(self):
         if self.state is None:
@@ -172,6 +242,9 @@ class VmReschedEnv(SysgymEnv):
         # A refused action changes nothing but uses a step (so an episode still ends after MNL steps).
         if self.invalid_action != "raise":
             self.steps += 1
+            if self.two_stage and self.chosen >= 0:
+                self.chosen = -1
+                self._stage0()
         return self.invalid(reason, self._obs(), self._info(), terminated=self.steps >= self.mnl)
 
     def _explain(self, v: int, pm: int, numa: int) -> str:
@@ -275,6 +348,11 @@ class VmReschedEnv(SysgymEnv):
         self._vm_obs[:n, 8:14] = self._pm_obs[self.state.vm_pm, :6]
         obs = {"pm": self._pm_obs.copy(), "vm": self._vm_obs.copy(),
                "progress": np.array([self.steps / max(self.mnl, 1)], np.float32)}
+        if self.two_stage:
+            obs["vm"] = np.concatenate([self._vm_obs, self._vm_extra], 1)
+            obs["dest"] = self._dest.copy()
+            obs["stage"] = np.array([float(self.chosen >= 0)], np.float32)
+            obs["chosen"] = np.array([float(self.chosen)], np.float32)
         if self.pairs:
             self._hosted_features()
             obs["pm"] = self._pm_obs.copy()

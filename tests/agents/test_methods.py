@@ -15,8 +15,8 @@ from sysgym.testing import check_solver
 def test_agent_solver_is_registered_as_learned():
     assert "vm_resched.agent" in solvers.list("vm_resched")
     assert solvers.solver_class("vm_resched.agent").kind == "learned"
-    with pytest.raises(ValueError, match="needs path"):
-        solvers.get("vm_resched.agent")
+    with pytest.raises(ValueError, match="needs path"):  # vm_resched.agent defaults to its shipped policy
+        solvers.get("kv_eviction.agent")
 
 
 @pytest.mark.parametrize("which", ["run", "onnx"])

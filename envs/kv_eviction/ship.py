@@ -53,7 +53,9 @@ def export(name: str, checkpoint: Path, out_dir: Path = WEIGHTS_DIR) -> dict:
             "train_seconds": blob["seconds"], "corpus_digest": blob["corpus_digest"],
             "corpus_files_sha256": hashlib.sha256(files).hexdigest(), "corpus_files": corpus.files,
             "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "params": sum(t.numel() for t in blob["state_dict"].values()), "losses": blob["losses"]}
+            "params": sum(t.numel() for t in blob["state_dict"].values()),
+            "final_train_loss": float(np.mean(blob["losses"][-max(1, len(blob["losses"]) // 10):])),
+            "losses": blob["losses"]}
     out_dir.mkdir(parents=True, exist_ok=True)
     half = {k: v.to(torch.float16) for k, v in blob["state_dict"].items()}
     for path, write in ((out_dir / f"{name}.pt", lambda p: torch.save(half, p)),

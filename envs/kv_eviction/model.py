@@ -60,7 +60,7 @@ class ModelConfig:
 # how). `legacy`: the earlier 0.5 M default (no attention sink; trained on first use, about 11 minutes).
 # `small`: a mid-size model for quick experiments. `tiny`: the test suite's model (a few seconds).
 CONFIGS: dict[str, ModelConfig] = {
-    "default": ModelConfig(n_layer=4, n_head=6, d_model=192, ctx=1024, train_steps=2400, batch_size=4,
+    "default": ModelConfig(n_layer=4, n_head=6, d_model=192, ctx=1024, train_steps=1700, batch_size=4,
                            train_len=1024, lr=2e-3, warmup=100, max_train_bytes=12_000_000, sink_token=True,
                            corpus="mixed"),
     "legacy": ModelConfig(),

@@ -66,7 +66,8 @@ def plot_patterns(p: dict[str, Any], path) -> Any:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     panels = ((axes[0], "sink_share", "uniform_sink_share", f"attention on the first {p['k']} tokens"),
-              (axes[1], "heavy_share", "uniform_heavy_share", f"accumulated attention on the top {p['heavy']:.0%} of keys"))
+              (axes[1], "heavy_share", "uniform_heavy_share",
+               f"accumulated attention on the top {p['heavy']:.0%} of keys"))
     for ax, key, uni, label in panels:
         per_head = np.asarray(p[key + "_per_head"])
         n_layer, n_head = per_head.shape

@@ -78,7 +78,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(p, indent=1))
     print(f"model {p['model']} (weights {p['weights']}), {p['num_sequences']} x {p['seq_len']} held-out tokens")
-    print(f"{'layer':>5s} {'first ' + str(p['k']) + ' tokens':>14s} {'top ' + format(p['heavy'], '.0%') + ' keys':>13s}")
+    first, top = f"first {p['k']} tokens", f"top {p['heavy']:.0%} keys"
+    print(f"{'layer':>5s} {first:>14s} {top:>13s}")
     for li, (s, h) in enumerate(zip(p["sink_share"], p["heavy_share"])):
         print(f"{li:5d} {s:14.3f} {h:13.3f}")
     print(f"{'unif.':>5s} {p['uniform_sink_share']:14.3f} {p['uniform_heavy_share']:13.3f}")
@@ -96,7 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                help="token-level KV-cache eviction: train the model, score policies")
     sub = kv.add_subparsers(dest="kv_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", default="default", help="model configuration: default (shipped), legacy, small or tiny")
+    common.add_argument("--model", default="default",
+                        help="model configuration: default (shipped), legacy, small or tiny")
     common.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     tr = sub.add_parser("train", parents=[common], help="train (or load) and cache a model")
     tr.add_argument("--retrain", action="store_true", help="train again even when cached")

@@ -3,9 +3,11 @@
 Architecture: GPT-2 style (Radford et al. 2019) pre-LayerNorm decoder with learned absolute positions,
 multi-head softmax attention and a 4x GELU MLP, written in plain torch so that every attention weight
 is visible and any key can be masked per layer, head and query step. Training is deterministic from
-`ModelConfig.seed` (torch and numpy seeded, data windows drawn from a seeded generator); the trained
-weights are cached in `cache_dir()` under a name that hashes the configuration, the corpus and the
-torch version, so a second call loads instead of training.
+`ModelConfig.seed` (torch and numpy seeded, data windows drawn from a seeded generator). The `default`
+model's weights ship in the package (weights/default.pt, float16, with weights/default.json: the exact
+configuration, steps, training-text file list and every step's loss; made by ship.py), so its first use
+needs no training. Other models train on first use and are cached in `cache_dir()` under a name that
+hashes the configuration, the corpus and the torch version, so a second call loads instead of training.
 
 `cache_dir()`: `$SYSGYM_CACHE_DIR/kv_eviction`, else `$XDG_CACHE_HOME/sysgym/kv_eviction`, else
 `~/.cache/sysgym/kv_eviction`.

@@ -57,13 +57,13 @@ class ModelConfig:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
 
-# `default`: the benchmark/README model, shipped trained (weights/default.pt; about 2 M parameters, 1,024-token
+# `default`: the benchmark/README model, shipped trained (weights/default.pt; about 0.9 M parameters, 1,024-token
 # context, trained once with envs/kv_eviction/ship.py on one shared CPU core; weights/default.json records
 # how). `legacy`: the earlier 0.5 M default (no attention sink; trained on first use, about 11 minutes).
 # `small`: a mid-size model for quick experiments. `tiny`: the test suite's model (a few seconds).
 CONFIGS: dict[str, ModelConfig] = {
-    "default": ModelConfig(n_layer=4, n_head=6, d_model=192, ctx=1024, train_steps=1700, batch_size=4,
-                           train_len=1024, lr=2e-3, warmup=100, max_train_bytes=12_000_000, sink_token=True,
+    "default": ModelConfig(n_layer=4, n_head=4, d_model=128, ctx=1024, train_steps=1200, batch_size=4,
+                           train_len=1024, lr=3e-3, warmup=60, max_train_bytes=12_000_000, sink_token=True,
                            corpus="mixed"),
     "legacy": ModelConfig(),
     "small": ModelConfig(n_layer=2, n_head=4, d_model=64, ctx=256, train_steps=400, batch_size=8, train_len=256,

@@ -76,7 +76,7 @@ def oracles(presets: list[str], model: str | None) -> None:
     from sysgym.envs.kv_eviction.simulator import make_policy
 
     print("\noffline methods (kv_eviction.oracle: search on the real loss; kv_eviction.milp: optimum of mass, "
-          "per head, CBC):")
+          "per sequence, CBC):")
     for preset in presets:
         for budget in (0.1, 0.2, 0.3):
             inst = generate(seed=0, preset=preset, budget=budget, **({"model": model} if model else {}))
@@ -87,7 +87,7 @@ def oracles(presets: list[str], model: str | None) -> None:
             mm = None
             if inst.seq_len <= MILP_MAX_LEN:
                 t0 = time.perf_counter()
-                milp = solvers.get("kv_eviction.milp").solve(inst, time_limit=300)
+                milp = solvers.get("kv_eviction.milp", granularity="sequence").solve(inst, time_limit=300)
                 t_milp = time.perf_counter() - t0
                 mm = evaluate(inst, milp)
             online = {label: evaluate(inst, run_policy(inst, make_policy(n, **p)).decisions())

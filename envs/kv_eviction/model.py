@@ -57,7 +57,7 @@ class ModelConfig:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
 
-# `default`: the benchmark/README model, shipped trained (weights/default.pt; about 0.9 M parameters, 1,024-token
+# `default`: the benchmark/README model, shipped trained (weights/default.pt; about 1.0 M parameters, 1,024-token
 # context, trained once with envs/kv_eviction/ship.py on one shared CPU core; weights/default.json records
 # how). `legacy`: the earlier 0.5 M default (no attention sink; trained on first use, about 11 minutes).
 # `small`: a mid-size model for quick experiments. `tiny`: the test suite's model (a few seconds).

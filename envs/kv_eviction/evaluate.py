@@ -7,7 +7,8 @@ the full cache and once with the kept-token mask of every step (a teacher-forced
 mask row t is the cache at step t: identical to decoding with that cache), and reports on the decode
 positions prompt_len .. T-2:
 
-* `loss_increase` (nats/token, the leaderboard objective, lower is better) and `perplexity_ratio`
+* `loss_increase` (nats/token, the leaderboard objective, lower is better; `loss_increase_per_sequence`
+  gives each sequence's) and `perplexity_ratio`
   = exp(loss_increase); `loss`, `loss_full`, `perplexity`, `perplexity_full`;
 * `top1_agreement`: share of positions whose most likely next token equals the full cache's;
 * `attention_mass`: the full-cache attention (mean over layers, heads, positions) that falls on kept keys;
@@ -125,8 +126,10 @@ def evaluate(instance: KvInstance, solution: Solution | dict | np.ndarray, *, ch
     loss_full = float(torch.cat([x.reshape(-1) for x in nll_f]).double().mean())
     loss = float(torch.cat([x.reshape(-1) for x in nll_m]).double().mean())
     inc = loss - loss_full
+    per_seq = (torch.cat(nll_m).double().mean(1) - torch.cat(nll_f).double().mean(1)).tolist()
     return {
         "loss_increase": inc,
+        "loss_increase_per_sequence": per_seq,  # each sequence's own figure (the mean over them is loss_increase)
         "objective": inc,  # the family objective under the generic name the runner prints
         "perplexity_ratio": math.exp(inc),
         "top1_agreement": float(torch.cat([x.reshape(-1) for x in agree]).double().mean()),

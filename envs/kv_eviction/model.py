@@ -3,9 +3,11 @@
 Architecture: GPT-2 style (Radford et al. 2019) pre-LayerNorm decoder with learned absolute positions,
 multi-head softmax attention and a 4x GELU MLP, written in plain torch so that every attention weight
 is visible and any key can be masked per layer, head and query step. Training is deterministic from
-`ModelConfig.seed` (torch and numpy seeded, data windows drawn from a seeded generator); the trained
-weights are cached in `cache_dir()` under a name that hashes the configuration, the corpus and the
-torch version, so a second call loads instead of training.
+`ModelConfig.seed` (torch and numpy seeded, data windows drawn from a seeded generator). The `default`
+model's weights ship in the package (weights/default.pt, float16, with weights/default.json: the exact
+configuration, steps, training-text file list and every step's loss; made by ship.py), so its first use
+needs no training. Other models train on first use and are cached in `cache_dir()` under a name that
+hashes the configuration, the corpus and the torch version, so a second call loads instead of training.
 
 `cache_dir()`: `$SYSGYM_CACHE_DIR/kv_eviction`, else `$XDG_CACHE_HOME/sysgym/kv_eviction`, else
 `~/.cache/sysgym/kv_eviction`.
@@ -44,15 +46,26 @@ class ModelConfig:
     weight_decay: float = 0.1
     seed: int = 0
     max_train_bytes: int = 4_000_000
+    # StreamingLLM (Xiao et al. ICLR 2024, §3.3) pre-trains with a learnable sink token at the start of every
+    # sample. BOS plays that role here; `sink_token=True` also gives it free keys and values in every layer
+    # (added to the ones its embedding yields), so a head that has nothing to attend to can park its attention
+    # there from the first steps on. It stays an ordinary cache entry (position 0) that a policy may evict.
+    sink_token: bool = False
+    corpus: str = "stdlib"  # training text: "stdlib" (load_corpus) or "mixed" (load_training_corpus)
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
 
-# `default`: the benchmark/README model (about 0.5 M parameters; about 11 minutes of training on one shared CPU core).
+# `default`: the benchmark/README model, shipped trained (weights/default.pt; about 1.0 M parameters, 1,024-token
+# context, trained once with envs/kv_eviction/ship.py on one shared CPU core; weights/default.json records
+# how). `legacy`: the earlier 0.5 M default (no attention sink; trained on first use, about 11 minutes).
 # `small`: a mid-size model for quick experiments. `tiny`: the test suite's model (a few seconds).
 CONFIGS: dict[str, ModelConfig] = {
-    "default": ModelConfig(),
+    "default": ModelConfig(n_layer=4, n_head=4, d_model=128, ctx=1024, train_steps=1200, batch_size=4,
+                           train_len=1024, lr=3e-3, warmup=60, max_train_bytes=12_000_000, sink_token=True,
+                           corpus="mixed"),
+    "legacy": ModelConfig(),
     "small": ModelConfig(n_layer=2, n_head=4, d_model=64, ctx=256, train_steps=400, batch_size=8, train_len=256,
                          max_train_bytes=2_000_000),
     "tiny": ModelConfig(n_layer=2, n_head=2, d_model=32, ctx=128, train_steps=200, batch_size=8, train_len=96,
@@ -82,6 +95,9 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head, self.d_head = cfg.n_head, cfg.d_model // cfg.n_head
+        if cfg.sink_token:  # zero at init: training decides how much of a sink position 0 becomes
+            self.sink_k = nn.Parameter(torch.zeros(self.n_head, self.d_head))
+            self.sink_v = nn.Parameter(torch.zeros(self.n_head, self.d_head))
         self.ln1 = nn.LayerNorm(cfg.d_model)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
@@ -89,10 +105,16 @@ class Block(nn.Module):
         self.fc = nn.Linear(cfg.d_model, 4 * cfg.d_model)
         self.out = nn.Linear(4 * cfg.d_model, cfg.d_model)
 
-    def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def split(self, x: torch.Tensor, starts_at_0: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v (N, H, T, dh) of the positions in x; `starts_at_0`: x's first position is the sequence's first."""
         n, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        return tuple(z.view(n, t, self.n_head, self.d_head).transpose(1, 2) for z in (q, k, v))
+        q, k, v = (z.view(n, t, self.n_head, self.d_head).transpose(1, 2) for z in self.qkv(self.ln1(x)).split(d, -1))
+        if starts_at_0 and hasattr(self, "sink_k"):
+            first = torch.zeros(t, 1)
+            first[0] = 1.0
+            k = k + first * self.sink_k[:, None, :]
+            v = v + first * self.sink_v[:, None, :]
+        return q, k, v
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         n, _, t, _ = y.shape
@@ -200,7 +222,7 @@ class Decoder:
         x = m.tok(self.tokens[:, t:t + 1]) + m.pos.weight[t]
         attns = []
         for li, blk in enumerate(m.blocks):
-            q, k, v = blk.split(x)
+            q, k, v = blk.split(x, starts_at_0=False)
             self.k[li, :, :, t:t + 1], self.v[li, :, :, t:t + 1] = k, v
             kk, vv = self.k[li, :, :, :t + 1], self.v[li, :, :, :t + 1]
             s = (q @ kk.transpose(-1, -2)).squeeze(2) / math.sqrt(blk.d_head)  # (N, H, t+1)
@@ -219,28 +241,67 @@ def _lr(cfg: ModelConfig, step: int) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
-def train_model(cfg: ModelConfig, *, progress: bool = True) -> tuple[TinyCausalLM, dict[str, Any]]:
-    """Train from scratch, deterministically from `cfg.seed`; returns the model and training stats."""
-    corpus = load_corpus(cfg.max_train_bytes)
+def training_corpus(cfg: ModelConfig):
+    from sysgym.envs.kv_eviction.corpus import load_training_corpus
+
+    if cfg.corpus == "stdlib":
+        return load_corpus(cfg.max_train_bytes)
+    if cfg.corpus == "mixed":
+        return load_training_corpus(cfg.max_train_bytes)
+    raise UnknownNameError("kv_eviction training corpus", cfg.corpus, ("stdlib", "mixed"))
+
+
+def _optimizer(cfg: ModelConfig, model: TinyCausalLM) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def train_model(cfg: ModelConfig, *, progress: bool = True, steps: int | None = None,
+                checkpoint: Path | None = None, checkpoint_every_s: float = 180.0,
+                corpus=None) -> tuple[TinyCausalLM, dict[str, Any]]:
+    """Train from scratch, deterministically from `cfg.seed`; returns the model and training stats.
+
+    `steps`: stop after this many steps (default `cfg.train_steps`; the learning-rate schedule always follows
+    `cfg.train_steps`, so a short run reproduces the first steps of the full one). `checkpoint`: a file that
+    the run saves to every `checkpoint_every_s` seconds and resumes from (model, optimiser, data generator,
+    losses), so an interrupted run continues where it stopped and gives the same weights.
+    """
+    corpus = training_corpus(cfg)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = TinyCausalLM(cfg)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
-    t0 = time.perf_counter()
-    losses = []
-    steps = range(cfg.train_steps)
+    opt = _optimizer(cfg, model)
+    losses: list[float] = []
+    elapsed = 0.0
+    if checkpoint is not None and checkpoint.is_file():
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if blob["config"] != asdict(cfg) or blob["corpus_digest"] != corpus.digest:
+            raise ValueError(f"checkpoint {checkpoint} belongs to another configuration or corpus")
+        model.load_state_dict(blob["state_dict"])
+        opt.load_state_dict(blob["optimizer"])
+        rng.bit_generator.state = blob["rng"]
+        losses, elapsed = list(blob["losses"]), float(blob["seconds"])
+
+    def save() -> None:
+        tmp = checkpoint.with_suffix(f".tmp{os.getpid()}")
+        torch.save({"config": asdict(cfg), "corpus_digest": corpus.digest, "state_dict": model.state_dict(),
+                    "optimizer": opt.state_dict(), "rng": rng.bit_generator.state, "losses": losses,
+                    "seconds": elapsed + time.perf_counter() - t0}, tmp)
+        tmp.replace(checkpoint)  # atomic: a crash never leaves a half-written checkpoint
+
+    t0 = last_save = time.perf_counter()
+    todo = range(len(losses), cfg.train_steps if steps is None else steps)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(steps, desc=f"training kv_eviction model ({cfg.n_layer}L{cfg.n_head}H{cfg.d_model}d)",
+        bar = tqdm(todo, desc=f"training kv_eviction model ({cfg.n_layer}L{cfg.n_head}H{cfg.d_model}d)",
                    leave=False, mininterval=1.0, disable=None)
-        steps = bar
+        todo = bar
     model.train()
-    for step in steps:
+    for step in todo:
         batch = torch.from_numpy(corpus.sample("train", rng, cfg.batch_size, cfg.train_len + 1))
         for g in opt.param_groups:
             g["lr"] = _lr(cfg, step)
@@ -253,11 +314,17 @@ def train_model(cfg: ModelConfig, *, progress: bool = True) -> tuple[TinyCausalL
         losses.append(float(loss.detach()))
         if bar is not None:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if checkpoint is not None and time.perf_counter() - last_save > checkpoint_every_s:
+            save()
+            last_save = time.perf_counter()
+    if checkpoint is not None:
+        save()
     model.eval()
     tail = losses[-max(1, len(losses) // 10):]
-    stats = {"train_seconds": time.perf_counter() - t0, "final_train_loss": float(np.mean(tail)),
+    stats = {"train_seconds": elapsed + time.perf_counter() - t0, "final_train_loss": float(np.mean(tail)),
              "corpus_digest": corpus.digest, "params": sum(p.numel() for p in model.parameters()),
-             "torch": torch.__version__, "threads": torch.get_num_threads()}
+             "torch": torch.__version__, "threads": torch.get_num_threads(), "steps": len(losses),
+             "first_losses": losses[:20], "losses": losses}
     return model, stats
 
 
@@ -290,8 +357,21 @@ def weights_digest(module: nn.Module) -> str:
 _LOADED: dict[tuple[str, str], LoadedModel] = {}
 
 
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def shipped(name: str, cfg: ModelConfig) -> tuple[Path, dict[str, Any]] | None:
+    """The package's trained weights of a named configuration (weights/<name>.pt, float16) and their record
+    (weights/<name>.json, written by ship.py), if shipped for exactly this configuration."""
+    weights, meta_path = SHIPPED_DIR / f"{name}.pt", SHIPPED_DIR / f"{name}.json"
+    if not (weights.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    return (weights, meta) if meta.get("config") == asdict(cfg) else None
+
+
 def model_path(name: str, cfg: ModelConfig) -> Path:
-    corpus = load_corpus(cfg.max_train_bytes)
+    corpus = training_corpus(cfg)
     torch_ver = torch.__version__.split("+")[0]
     return cache_dir() / f"{name}-{cfg.key()}-{corpus.digest}-torch{torch_ver}.pt"
 
@@ -300,7 +380,8 @@ def get_model(model: str | ModelConfig = "default", *, progress: bool = True, re
     """The trained model of a named configuration (`default`, `small`, `tiny`) or a `ModelConfig`, or a
     local Hugging Face model directory `"hf:<dir>"` (needs `transformers`; see hf.py).
 
-    Loads it from the cache, or trains and caches it (deterministic from the configuration's seed).
+    Loads the package's shipped weights (`default`: no training on first use), else the cache, else trains and
+    caches it (deterministic from the configuration's seed).
     """
     from sysgym.envs.kv_eviction.hf import is_hf, load_hf
 
@@ -310,12 +391,19 @@ def get_model(model: str | ModelConfig = "default", *, progress: bool = True, re
             _LOADED[key] = load_hf(model)
         return _LOADED[key]
     name, cfg = resolve_config(model)
-    path = model_path(name, cfg)
+    ship = None if retrain else shipped(name, cfg)
+    path = ship[0] if ship else model_path(name, cfg)
     key = (name, str(path))
     if not retrain and key in _LOADED:
         return _LOADED[key]
     module = TinyCausalLM(cfg)
-    if path.is_file() and not retrain:
+    if ship:
+        module.load_state_dict({k: v.float() for k, v in torch.load(path, map_location="cpu",
+                                                                        weights_only=True).items()})
+        stats = {k: v for k, v in ship[1].items() if k not in ("corpus_files", "losses", "config")}
+        stats["first_losses"] = ship[1]["losses"][:20]
+        stats["shipped"] = True
+    elif path.is_file() and not retrain:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         module.load_state_dict(blob["state_dict"])
         stats = json.loads(blob["stats"])

@@ -1,6 +1,7 @@
-"""`sysgym kv {train,eval,curve}`: the token-level KV-eviction family from the command line.
+"""`sysgym kv {train,eval,curve,inspect}`: the token-level KV-eviction family from the command line.
 
-    sysgym kv train --model default                                  # train (or load) and cache a model
+    sysgym kv train --model default                                  # load the shipped model (or train a named one)
+    sysgym kv inspect --model default --plot docs/images/kv_patterns_default.png   # sinks and heavy hitters
     sysgym kv eval --policy streaming_llm --budget 0.2 --model tiny --seq-len 128
     sysgym kv curve --out kv_curve                                   # every policy x budget, JSONL + PNG
 
@@ -68,6 +69,27 @@ def _curve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    _threads(args.threads)
+    from sysgym.envs.kv_eviction.patterns import attention_patterns, plot_patterns
+
+    p = attention_patterns(args.model, num_sequences=args.num_sequences, seq_len=args.seq_len, k=args.k,
+                           heavy=args.heavy, seed=args.seed)
+    if args.json:
+        print(json.dumps(p, indent=1))
+    print(f"model {p['model']} (weights {p['weights']}), {p['num_sequences']} x {p['seq_len']} held-out tokens")
+    first, top = f"first {p['k']} tokens", f"top {p['heavy']:.0%} keys"
+    print(f"{'layer':>5s} {first:>14s} {top:>13s}")
+    for li, (s, h) in enumerate(zip(p["sink_share"], p["heavy_share"])):
+        print(f"{li:5d} {s:14.3f} {h:13.3f}")
+    print(f"{'unif.':>5s} {p['uniform_sink_share']:14.3f} {p['uniform_heavy_share']:13.3f}")
+    print(f"layers with >= 20 % of attention on the first {p['k']} tokens: {p['layers_with_sink']} of "
+          f"{len(p['sink_share'])}")
+    if args.plot:
+        print(f"plot: {plot_patterns(p, args.plot)}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sysgym.experiments.commands.kv_sessions import add_compare_arguments
 
@@ -75,7 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                help="token-level KV-cache eviction: train the model, score policies")
     sub = kv.add_subparsers(dest="kv_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", default="default", help="model configuration: default, small or tiny")
+    common.add_argument("--model", default="default",
+                        help="model configuration: default (shipped), legacy, small or tiny")
     common.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     tr = sub.add_parser("train", parents=[common], help="train (or load) and cache a model")
     tr.add_argument("--retrain", action="store_true", help="train again even when cached")
@@ -96,5 +119,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cu.add_argument("--seed", type=int, default=0)
     cu.add_argument("--out", default="kv_eviction_curve", help="folder for the JSONL rows and the PNG")
     cu.set_defaults(func=_curve)
+    ins = sub.add_parser("inspect", parents=[common],
+                         help="attention sinks and heavy-hitter concentration per layer, with a plot")
+    ins.add_argument("--k", type=int, default=4, help="initial tokens counted as sinks (StreamingLLM: 4)")
+    ins.add_argument("--heavy", type=float, default=0.2, help="top share of keys for the concentration (H2O: 0.2)")
+    ins.add_argument("--num-sequences", type=int, default=8)
+    ins.add_argument("--seq-len", type=int, default=None, help="tokens per sequence (default: the model's context)")
+    ins.add_argument("--seed", type=int, default=0)
+    ins.add_argument("--plot", default="", help="write the figure here (PNG), e.g. docs/images/kv_patterns.png")
+    ins.add_argument("--json", action="store_true", help="also print the figures as JSON (per head too)")
+    ins.set_defaults(func=_inspect)
     se = sub.add_parser("sessions", help="old name of `sysgym kv-sessions compare` (session-level retention)")
     add_compare_arguments(se)

@@ -1,2 +1,2 @@
-"""KV-eviction methods; importing registers them (`kv_eviction.h2o`, `.streaming_llm`, ..., `.milp`)."""
-from sysgym.solvers.kv_eviction import milp, policies  # noqa: F401
+"""KV-eviction methods; importing registers them (`kv_eviction.h2o`, `.streaming_llm`, ..., `.milp`, `.oracle`)."""
+from sysgym.solvers.kv_eviction import milp, oracle, policies  # noqa: F401

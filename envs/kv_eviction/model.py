@@ -258,9 +258,21 @@ def _optimizer(cfg: ModelConfig, model: TinyCausalLM) -> torch.optim.Optimizer:
                               {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
 
 
-def train_model(cfg: ModelConfig, *, progress: bool = True, steps: int | None = None,
-                checkpoint: Path | None = None, checkpoint_every_s: float = 180.0,
-                corpus=None) -> tuple[TinyCausalLM, dict[str, Any]]:
+def train_model(cfg: ModelConfig, **kwargs: Any) -> tuple[TinyCausalLM, dict[str, Any]]:
+    """`_train_model` on one torch thread: float reductions split across threads sum in another order, so the
+    same configuration trained with 1 and with 2 threads gave different weights, and instances made for the
+    model (whose digest includes the weights' hash) depended on the machine's thread setting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_model(cfg, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_model(cfg: ModelConfig, *, progress: bool = True, steps: int | None = None,
+                 checkpoint: Path | None = None, checkpoint_every_s: float = 180.0,
+                 corpus=None) -> tuple[TinyCausalLM, dict[str, Any]]:
     """Train from scratch, deterministically from `cfg.seed`; returns the model and training stats.
 
     `steps`: stop after this many steps (default `cfg.train_steps`; the learning-rate schedule always follows
@@ -373,7 +385,8 @@ def shipped(name: str, cfg: ModelConfig) -> tuple[Path, dict[str, Any]] | None:
 def model_path(name: str, cfg: ModelConfig) -> Path:
     corpus = training_corpus(cfg)
     torch_ver = torch.__version__.split("+")[0]
-    return cache_dir() / f"{name}-{cfg.key()}-{corpus.digest}-torch{torch_ver}.pt"
+    # "t1": trained on one thread (train_model); caches of multi-threaded training before that are not reused
+    return cache_dir() / f"{name}-{cfg.key()}-{corpus.digest}-torch{torch_ver}-t1.pt"
 
 
 def get_model(model: str | ModelConfig = "default", *, progress: bool = True, retrain: bool = False) -> LoadedModel:

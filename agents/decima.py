@@ -38,7 +38,7 @@ def _mlp(i: int, h: int, o: int) -> nn.Sequential:
 
 class DecimaNet(nn.Module):
     """Decima's GNN + two policy heads. `forward(obs, num_limits)` -> (stage logits over the env's nodes with
-    -inf where not runnable, limit logits (N, num_limits) per node's job). Only real nodes (node_mask) are
+    -inf where not a real node, limit logits (N, num_limits) per node's job, wait logit). Only real nodes are
     embedded, so the cost follows the graph, not the padding."""
 
     def __init__(self, hidden: int = 32, embed: int = 16, depth: int = 4):
@@ -51,8 +51,12 @@ class DecimaNet(nn.Module):
         self.glob = _mlp(embed + JOB_FEATURES, hidden, embed)
         self.node_score = _mlp(NODE_FEATURES + 3 * embed + GLOBAL_FEATURES, hidden, 1)
         self.limit_score = _mlp(2 * embed + JOB_FEATURES + GLOBAL_FEATURES + 1, hidden, 1)
+        # Decima's "no node" choice (the env's wait action, `allow_wait=True`): leave the free executors idle
+        # until the next event, e.g. rather than pay the moving delay for little work
+        self.wait_score = _mlp(embed + GLOBAL_FEATURES, hidden, 1)
 
-    def forward(self, obs: dict[str, np.ndarray], num_limits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, obs: dict[str, np.ndarray], num_limits: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         nmask = np.asarray(obs["node_mask"]) > 0
         real = np.flatnonzero(nmask)
         N = len(nmask)
@@ -82,7 +86,7 @@ class DecimaNet(nn.Module):
         L_in = torch.cat([j_in[:, None, :].expand(J, num_limits, -1), levels[None].expand(J, -1, -1)], 2)
         job_limits = self.limit_score(L_in).squeeze(2)  # (J, L)
         node_jobs = torch.as_tensor(np.asarray(obs["node_job"])).clamp(max=J - 1)
-        return scores, job_limits[node_jobs]
+        return scores, job_limits[node_jobs], self.wait_score(torch.cat([g_sum, glob])).squeeze(0)
 
 
 @dataclass
@@ -119,19 +123,29 @@ class DecimaActor:
             return a
         env = self.env
         L = env.num_limits
-        mask = torch.as_tensor(env.action_masks()[:env.N * L].reshape(env.N, L))
+        full = env.action_masks()
+        mask = torch.as_tensor(full[:env.N * L].reshape(env.N, L))
         with torch.set_grad_enabled(self.record):
-            scores, limits = self.net(obs, L)
+            scores, limits, wait = self.net(obs, L)
             scores = scores.masked_fill(~mask.any(1), -float("inf"))
+            if env.allow_wait:  # the last entry: wait (masked when no event is pending)
+                scores = torch.cat([scores, wait[None] if full[-1] else torch.full((1,), -float("inf"))])
             d_node = torch.distributions.Categorical(logits=scores)
             node = int(scores.argmax()) if self.greedy else int(torch.multinomial(d_node.probs, 1, generator=self.gen))
-            lim = limits[node].masked_fill(~mask[node], -float("inf"))
-            d_lim = torch.distributions.Categorical(logits=lim)
-            level = int(lim.argmax()) if self.greedy else int(torch.multinomial(d_lim.probs, 1, generator=self.gen))
+            waits = node == env.N
+            if not waits:
+                lim = limits[node].masked_fill(~mask[node], -float("inf"))
+                d_lim = torch.distributions.Categorical(logits=lim)
+                level = int(lim.argmax()) if self.greedy else \
+                    int(torch.multinomial(d_lim.probs, 1, generator=self.gen))
         self.net_calls += 1
         if self.record:
-            self.decisions.append(Decision(d_node.log_prob(torch.tensor(node)) + d_lim.log_prob(torch.tensor(level)),
-                                           d_node.entropy() + d_lim.entropy(), env.sim.now))
+            logp, ent = d_node.log_prob(torch.tensor(node)), d_node.entropy()
+            if not waits:
+                logp, ent = logp + d_lim.log_prob(torch.tensor(level)), ent + d_lim.entropy()
+            self.decisions.append(Decision(logp, ent, env.sim.now))
+        if waits:
+            return env.wait_action
         self.last_stage[env.sim.stage_job[env._node_stage[node]]] = env._node_stage[node]
         return node * L + level
 
@@ -146,6 +160,69 @@ class DecimaActor:
             if self.decisions:
                 self.decisions[-1].reward += r
         return {"mean_jct_s": -total / instance.num_jobs, "env_steps": steps, "net_calls": self.net_calls}
+
+
+class TeacherActor(DecimaActor):
+    """A heuristic (`job_sched.<name>`) in the net's place at the net's decisions (the stay rule unchanged, so
+    the states are those the net meets); `samples` holds (observation, mask, action) for behaviour cloning."""
+
+    def __init__(self, teacher: str, env: JobSchedEnv):
+        import sysgym.solvers as solvers
+        from sysgym.solvers.job_sched.policies import PolicyAgent
+
+        super().__init__(None, env)
+        self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
+        self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int]] = []
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        a = self._stay()
+        if a is not None:
+            return a
+        a = self.agent.act(obs)
+        self.samples.append((obs, self.env.action_masks().copy(), a))
+        if a == self.env.wait_action:
+            return a
+        node = a // self.env.num_limits
+        s = self.env._node_stage[node]
+        self.last_stage[self.env.sim.stage_job[s]] = s
+        return a
+
+
+def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, lr: float, num_limits: int = 10,
+                    log=print) -> dict[str, float]:
+    """Imitation warm start: cross-entropy of the net's (stage, limit) on the teacher's choices."""
+    data, jct, steps = [], [], 0
+    for inst in instances:
+        actor = TeacherActor(teacher, make_env(inst))
+        res = actor.run(inst)
+        jct.append(res["mean_jct_s"])
+        steps += res["env_steps"]
+        data += actor.samples
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    rng = np.random.default_rng(0)
+    L = num_limits
+    for ep in range(epochs):
+        total = 0.0
+        for i in rng.permutation(len(data)):
+            obs, mask, a = data[i]
+            node, level = divmod(a, L)
+            n = len(mask) // L
+            m = torch.as_tensor(mask[:n * L].reshape(n, L))
+            scores, limits, wait = net(obs, L)
+            scores = scores.masked_fill(~m.any(1), -float("inf"))
+            if len(mask) > n * L:  # the env's wait action
+                scores = torch.cat([scores, wait[None] if mask[-1] else torch.full((1,), -float("inf"))])
+            loss = -torch.log_softmax(scores, 0)[node]
+            if node < n:
+                lim = limits[node].masked_fill(~m[node], -float("inf"))
+                loss = loss - torch.log_softmax(lim, 0)[level]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        log(f"[decima] imitation of {teacher}: epoch {ep + 1} mean loss {total / len(data):.3f} "
+            f"({len(data)} decisions, teacher JCT {np.mean(jct):.2f})")
+    return {"teacher_mean_jct_s": float(np.mean(jct)), "samples": len(data), "env_steps": steps}
 
 
 def time_baseline(times: list[np.ndarray], returns: list[np.ndarray]) -> list[np.ndarray]:
@@ -178,6 +255,12 @@ class TrainConfig:
     embed: int = 16
     depth: int = 4
     max_wall_s: float = 1800.0
+    # imitation warm start (issue 17 item 2): behaviour cloning of this heuristic at the net's decisions on
+    # `pretrain_instances` training instances before REINFORCE (None: REINFORCE from a random init, as Decima)
+    pretrain: str | None = None
+    pretrain_instances: int = 3
+    pretrain_epochs: int = 1
+    pretrain_lr: float = 1e-3
 
 
 def make_instance(cfg: TrainConfig | dict, seed: int):
@@ -188,7 +271,8 @@ def make_instance(cfg: TrainConfig | dict, seed: int):
 
 
 def make_env(instance) -> JobSchedEnv:
-    return JobSchedEnv(instance=instance)
+    """The env the policy runs in: JobSched-v0's defaults plus the wait action (Decima's "no node")."""
+    return JobSchedEnv(instance=instance, allow_wait=True)
 
 
 def evaluate_greedy(net: DecimaNet, instances: list) -> list[float]:
@@ -258,6 +342,10 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
                 "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth}}
         (out / "decima.json").write_text(json.dumps(meta, indent=1))
 
+    if cfg.pretrain:
+        bc = behaviour_clone(net, cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
+                             cfg.pretrain_instances)], cfg.pretrain_epochs, cfg.pretrain_lr, log=log)
+        steps += bc["env_steps"]
     evaluate(0)
     for it in range(1, cfg.iterations + 1):
         inst = make_instance(cfg, int(rng.integers(0, 800)))  # training seeds 0-799; validation 900+

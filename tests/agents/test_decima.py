@@ -18,10 +18,10 @@ def test_net_scores_every_node_and_masks_padding_on_graphs_of_any_size(preset, j
     torch.manual_seed(0)
     net = DecimaNet()  # one parameter set for every layout: nothing depends on the number of jobs or stages
     inst = generate_v1(seed=3, preset=preset, num_jobs=jobs)
-    env = JobSchedEnv(instance=inst, **layout)
+    env = JobSchedEnv(instance=inst, allow_wait=True, **layout)
     obs, _ = env.reset()
-    scores, limits = net(obs, env.num_limits)
-    assert scores.shape == (env.N,) and limits.shape == (env.N, env.num_limits)
+    scores, limits, wait = net(obs, env.num_limits)
+    assert scores.shape == (env.N,) and limits.shape == (env.N, env.num_limits) and wait.shape == ()
     real = obs["node_mask"] > 0
     assert torch.isinf(scores[~torch.as_tensor(real)]).all() and torch.isfinite(scores[torch.as_tensor(real)]).all()
     actor = DecimaActor(net, env, greedy=False, generator=torch.Generator().manual_seed(0))
@@ -42,6 +42,19 @@ def test_time_baseline_is_the_mean_return_to_go_at_each_decision_time():
     np.testing.assert_allclose(b[0], [-4.0, -1.5, -0.5])
     # rollout 1 at t=1.5: rollout 0's first decision at/after 1.5 is t=2 (-1), its own -1 -> -1
     np.testing.assert_allclose(b[1], [-4.0, -1.0])
+
+
+def test_imitation_clones_the_teacher_at_the_nets_decisions():
+    from sysgym.agents.decima import TeacherActor, behaviour_clone, make_env
+
+    inst = generate_v1(seed=2, preset="tiny")
+    actor = TeacherActor("decima_cap", make_env(inst))
+    actor.run(inst)
+    assert actor.samples and all(mask[a] for _, mask, a in actor.samples)  # the teacher's actions are allowed
+    torch.manual_seed(0)
+    net = DecimaNet()
+    first = behaviour_clone(net, "decima_cap", [inst], 1, 3e-3, log=lambda m: None)
+    assert first["samples"] == len(actor.samples)
 
 
 def test_one_reinforce_step_runs_and_changes_the_parameters():

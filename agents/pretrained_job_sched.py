@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from sysgym.agents.methods import AgentSolver
 from sysgym.errors import UnknownNameError
 from sysgym.solution import Solution

@@ -31,6 +31,23 @@ from torch import nn
 from sysgym.envs.job_sched.env import GLOBAL_FEATURES, JOB_FEATURES, NODE_FEATURES, JobSchedEnv
 
 
+# Decima's node features include where the free executors are (decima-sim `msg_passing`/`actor_agent.py`: the
+# "executor is local to this job" input): the env's observation does not, so the actor adds, per node, the free
+# executors idle in its job / E, and globally the free executors that belong to no job (fresh) / E.
+NODE_IN, GLOBAL_IN = NODE_FEATURES + 1, GLOBAL_FEATURES + 1
+
+
+def augment(obs: dict[str, np.ndarray], env: JobSchedEnv) -> dict[str, np.ndarray]:
+    """The env's observation plus the free executors' locality (see NODE_IN)."""
+    sim, E = env.sim, env.E
+    local = np.zeros(env.max_jobs + 1, np.float32)
+    for slot, j in enumerate(env._slots):
+        local[slot] = len(sim.free_by_job.get(j) or ()) / E
+    nf = np.concatenate([obs["node_features"], local[obs["node_job"]][:, None]], 1)
+    glob = np.append(obs["global"], len(sim.free_by_job.get(-1) or ()) / E).astype(np.float32)
+    return {**obs, "node_features": nf, "global": glob}
+
+
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(i, h), nn.LeakyReLU(0.2), nn.Linear(h, h // 2), nn.LeakyReLU(0.2),
                          nn.Linear(h // 2, o))
@@ -44,16 +61,16 @@ class DecimaNet(nn.Module):
     def __init__(self, hidden: int = 32, embed: int = 16, depth: int = 4):
         super().__init__()
         self.depth = depth
-        self.prep = _mlp(NODE_FEATURES, hidden, embed)
+        self.prep = _mlp(NODE_IN, hidden, embed)
         self.f = _mlp(embed, hidden, embed)  # message from a child
         self.g = _mlp(embed, hidden, embed)  # aggregate of the messages
-        self.job = _mlp(NODE_FEATURES + embed, hidden, embed)
+        self.job = _mlp(NODE_IN + embed, hidden, embed)
         self.glob = _mlp(embed + JOB_FEATURES, hidden, embed)
-        self.node_score = _mlp(NODE_FEATURES + 3 * embed + GLOBAL_FEATURES, hidden, 1)
-        self.limit_score = _mlp(2 * embed + JOB_FEATURES + GLOBAL_FEATURES + 1, hidden, 1)
+        self.node_score = _mlp(NODE_IN + 3 * embed + GLOBAL_IN, hidden, 1)
+        self.limit_score = _mlp(2 * embed + JOB_FEATURES + GLOBAL_IN + 1, hidden, 1)
         # Decima's "no node" choice (the env's wait action, `allow_wait=True`): leave the free executors idle
         # until the next event, e.g. rather than pay the moving delay for little work
-        self.wait_score = _mlp(embed + GLOBAL_FEATURES, hidden, 1)
+        self.wait_score = _mlp(embed + GLOBAL_IN, hidden, 1)
 
     def forward(self, obs: dict[str, np.ndarray], num_limits: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,6 +140,7 @@ class DecimaActor:
             return a
         env = self.env
         L = env.num_limits
+        obs = augment(obs, env)
         full = env.action_masks()
         mask = torch.as_tensor(full[:env.N * L].reshape(env.N, L))
         with torch.set_grad_enabled(self.record):
@@ -179,7 +197,7 @@ class TeacherActor(DecimaActor):
         if a is not None:
             return a
         a = self.agent.act(obs)
-        self.samples.append((obs, self.env.action_masks().copy(), a))
+        self.samples.append((augment(obs, self.env), self.env.action_masks().copy(), a))
         if a == self.env.wait_action:
             return a
         node = a // self.env.num_limits

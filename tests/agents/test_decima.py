@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sysgym.agents.decima import DecimaActor, DecimaNet, TrainConfig, make_instance, time_baseline, train_step
+from sysgym.agents.decima import DecimaActor, augment, DecimaNet, TrainConfig, make_instance, time_baseline, train_step
 from sysgym.envs.job_sched.env import JobSchedEnv
 from sysgym.envs.job_sched.generator import generate_v1
 
@@ -20,7 +20,7 @@ def test_net_scores_every_node_and_masks_padding_on_graphs_of_any_size(preset, j
     inst = generate_v1(seed=3, preset=preset, num_jobs=jobs)
     env = JobSchedEnv(instance=inst, allow_wait=True, **layout)
     obs, _ = env.reset()
-    scores, limits, wait = net(obs, env.num_limits)
+    scores, limits, wait = net(augment(obs, env), env.num_limits)
     assert scores.shape == (env.N,) and limits.shape == (env.N, env.num_limits) and wait.shape == ()
     real = obs["node_mask"] > 0
     assert torch.isinf(scores[~torch.as_tensor(real)]).all() and torch.isfinite(scores[torch.as_tensor(real)]).all()

@@ -30,7 +30,6 @@ from torch import nn
 
 from sysgym.envs.job_sched.env import GLOBAL_FEATURES, JOB_FEATURES, NODE_FEATURES, JobSchedEnv
 
-
 # Decima's node features include where the free executors are (decima-sim `msg_passing`/`actor_agent.py`: the
 # "executor is local to this job" input): the env's observation does not, so the actor adds, per node, the free
 # executors idle in its job / E, and globally the free executors that belong to no job (fresh) / E.

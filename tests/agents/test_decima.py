@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from sysgym.agents.decima import DecimaActor, augment, DecimaNet, TrainConfig, make_instance, time_baseline, train_step
+from sysgym.agents.decima import DecimaActor, DecimaNet, TrainConfig, augment, make_instance, time_baseline, train_step
 from sysgym.envs.job_sched.env import JobSchedEnv
 from sysgym.envs.job_sched.generator import generate_v1
 

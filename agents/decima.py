@@ -218,6 +218,7 @@ def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, 
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     rng = np.random.default_rng(0)
     L = num_limits
+    losses = []
     for ep in range(epochs):
         total = 0.0
         for i in rng.permutation(len(data)):
@@ -237,9 +238,11 @@ def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, 
             loss.backward()
             opt.step()
             total += float(loss.detach())
+        losses.append(total / len(data))
         log(f"[decima] imitation of {teacher}: epoch {ep + 1} mean loss {total / len(data):.3f} "
             f"({len(data)} decisions, teacher JCT {np.mean(jct):.2f})")
-    return {"teacher_mean_jct_s": float(np.mean(jct)), "samples": len(data), "env_steps": steps}
+    return {"teacher_mean_jct_s": float(np.mean(jct)), "samples": len(data), "env_steps": steps,
+            "epoch_losses": losses}
 
 
 def time_baseline(times: list[np.ndarray], returns: list[np.ndarray]) -> list[np.ndarray]:

@@ -53,8 +53,10 @@ def test_imitation_clones_the_teacher_at_the_nets_decisions():
     assert actor.samples and all(mask[a] for _, mask, a in actor.samples)  # the teacher's actions are allowed
     torch.manual_seed(0)
     net = DecimaNet()
-    first = behaviour_clone(net, "decima_cap", [inst], 1, 3e-3, log=lambda m: None)
-    assert first["samples"] == len(actor.samples)
+    res = behaviour_clone(net, "decima_cap", [inst], 4, 3e-3, log=lambda m: None)
+    losses = res["epoch_losses"]
+    assert res["samples"] == len(actor.samples) and len(losses) == 4
+    assert losses[-1] < losses[0]  # the cross-entropy on the teacher's choices falls
 
 
 def test_one_reinforce_step_runs_and_changes_the_parameters():

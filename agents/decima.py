@@ -14,7 +14,9 @@
 * `train_reinforce`: Decima's training: REINFORCE on K rollouts of the same arrival sequence, reward = minus the
   job-time integral since the previous decision (the env's `jct` reward), advantage = return-to-go minus a
   time-based baseline (at each decision's time, the mean return-to-go of the K rollouts at that time), entropy
-  bonus; learning curve = the evaluator-scored mean JCT of greedy rollouts on validation seeds.
+  bonus; learning curve = the evaluator-scored mean JCT of greedy rollouts on validation seeds. `pretrain=<heuristic>`
+  first clones that heuristic at the net's decisions (`behaviour_clone`; the shipped policy cloned `uwfq`).
+* `python -m sysgym.agents.decima OUT_DIR key=value ...` trains into OUT_DIR (`decima.pt` + `decima.json`).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@
 * `sysgym.agents.load(path)` -> a policy with `act(observation, mask=None)` (run dir, .zip, .onnx, .pt)
 * `sysgym export RUN_DIR --format onnx|torchscript` (`export(run_dir, fmt)`)
 * `<family>.agent` solvers (`sysgym.agents.methods`): a trained policy in sweeps and on the leaderboard
-* `sysgym.agents.pretrained("vm_resched")`: the shipped size-agnostic two-stage VM policy (`vm_two_stage.py`)
+* `sysgym.agents.pretrained("vm_resched")`: the shipped size-agnostic two-stage VM policy (`vm_two_stage.py`);
+  `pretrained("job_sched")`: the shipped Decima GNN (`decima.py`)
 * `sysgym tune-agent env=... agent=...`: Optuna (TPE + median pruner) over the agent's search space
 """
 from __future__ import annotations
@@ -17,10 +18,20 @@ __all__ = ["export", "load", "pretrained", "train"]
 
 
 def pretrained(family: str):
-    """The policy shipped for `family` (`"vm_resched"`), loaded without training (`sysgym.agents.shipped`)."""
-    from sysgym.agents.shipped import pretrained as _pretrained
+    """The policy shipped for `family`, loaded without training: `"vm_resched"` (the size-agnostic two-stage
+    VM policy, `sysgym.agents.shipped`) or `"job_sched"` (Decima's GNN, `sysgym.agents.pretrained_job_sched`)."""
+    from sysgym.agents.shipped import SHIPPED as _VM
+    from sysgym.agents.shipped import pretrained as _vm
 
-    return _pretrained(family)
+    if family == "job_sched":
+        from sysgym.agents.pretrained_job_sched import pretrained as _decima
+
+        return _decima(family)
+    if family not in _VM:
+        from sysgym.errors import UnknownNameError
+
+        raise UnknownNameError("pretrained policy family", family, (*_VM, "job_sched"))
+    return _vm(family)
 
 
 def load(path: Any, *, which: str = "final", device: str = "cpu"):

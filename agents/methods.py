@@ -88,4 +88,6 @@ def _register_all() -> None:
         register(cls)
 
 
+from sysgym.agents import pretrained_job_sched  # noqa: E402,F401  registers job_sched.agent (Decima) first
+
 _register_all()

@@ -1,0 +1,414 @@
+"""Decima's learned job scheduler (Mao et al., SIGCOMM'19) on `sysgym/JobSched-v0`'s graph observation.
+
+* `DecimaNet`: a graph neural network, torch only, whose parameters do not depend on the number of jobs or
+  stages. Per-node embeddings by message passing along the DAG edges from children to parents (`depth` rounds
+  of h_v = e_v + g(sum over children f(h_c)), Decima's Eq. 1 with shared f, g), a per-job summary (sum of its
+  nodes' embeddings), a global summary (sum of the job summaries); a score for every runnable stage, then a
+  parallelism-limit head conditioned on the chosen stage's job summary (Decima's two-stage action).
+* `DecimaActor`: rolls the net out in the env. Like Decima's simulator (decima-sim `spark_env/env.py`: an
+  executor that finishes a task keeps serving its stage while the stage has tasks left), a decision where every
+  free executor belongs to one job whose last chosen stage is still runnable sends them back to that stage
+  without asking the net (they never leave their job, so no moving delay is paid); every other decision (fresh
+  or foreign executors, the stage drained, an arrival) is the net's. This cuts the net's decisions from one per
+  task to about one per stage.
+* `train_reinforce`: Decima's training: REINFORCE on K rollouts of the same arrival sequence, reward = minus the
+  job-time integral since the previous decision (the env's `jct` reward), advantage = return-to-go minus a
+  time-based baseline (at each decision's time, the mean return-to-go of the K rollouts at that time), entropy
+  bonus; learning curve = the evaluator-scored mean JCT of greedy rollouts on validation seeds. `pretrain=<heuristic>`
+  first clones that heuristic at the net's decisions (`behaviour_clone`; the shipped policy cloned `uwfq`).
+* `python -m sysgym.agents.decima OUT_DIR key=value ...` trains into OUT_DIR (`decima.pt` + `decima.json`).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sysgym.envs.job_sched.env import GLOBAL_FEATURES, JOB_FEATURES, NODE_FEATURES, JobSchedEnv
+
+# Decima's node features include where the free executors are (decima-sim `msg_passing`/`actor_agent.py`: the
+# "executor is local to this job" input): the env's observation does not, so the actor adds, per node, the free
+# executors idle in its job / E, and globally the free executors that belong to no job (fresh) / E.
+NODE_IN, GLOBAL_IN = NODE_FEATURES + 1, GLOBAL_FEATURES + 1
+
+
+def augment(obs: dict[str, np.ndarray], env: JobSchedEnv) -> dict[str, np.ndarray]:
+    """The env's observation plus the free executors' locality (see NODE_IN)."""
+    sim, E = env.sim, env.E
+    local = np.zeros(env.max_jobs + 1, np.float32)
+    for slot, j in enumerate(env._slots):
+        local[slot] = len(sim.free_by_job.get(j) or ()) / E
+    nf = np.concatenate([obs["node_features"], local[obs["node_job"]][:, None]], 1)
+    glob = np.append(obs["global"], len(sim.free_by_job.get(-1) or ()) / E).astype(np.float32)
+    return {**obs, "node_features": nf, "global": glob}
+
+
+def _mlp(i: int, h: int, o: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(i, h), nn.LeakyReLU(0.2), nn.Linear(h, h // 2), nn.LeakyReLU(0.2),
+                         nn.Linear(h // 2, o))
+
+
+class DecimaNet(nn.Module):
+    """Decima's GNN + two policy heads. `forward(obs, num_limits)` -> (stage logits over the env's nodes with
+    -inf where not a real node, limit logits (N, num_limits) per node's job, wait logit). Only real nodes are
+    embedded, so the cost follows the graph, not the padding."""
+
+    def __init__(self, hidden: int = 32, embed: int = 16, depth: int = 4):
+        super().__init__()
+        self.depth = depth
+        self.prep = _mlp(NODE_IN, hidden, embed)
+        self.f = _mlp(embed, hidden, embed)  # message from a child
+        self.g = _mlp(embed, hidden, embed)  # aggregate of the messages
+        self.job = _mlp(NODE_IN + embed, hidden, embed)
+        self.glob = _mlp(embed + JOB_FEATURES, hidden, embed)
+        self.node_score = _mlp(NODE_IN + 3 * embed + GLOBAL_IN, hidden, 1)
+        self.limit_score = _mlp(2 * embed + JOB_FEATURES + GLOBAL_IN + 1, hidden, 1)
+        # Decima's "no node" choice (the env's wait action, `allow_wait=True`): leave the free executors idle
+        # until the next event, e.g. rather than pay the moving delay for little work
+        self.wait_score = _mlp(embed + GLOBAL_IN, hidden, 1)
+
+    def forward(self, obs: dict[str, np.ndarray], num_limits: int
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        nmask = np.asarray(obs["node_mask"]) > 0
+        real = np.flatnonzero(nmask)
+        N = len(nmask)
+        x = torch.as_tensor(np.asarray(obs["node_features"])[real])
+        remap = np.full(N, -1, np.int64)
+        remap[real] = np.arange(len(real))
+        e = np.asarray(obs["edges"])[np.asarray(obs["edge_mask"]) > 0]
+        par, chi = torch.as_tensor(remap[e[:, 0]]), torch.as_tensor(remap[e[:, 1]])
+        jobs_of = torch.as_tensor(np.asarray(obs["node_job"])[real])
+        jmask = np.asarray(obs["job_mask"]) > 0
+        J = len(jmask)
+        jf = torch.as_tensor(np.asarray(obs["job_features"]))
+        glob = torch.as_tensor(np.asarray(obs["global"]))
+        e0 = self.prep(x)
+        h = e0
+        for _ in range(self.depth):  # children -> parents: a stage's embedding sees its whole sub-DAG
+            msg = torch.zeros_like(h).index_add(0, par, self.f(h)[chi])
+            h = e0 + self.g(msg)
+        job_sum = torch.zeros(J, h.shape[1]).index_add(0, jobs_of, self.job(torch.cat([x, h], 1)))
+        jm = torch.as_tensor(jmask, dtype=torch.float32)[:, None]
+        g_sum = (self.glob(torch.cat([job_sum, jf], 1)) * jm).sum(0)
+        n_in = torch.cat([x, h, job_sum[jobs_of], g_sum.expand(len(real), -1), glob.expand(len(real), -1)], 1)
+        scores = torch.full((N,), -float("inf"))
+        scores[torch.as_tensor(real)] = self.node_score(n_in).squeeze(1)
+        levels = (torch.arange(num_limits, dtype=torch.float32)[:, None] + 1) / num_limits
+        j_in = torch.cat([job_sum, g_sum.expand(J, -1), jf, glob.expand(J, -1)], 1)  # (J, .)
+        L_in = torch.cat([j_in[:, None, :].expand(J, num_limits, -1), levels[None].expand(J, -1, -1)], 2)
+        job_limits = self.limit_score(L_in).squeeze(2)  # (J, L)
+        node_jobs = torch.as_tensor(np.asarray(obs["node_job"])).clamp(max=J - 1)
+        return scores, job_limits[node_jobs], self.wait_score(torch.cat([g_sum, glob])).squeeze(0)
+
+
+@dataclass
+class Decision:
+    logp: torch.Tensor
+    entropy: torch.Tensor
+    time_s: float
+    reward: float = 0.0  # the env's reward from this decision to the net's next one
+
+
+class DecimaActor:
+    """The net behind an env (module doc): `act(obs)` -> action; `decisions` records the net's choices."""
+
+    def __init__(self, net: DecimaNet, env: JobSchedEnv, *, greedy: bool = True, generator: torch.Generator | None
+                 = None, record: bool = False):
+        self.net, self.env, self.greedy, self.gen, self.record = net, env, greedy, generator, record
+        self.last_stage: dict[int, int] = {}  # job -> the stage the net last sent executors to
+        self.decisions: list[Decision] = []
+        self.net_calls = 0
+
+    def _stay(self) -> int | None:
+        sim = self.env.sim
+        owners = [j for j, lst in sim.free_by_job.items() if lst]
+        if len(owners) != 1 or owners[0] < 0:
+            return None
+        s = self.last_stage.get(owners[0])
+        if s is None or s not in sim.ready or s not in self.env.visible_stages():
+            return None
+        return self.env.action_for(s, sim.free_count)
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        a = self._stay()
+        if a is not None:
+            return a
+        env = self.env
+        L = env.num_limits
+        obs = augment(obs, env)
+        full = env.action_masks()
+        mask = torch.as_tensor(full[:env.N * L].reshape(env.N, L))
+        with torch.set_grad_enabled(self.record):
+            scores, limits, wait = self.net(obs, L)
+            scores = scores.masked_fill(~mask.any(1), -float("inf"))
+            if env.allow_wait:  # the last entry: wait (masked when no event is pending)
+                scores = torch.cat([scores, wait[None] if full[-1] else torch.full((1,), -float("inf"))])
+            d_node = torch.distributions.Categorical(logits=scores)
+            node = int(scores.argmax()) if self.greedy else int(torch.multinomial(d_node.probs, 1, generator=self.gen))
+            waits = node == env.N
+            if not waits:
+                lim = limits[node].masked_fill(~mask[node], -float("inf"))
+                d_lim = torch.distributions.Categorical(logits=lim)
+                level = int(lim.argmax()) if self.greedy else \
+                    int(torch.multinomial(d_lim.probs, 1, generator=self.gen))
+        self.net_calls += 1
+        if self.record:
+            logp, ent = d_node.log_prob(torch.tensor(node)), d_node.entropy()
+            if not waits:
+                logp, ent = logp + d_lim.log_prob(torch.tensor(level)), ent + d_lim.entropy()
+            self.decisions.append(Decision(logp, ent, env.sim.now))
+        if waits:
+            return env.wait_action
+        self.last_stage[env.sim.stage_job[env._node_stage[node]]] = env._node_stage[node]
+        return node * L + level
+
+    def run(self, instance) -> dict[str, Any]:
+        """One episode on `instance`; returns {'mean_jct_s', 'env_steps', 'net_calls'} (claimed by the env)."""
+        obs, _ = self.env.reset(options={"instance": instance})
+        done, total, steps = False, 0.0, 0
+        while not done:
+            obs, r, done, _, _ = self.env.step(self.act(obs))
+            total += r
+            steps += 1
+            if self.decisions:
+                self.decisions[-1].reward += r
+        return {"mean_jct_s": -total / instance.num_jobs, "env_steps": steps, "net_calls": self.net_calls}
+
+
+class TeacherActor(DecimaActor):
+    """A heuristic (`job_sched.<name>`) in the net's place at the net's decisions (the stay rule unchanged, so
+    the states are those the net meets); `samples` holds (observation, mask, action) for behaviour cloning."""
+
+    def __init__(self, teacher: str, env: JobSchedEnv):
+        import sysgym.solvers as solvers
+        from sysgym.solvers.job_sched.policies import PolicyAgent
+
+        super().__init__(None, env)
+        self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
+        self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int]] = []
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        a = self._stay()
+        if a is not None:
+            return a
+        a = self.agent.act(obs)
+        self.samples.append((augment(obs, self.env), self.env.action_masks().copy(), a))
+        if a == self.env.wait_action:
+            return a
+        node = a // self.env.num_limits
+        s = self.env._node_stage[node]
+        self.last_stage[self.env.sim.stage_job[s]] = s
+        return a
+
+
+def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, lr: float, num_limits: int = 10,
+                    log=print) -> dict[str, float]:
+    """Imitation warm start: cross-entropy of the net's (stage, limit) on the teacher's choices."""
+    data, jct, steps = [], [], 0
+    for inst in instances:
+        actor = TeacherActor(teacher, make_env(inst))
+        res = actor.run(inst)
+        jct.append(res["mean_jct_s"])
+        steps += res["env_steps"]
+        data += actor.samples
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    rng = np.random.default_rng(0)
+    L = num_limits
+    losses = []
+    for ep in range(epochs):
+        total = 0.0
+        for i in rng.permutation(len(data)):
+            obs, mask, a = data[i]
+            node, level = divmod(a, L)
+            n = len(mask) // L
+            m = torch.as_tensor(mask[:n * L].reshape(n, L))
+            scores, limits, wait = net(obs, L)
+            scores = scores.masked_fill(~m.any(1), -float("inf"))
+            if len(mask) > n * L:  # the env's wait action
+                scores = torch.cat([scores, wait[None] if mask[-1] else torch.full((1,), -float("inf"))])
+            loss = -torch.log_softmax(scores, 0)[node]
+            if node < n:
+                lim = limits[node].masked_fill(~m[node], -float("inf"))
+                loss = loss - torch.log_softmax(lim, 0)[level]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+        losses.append(total / len(data))
+        log(f"[decima] imitation of {teacher}: epoch {ep + 1} mean loss {total / len(data):.3f} "
+            f"({len(data)} decisions, teacher JCT {np.mean(jct):.2f})")
+    return {"teacher_mean_jct_s": float(np.mean(jct)), "samples": len(data), "env_steps": steps,
+            "epoch_losses": losses}
+
+
+def time_baseline(times: list[np.ndarray], returns: list[np.ndarray]) -> list[np.ndarray]:
+    """Decima's time-based baseline: for each rollout's decision at time t, the mean over the rollouts of the
+    return-to-go at t (each rollout's return-to-go of its first decision at or after t; 0 past its end)."""
+    out = []
+    for t in times:
+        vals = []
+        for tk, gk in zip(times, returns):
+            i = np.searchsorted(tk, t, side="left")
+            vals.append(np.where(i < len(gk), gk[np.minimum(i, len(gk) - 1)], 0.0))
+        out.append(np.mean(vals, axis=0))
+    return out
+
+
+@dataclass
+class TrainConfig:
+    preset: str = "decima"
+    num_jobs: int = 20  # 10 jobs at t=0 + 10 Poisson arrivals: several concurrent jobs, episodes short on 2 cores
+    rollouts: int = 4  # K rollouts of one arrival sequence per iteration (Decima: 16 workers)
+    iterations: int = 60
+    lr: float = 1e-3
+    entropy: float = 0.05
+    entropy_decay: float = 0.97  # per iteration (Decima decays its entropy weight too)
+    reward_scale: float = 1e-3  # returns are job-seconds; scaled so the gradient has a sane size
+    eval_every: int = 5
+    val_seeds: list[int] = field(default_factory=lambda: [900, 901])
+    seed: int = 0
+    hidden: int = 32
+    embed: int = 16
+    depth: int = 4
+    max_wall_s: float = 1800.0
+    # imitation warm start (issue 17 item 2): behaviour cloning of this heuristic at the net's decisions on
+    # `pretrain_instances` training instances before REINFORCE (None: REINFORCE from a random init, as Decima)
+    pretrain: str | None = None
+    pretrain_instances: int = 3
+    pretrain_epochs: int = 1
+    pretrain_lr: float = 1e-3
+
+
+def make_instance(cfg: TrainConfig | dict, seed: int):
+    from sysgym.envs.job_sched.generator import generate_v1
+
+    c = cfg if isinstance(cfg, dict) else asdict(cfg)
+    return generate_v1(seed=seed, preset=c["preset"], num_jobs=c["num_jobs"])
+
+
+def make_env(instance) -> JobSchedEnv:
+    """The env the policy runs in: JobSched-v0's defaults plus the wait action (Decima's "no node")."""
+    return JobSchedEnv(instance=instance, allow_wait=True)
+
+
+def evaluate_greedy(net: DecimaNet, instances: list) -> list[float]:
+    """Greedy rollouts scored by the job_sched evaluator (the one scorer)."""
+    from sysgym.registry import get_family
+    from sysgym.solution import Solution
+
+    fam = get_family("job_sched")
+    out = []
+    for inst in instances:
+        env = make_env(inst)
+        DecimaActor(net, env).run(inst)
+        out.append(float(fam.evaluate(inst, Solution(env.decisions(), np.nan, "feasible", 0.0))[fam.objective]))
+    return out
+
+
+def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainConfig, gen: torch.Generator,
+               entropy_w: float) -> dict[str, float]:
+    """One REINFORCE update from cfg.rollouts sampled rollouts of `instance` (module doc)."""
+    runs = []
+    for _ in range(cfg.rollouts):
+        actor = DecimaActor(net, make_env(instance), greedy=False, generator=gen, record=True)
+        res = actor.run(instance)
+        runs.append((actor.decisions, res))
+    times = [np.array([d.time_s for d in ds]) for ds, _ in runs]
+    rets = [np.cumsum([d.reward * cfg.reward_scale for d in ds][::-1])[::-1].copy() for ds, _ in runs]
+    base = time_baseline(times, rets)
+    loss = torch.zeros(())
+    n = sum(len(ds) for ds, _ in runs)
+    for (ds, _), g, b in zip(runs, rets, base):
+        adv = torch.as_tensor(g - b, dtype=torch.float32)
+        logp = torch.stack([d.logp for d in ds])
+        ent = torch.stack([d.entropy for d in ds])
+        loss = loss - (adv * logp).sum() / n - entropy_w * ent.sum() / n
+    opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    return {"loss": float(loss.detach()), "mean_jct_s": float(np.mean([r["mean_jct_s"] for _, r in runs])),
+            "env_steps": sum(r["env_steps"] for _, r in runs), "net_calls": n}
+
+
+def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaNet:
+    """Train, writing `out_dir/decima.pt` (state dict), `decima.json` (config, curve) and a checkpoint each
+    evaluation, so an interrupted run keeps its best-so-far policy."""
+    torch.manual_seed(cfg.seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = DecimaNet(cfg.hidden, cfg.embed, cfg.depth)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    val = [make_instance(cfg, s) for s in cfg.val_seeds]
+    curve: list[dict[str, float]] = []
+    t0, steps, calls, best = time.perf_counter(), 0, 0, float("inf")
+    rng = np.random.default_rng(cfg.seed)
+
+    def evaluate(it: int):
+        nonlocal best
+        jct = float(np.mean(evaluate_greedy(net, val)))
+        curve.append({"iteration": it, "env_steps": steps, "net_calls": calls,
+                      "wall_s": round(time.perf_counter() - t0, 1), "val_mean_jct_s": jct})
+        log(f"[decima] it {it} env_steps {steps} net_calls {calls} wall {curve[-1]['wall_s']} s val JCT {jct:.2f}")
+        if jct < best:  # keep the best validated policy (validation seeds are disjoint from the benchmark's)
+            best = jct
+            torch.save(net.state_dict(), out / "decima.pt")
+        meta = {"config": asdict(cfg), "curve": curve, "best_val_mean_jct_s": best,
+                "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth}}
+        (out / "decima.json").write_text(json.dumps(meta, indent=1))
+
+    if cfg.pretrain:
+        bc = behaviour_clone(net, cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
+                             cfg.pretrain_instances)], cfg.pretrain_epochs, cfg.pretrain_lr, log=log)
+        steps += bc["env_steps"]
+    evaluate(0)
+    for it in range(1, cfg.iterations + 1):
+        inst = make_instance(cfg, int(rng.integers(0, 800)))  # training seeds 0-799; validation 900+
+        stats = train_step(net, opt, inst, cfg, gen, cfg.entropy * cfg.entropy_decay ** it)
+        steps += stats["env_steps"]
+        calls += stats["net_calls"]
+        log(f"[decima] it {it} train JCT {stats['mean_jct_s']:.2f} loss {stats['loss']:.4f}")
+        over = time.perf_counter() - t0 > cfg.max_wall_s
+        if it % cfg.eval_every == 0 or it == cfg.iterations or over:
+            evaluate(it)
+        if over:
+            break
+    return net
+
+
+def load_net(path: str | Path) -> tuple[DecimaNet, dict[str, Any]]:
+    """A trained net from `decima.pt` (its `decima.json` beside it) or a folder holding both."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "decima.pt"
+    meta = json.loads(p.with_suffix(".json").read_text())
+    net = DecimaNet(**meta["net"])
+    net.load_state_dict(torch.load(p, map_location="cpu", weights_only=True))
+    net.eval()
+    return net, meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m sysgym.agents.decima OUT_DIR [key=value ...]` trains into OUT_DIR (TrainConfig's fields)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        raise SystemExit("usage: python -m sysgym.agents.decima OUT_DIR [key=value ...]")
+    torch.set_num_threads(1)
+    kw: dict[str, Any] = {}
+    for a in args[1:]:
+        k, v = a.split("=", 1)
+        kw[k] = json.loads(v)
+    train_reinforce(TrainConfig(**kw), args[0], log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The shipped Decima policy for job scheduling and the family's `job_sched.agent` solver.
+
+* `pretrained("job_sched")` -> `DecimaPolicy`: the GNN trained by `sysgym.agents.decima` (weights
+  `agents/weights/job_sched_decima.pt`, its training config, seed, steps, wall time and evaluation table in
+  `job_sched_decima.json`), loaded with no training first.
+* `job_sched.agent`: with no `path`, the shipped Decima policy; with a Decima run (a folder holding
+  `decima.pt`, or that file), that one; with any other path (SB3 run dir, .zip, .onnx, .pt of `sysgym train`),
+  the generic `<family>.agent` behaviour (`sysgym.agents.methods.AgentSolver`), unchanged.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sysgym.agents.methods import AgentSolver
+from sysgym.errors import UnknownNameError
+from sysgym.solution import Solution
+from sysgym.solver import Solver, register
+
+WEIGHTS = Path(__file__).parent / "weights"
+SHIPPED = {"job_sched": WEIGHTS / "job_sched_decima.pt"}
+
+
+@dataclass
+class DecimaPolicy:
+    """A trained Decima net and its metadata; `solve(instance)` rolls it out greedily in JobSched-v0."""
+
+    net: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    def rollout(self, instance):
+        """Greedy rollout: (the env's executed schedule, rollout stats)."""
+        import torch
+
+        from sysgym.agents.decima import DecimaActor, make_env
+
+        env = make_env(instance)
+        with torch.no_grad():
+            stats = DecimaActor(self.net, env).run(instance)
+        return env.decisions(), stats
+
+
+def is_decima_run(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / "decima.pt").is_file() if p.is_dir() else (p.suffix == ".pt" and p.with_suffix(".json").is_file()
+                                                             and p.name.endswith("decima.pt"))
+
+
+def load_decima(path: str | Path) -> DecimaPolicy:
+    from sysgym.agents.decima import load_net
+
+    net, meta = load_net(path)
+    return DecimaPolicy(net, meta, str(path))
+
+
+def pretrained(name: str) -> DecimaPolicy:
+    """The policy shipped for `name` (here: "job_sched", Decima's GNN), loaded without training."""
+    if name not in SHIPPED:
+        raise UnknownNameError("pretrained policy", name, tuple(SHIPPED))
+    return load_decima(SHIPPED[name])
+
+
+@register
+class JobSchedAgent(AgentSolver):
+    """Decima's learned scheduler (the shipped one by default); path=<Decima run | any sysgym.agents policy>."""
+
+    name = "job_sched.agent"
+    family = "job_sched"
+
+    def __init__(self, path: str | None = None, which: str = "final"):
+        self.decima = path is None or is_decima_run(path)
+        if not self.decima:
+            super().__init__(path=path, which=which)
+            return
+        Solver.__init__(self, path=path, which=which)  # record the options (AgentSolver's needs a path)
+        self.path, self.which = str(path or SHIPPED["job_sched"]), which
+        self._policy = load_decima(self.path)
+
+    def solve(self, instance: Any, *, time_limit: float | None = None, seed: int = 0) -> Solution:
+        if not self.decima:
+            return super().solve(instance, time_limit=time_limit, seed=seed)
+        t0 = time.perf_counter()
+        decisions, stats = self._policy.rollout(instance)
+        return Solution(decisions=decisions, objective=float(stats["mean_jct_s"]), status="feasible",
+                        wall_time_s=time.perf_counter() - t0,
+                        stats={"policy": self.path, "policy_format": "decima", "algo": "reinforce",
+                               "steps": stats["env_steps"], "net_calls": stats["net_calls"]})

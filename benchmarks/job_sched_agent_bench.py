@@ -1,0 +1,119 @@
+"""Decima's learned scheduler (`job_sched.agent`) against the heuristics on held-out seeds of the Decima preset
+with moving delay on (setting multi_app), every schedule scored by the job_sched evaluator.
+
+    python benchmarks/job_sched_agent_bench.py                    # shipped policy, seeds 1000-1004, 20 jobs
+    python benchmarks/job_sched_agent_bench.py --policy runs/decima --num-jobs 100
+    python benchmarks/job_sched_agent_bench.py --curve docs/images/job_sched_decima_curve.png
+
+Training used seeds 0-799 and validation seeds 900-901, so 1000+ are held out. Prints each method's mean JCT per
+seed and overall, the learned policy's reduction against the best heuristic, and Decima's published figure
+(SIGCOMM'19 Sec. 7.2: at least 21 % lower average JCT than the best tuned heuristic) beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+HEURISTICS = ("fifo", "fair", "decima_cap", "uwfq", "srpt")
+DECIMA_PAPER_REDUCTION = 0.21  # Mao et al., SIGCOMM'19, Sec. 7.2: >= 21 % lower average JCT than the best heuristic
+
+
+def run(policy: str | None, seeds: list[int], num_jobs: int) -> dict[str, list[float]]:
+    import sysgym.solvers as solvers
+    from sysgym.envs.job_sched.generator import generate_v1
+    from sysgym.registry import get_family
+
+    fam = get_family("job_sched")
+    methods = {h: solvers.get(f"job_sched.{h}") for h in HEURISTICS}
+    methods["agent"] = solvers.get("job_sched.agent", path=policy)
+    out: dict[str, list[float]] = {m: [] for m in methods}
+    wall: dict[str, float] = {m: 0.0 for m in methods}
+    for seed in seeds:
+        inst = generate_v1(seed=seed, preset="decima", num_jobs=num_jobs)
+        assert inst.moving_delay_s > 0, "the Decima preset runs with moving delay on (multi_app)"
+        for m, solver in methods.items():
+            t0 = time.perf_counter()
+            sol = solver.solve(inst, seed=0)
+            wall[m] += time.perf_counter() - t0
+            out[m].append(float(fam.evaluate(inst, sol)[fam.objective]))  # the one scorer
+    out["_wall_s"] = [wall[m] for m in methods]
+    return out
+
+
+def report(res: dict[str, list[float]], seeds: list[int]) -> dict[str, float]:
+    names = [m for m in res if not m.startswith("_")]
+    print(f"{'method':<12}" + "".join(f"{s:>9}" for s in seeds) + f"{'mean JCT':>10}{'wall s':>9}")
+    means = {}
+    for m, w in zip(names, res["_wall_s"]):
+        means[m] = float(np.mean(res[m]))
+        print(f"{m:<12}" + "".join(f"{v:9.2f}" for v in res[m]) + f"{means[m]:10.2f}{w:9.1f}")
+    best = min(HEURISTICS, key=lambda h: means[h])
+    red = 1 - means["agent"] / means[best]
+    beaten = [h for h in HEURISTICS if means["agent"] < means[h]]
+    print(f"learned vs best heuristic ({best}, {means[best]:.2f} s): {100 * red:+.1f} % lower mean JCT "
+          f"(Decima, SIGCOMM'19: >= {100 * DECIMA_PAPER_REDUCTION:.0f} %); beats {len(beaten)}/{len(HEURISTICS)} "
+          f"heuristics ({', '.join(beaten) or 'none'})")
+    return {**means, "best_heuristic": best, "reduction_vs_best": red}
+
+
+def plot_curve(meta_path: str, out: str, num_jobs: int) -> None:
+    """The learning curve (evaluator-scored greedy mean JCT on the validation seeds vs env steps and wall time)
+    with the heuristics' mean JCT on the same seeds as reference lines."""
+    import sysgym.solvers as solvers
+    from sysgym.envs.job_sched.generator import generate_v1
+    from sysgym.plotting import pyplot, save_figure
+    from sysgym.registry import get_family
+
+    meta = json.load(open(meta_path))
+    curve, cfg = meta["curve"], meta["config"]
+    fam = get_family("job_sched")
+    insts = [generate_v1(seed=s, preset=cfg["preset"], num_jobs=cfg["num_jobs"]) for s in cfg["val_seeds"]]
+    ref = {h: np.mean([fam.evaluate(i, solvers.get(f"job_sched.{h}").solve(i))[fam.objective] for i in insts])
+           for h in HEURISTICS}
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+    for ax, key, label in ((axes[0], "env_steps", "env steps (all rollouts)"), (axes[1], "wall_s", "wall time (s)")):
+        ax.plot([c[key] for c in curve], [c["val_mean_jct_s"] for c in curve], "o-", label="Decima GNN (greedy)")
+        for h, v in ref.items():
+            ax.axhline(v, ls="--", lw=0.8, color=f"C{1 + HEURISTICS.index(h)}", label=h)
+        ax.set_xlabel(label)
+        ax.set_yscale("log")
+    axes[0].set_ylabel("mean JCT (s), validation seeds")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"Decima on preset decima, {cfg['num_jobs']} jobs, moving delay on (2 loaded cores)")
+    print("wrote", save_figure(fig, out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--policy", default=None, help="a Decima run dir or decima.pt (default: the shipped policy)")
+    ap.add_argument("--seeds", default="1000-1004")
+    ap.add_argument("--num-jobs", type=int, default=20)
+    ap.add_argument("--curve", default=None, help="also plot the policy's learning curve to this PNG")
+    ap.add_argument("--json", default=None, help="write the summary here")
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    lo, _, hi = a.seeds.partition("-")
+    seeds = list(range(int(lo), int(hi or lo) + 1))
+    t0 = time.perf_counter()
+    res = run(a.policy, seeds, a.num_jobs)
+    summary = report(res, seeds)
+    print(f"bench wall {time.perf_counter() - t0:.0f} s")
+    if a.json:
+        json.dump({"seeds": seeds, "num_jobs": a.num_jobs, "per_seed": res, "summary": summary},
+                  open(a.json, "w"), indent=1)
+    if a.curve:
+        from sysgym.agents.pretrained_job_sched import SHIPPED
+
+        meta = (a.policy.rstrip("/") + "/decima.json") if a.policy and not a.policy.endswith(".pt") else \
+            str(SHIPPED["job_sched"].with_suffix(".json") if a.policy is None else a.policy[:-3] + ".json")
+        plot_curve(meta, a.curve, a.num_jobs)
+
+
+if __name__ == "__main__":
+    main()

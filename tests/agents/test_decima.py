@@ -1,0 +1,106 @@
+"""Decima's GNN scheduler (sysgym.agents.decima) and the shipped `job_sched.agent`."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sysgym.agents.decima import DecimaActor, DecimaNet, TrainConfig, augment, make_instance, time_baseline, train_step
+from sysgym.envs.job_sched.env import JobSchedEnv
+from sysgym.envs.job_sched.generator import generate_v1
+
+torch.set_num_threads(1)
+
+
+@pytest.mark.parametrize("preset,jobs,layout", [("tiny", 3, {}), ("small", 4, {"max_jobs": 8, "max_stages": 20}),
+                                                ("decima", 2, {"max_jobs": 4})])
+def test_net_scores_every_node_and_masks_padding_on_graphs_of_any_size(preset, jobs, layout):
+    torch.manual_seed(0)
+    net = DecimaNet()  # one parameter set for every layout: nothing depends on the number of jobs or stages
+    inst = generate_v1(seed=3, preset=preset, num_jobs=jobs)
+    env = JobSchedEnv(instance=inst, allow_wait=True, **layout)
+    obs, _ = env.reset()
+    scores, limits, wait = net(augment(obs, env), env.num_limits)
+    assert scores.shape == (env.N,) and limits.shape == (env.N, env.num_limits) and wait.shape == ()
+    real = obs["node_mask"] > 0
+    assert torch.isinf(scores[~torch.as_tensor(real)]).all() and torch.isfinite(scores[torch.as_tensor(real)]).all()
+    actor = DecimaActor(net, env, greedy=False, generator=torch.Generator().manual_seed(0))
+    for _ in range(20):  # sampled actions are always allowed by the env's mask
+        a = actor.act(obs)
+        assert env.action_masks()[a]
+        obs, _, done, _, info = env.step(a)
+        assert "invalid_action" not in info
+        if done:
+            break
+
+
+def test_time_baseline_is_the_mean_return_to_go_at_each_decision_time():
+    times = [np.array([0.0, 1.0, 2.0]), np.array([0.0, 1.5])]
+    rets = [np.array([-3.0, -2.0, -1.0]), np.array([-5.0, -1.0])]
+    b = time_baseline(times, rets)
+    # rollout 0 at t=1: its own -2 and rollout 1's first decision at/after 1 (t=1.5: -1) -> -1.5
+    np.testing.assert_allclose(b[0], [-4.0, -1.5, -0.5])
+    # rollout 1 at t=1.5: rollout 0's first decision at/after 1.5 is t=2 (-1), its own -1 -> -1
+    np.testing.assert_allclose(b[1], [-4.0, -1.0])
+
+
+def test_imitation_clones_the_teacher_at_the_nets_decisions():
+    from sysgym.agents.decima import TeacherActor, behaviour_clone, make_env
+
+    inst = generate_v1(seed=2, preset="tiny")
+    actor = TeacherActor("decima_cap", make_env(inst))
+    actor.run(inst)
+    assert actor.samples and all(mask[a] for _, mask, a in actor.samples)  # the teacher's actions are allowed
+    torch.manual_seed(0)
+    net = DecimaNet()
+    res = behaviour_clone(net, "decima_cap", [inst], 4, 3e-3, log=lambda m: None)
+    losses = res["epoch_losses"]
+    assert res["samples"] == len(actor.samples) and len(losses) == 4
+    assert losses[-1] < losses[0]  # the cross-entropy on the teacher's choices falls
+
+
+def test_one_reinforce_step_runs_and_changes_the_parameters():
+    torch.manual_seed(0)
+    cfg = TrainConfig(preset="tiny", num_jobs=3, rollouts=2)
+    net = DecimaNet()
+    before = [p.detach().clone() for p in net.parameters()]
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    stats = train_step(net, opt, make_instance(cfg, 5), cfg, torch.Generator().manual_seed(0), 0.05)
+    assert stats["net_calls"] > 0 and np.isfinite(stats["loss"])
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+
+
+def test_shipped_policy_loads_and_the_evaluator_scores_its_schedule_feasible():
+    import sysgym.solvers as solvers
+    from sysgym.agents.pretrained_job_sched import pretrained
+    from sysgym.registry import get_family
+
+    pol = pretrained("job_sched")
+    meta = pol.meta
+    assert meta["config"]["seed"] == 0 and meta["curve"] and "evaluation" in meta
+    inst = generate_v1(seed=11, preset="decima", num_jobs=3)
+    sol = solvers.get("job_sched.agent").solve(inst)  # no path: the shipped policy, no training
+    fam = get_family("job_sched")
+    m = fam.evaluate(inst, sol)
+    assert m["feasible"] and m[fam.objective] == pytest.approx(sol.objective, rel=1e-9)
+
+
+def test_job_sched_agent_keeps_the_generic_path_and_names_bad_names():
+    import sysgym.solvers as solvers
+    from sysgym.agents.pretrained_job_sched import pretrained
+    from sysgym.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError):
+        pretrained("nope")
+    with pytest.raises(Exception, match="missing|exist|No such|not"):
+        solvers.get("job_sched.agent", path="/nonexistent/model.zip")  # the generic loader, not Decima's
+
+
+def test_the_package_level_pretrained_serves_both_shipped_families():
+    import sysgym.agents
+    from sysgym.errors import UnknownNameError
+
+    assert type(sysgym.agents.pretrained("job_sched")).__name__ == "DecimaPolicy"
+    assert type(sysgym.agents.pretrained("vm_resched")).__name__ == "ShippedPolicy"
+    with pytest.raises(UnknownNameError):
+        sysgym.agents.pretrained("nope")

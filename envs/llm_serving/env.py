@@ -148,12 +148,9 @@ class LlmServingEnv(SysgymEnv):
             raise RuntimeError("call reset() before step()")
         if self.done:
             raise RuntimeError("the episode is over (every request finished); call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            return self.invalid(f"action {action!r} is not an integer", self._obs(), self._info())
-        if not 0 <= a < self.action_space.n:
-            return self.invalid(f"action {a} outside Discrete({self.action_space.n})", self._obs(), self._info())
+        a, why = self.discrete_action(action)  # the kit's check: an integer inside the space (1.5 is refused)
+        if why:
+            return self.invalid(why, self._obs(), self._info())
         point = self.rep.decision
         if not point.mask[a]:
             kind = "run" if a == 0 else ("admit waiting slot" if a <= self.W else "preempt running slot")
@@ -383,12 +380,9 @@ class LlmRoutingEnv(SysgymEnv):
             raise RuntimeError("call reset() before step()")
         if self.i >= self.n:
             raise RuntimeError("the episode is over (every request routed); call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            return self.invalid(f"action {action!r} is not an integer", self._obs(), {})
-        if not 0 <= a < self.R:
-            return self.invalid(f"replica {a} does not exist ({self.R} replicas)", self._obs(), {})
+        a, why = self.discrete_action(action)  # the kit's check: an integer inside the space (1.5 is refused)
+        if why:
+            return self.invalid(f"{why} (replicas 0-{self.R - 1})", self._obs(), {})
         self.reps[a].add(self.i)
         self.reps[a].ingest()
         self.i += 1

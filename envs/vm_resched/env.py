@@ -209,12 +209,9 @@ class VmReschedEnv(SysgymEnv):
             raise RuntimeError("call reset() before step()")
         if self.steps >= self.mnl:
             raise RuntimeError("episode is over (MNL steps taken); call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            return self._invalid(f"action {action!r} is not an integer")
-        if not 0 <= a < self.action_space.n:
-            return self._invalid(f"action {a} outside Discrete({self.action_space.n})")
+        a, why = self.discrete_action(action)  # the kit's check: an integer inside the space (1.5 is refused)
+        if why:
+            return self._invalid(why)
         if self.two_stage:
             return self._step_two_stage(a)
         v, d = divmod(a, self.n_dest)

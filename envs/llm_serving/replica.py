@@ -275,13 +275,14 @@ class Replica:
 
     def decode_need(self) -> tuple[np.ndarray, np.ndarray, int]:
         """(decoding requests, their blocks after this iteration's KV slot, blocks still to allocate)."""
-        st, bs = self.st, self.block_size
+        st = self.st
         R = self.running_array()
         d = R[~st.in_prefill[R]]
         if not len(d):
             return d, d, 0
-        new = np.maximum(-(-(st.kv[d] + 1) // bs), st.blocks[d])
-        return d, new, int(new.sum() - st.blocks[d].sum())
+        held = st.blocks[d]
+        new = np.maximum(-(-(st.kv[d] + 1) // self.block_size), held)
+        return d, new, int((new - held).sum())
 
     def decode_shortfall(self) -> int:
         """KV blocks the decodes lack for their next slot (> 0: something must be preempted)."""
@@ -296,18 +297,24 @@ class Replica:
 
     def chunk_continuations(self, prefills: list) -> int:
         """Mixed batching: the ongoing chunked prefills join this iteration; returns the token budget left."""
+        return self._continuations(prefills)[0]
+
+    def _continuations(self, prefills: list) -> tuple[int, np.ndarray]:
+        """`chunk_continuations`, and the running decodes (admission adds only prefills, so `step` keeps them)."""
         st = self.st
         R = self.running_array()
         inpf = st.in_prefill[R]
-        budget = self.token_budget - int(len(R) - inpf.sum())
-        if self.sched.chunked and inpf.any():
+        dec = R[~inpf]
+        budget = self.token_budget - len(dec)
+        if self.sched.chunked and len(dec) < len(R):
+            prompt, generated, kv = self.prompt, self.generated, st.kv
             for r in R[inpf].tolist():
                 if budget <= 0:
                     break
-                c = min(int(self.prompt[r] + self.generated[r] - st.kv[r]), budget)
+                c = min(int(prompt[r] + generated[r] - kv[r]), budget)
                 prefills.append((r, c))
                 budget -= c
-        return budget
+        return budget, dec
 
     def admissible(self, rid: int, prefills: list, budget: int) -> tuple[bool, int]:
         """Whether the engine may admit `rid` now (batch cap, token budget, the scheduler's memory rule),
@@ -379,10 +386,15 @@ class Replica:
     def _reserve_decodes(self) -> tuple[float, bool]:
         """Make room for every decode's next KV slot, preempting the scheduler's victims; allocate."""
         extra, preempted = 0.0, False
-        while self.decode_shortfall() > 0:
+        while True:  # decode_shortfall and allocate_decodes, with the need computed once per round
+            d, new, need = self.decode_need()
+            if need - self.free_blocks <= 0:
+                break
             extra += self.preempt(self.sched.victim(self.running))
             preempted = True
-        self.allocate_decodes()
+        if need:
+            self.used += need
+            self.st.blocks[d] = new
         return extra, preempted
 
     def swap_in(self) -> float:
@@ -409,17 +421,19 @@ class Replica:
 
     # -- one scheduling step ------------------------------------------------------------------------
     def step(self, until: float = math.inf) -> None:
-        sched, st = self.sched, self.st
+        sched = self.sched
         extra = 0.0
         prefills: list[tuple[int, int]] = []
         preempted = False
         if sched.mixed:
             extra, preempted = self._reserve_decodes()
             extra += self.swap_in()
-            budget = self.chunk_continuations(prefills)
+            budget, dec = self._continuations(prefills)
+            before = len(self.running) - len(prefills)
             blocked = self._admit(prefills, budget) if not self.swapped else self._blocked_by_swaps()
-            R = self.running_array()
-            dec = R[~st.in_prefill[R]]
+            if len(self.running) - len(prefills) != before:  # an admission joined as a decode (disagg.py)
+                R = self.running_array()
+                dec = R[~self.st.in_prefill[R]]
         else:
             blocked = self._admit(prefills, self.token_budget) if not self.swapped else self._blocked_by_swaps()
             if not prefills:

@@ -242,7 +242,8 @@ class PastFutureScheduler(Scheduler):
     def bind(self, sim) -> None:
         super().bind(sim)
         self._past: deque[int] = deque(maxlen=self.history)
-        self._sorted = np.zeros(0)
+        self._sorted = np.zeros(0, np.int64)
+        self._table = np.full(1, -1, np.int64)  # empty history: no entry above any cut
         self._dirty = False
 
     def on_finish(self, rid: int) -> None:
@@ -258,13 +259,18 @@ class PastFutureScheduler(Scheduler):
         if len(self._past) < self.min_history:  # no past yet: assume the longest (Orca's worst case)
             return np.maximum(s.max_tokens - s.prompt[rids] - g, 1)
         if self._dirty:
-            self._sorted = np.sort(np.fromiter(self._past, np.int64, len(self._past)))
+            hist = np.sort(np.fromiter(self._past, np.int64, len(self._past)))
+            # the quantile of the entries above each cut `lo` (count = n - lo of them), tabulated once per
+            # change of the history; -1 where none is left (lo = n), a length the prediction never returns
+            n = len(hist)
+            lo = np.arange(n + 1)
+            count = n - lo
+            idx = np.minimum(lo + np.floor(self.quantile * np.maximum(count - 1, 0)).astype(np.int64), n - 1)
+            self._sorted, self._table = hist, np.where(count > 0, hist[idx], -1)
             self._dirty = False
-        hist = self._sorted
-        lo = np.searchsorted(hist, g, side="right")  # history entries longer than what was generated
-        count = len(hist) - lo
-        idx = np.minimum(lo + np.floor(self.quantile * np.maximum(count - 1, 0)).astype(np.int64), len(hist) - 1)
-        pred = np.where(count > 0, hist[idx], g + 1)
+        lo = np.searchsorted(self._sorted, g, side="right")  # history entries longer than what was generated
+        pred = self._table[lo]
+        pred = np.where(pred >= 0, pred, g + 1)
         pred = np.minimum(pred, s.max_tokens - s.prompt[rids])
         return np.maximum(pred - g, 1)
 

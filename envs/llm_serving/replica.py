@@ -44,6 +44,7 @@ FAMILY = "llm_serving"
 PCIE_EFFICIENCY = 0.8  # achieved share of PCIe x16 bandwidth for pinned host copies (NVIDIA bandwidthTest
 #                        reaches ~25 of 31.5 GB/s on PCIe 4.0 x16)
 FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array operation
+FF_DENSE = 16384  # up to this many (request, iteration) cells a run's block counts use the dense array
 
 
 class Scheduler(Protocol):
@@ -444,7 +445,7 @@ class Replica:
                 dec = np.zeros(0, np.int64)
         if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running) \
                 and (not blocked or self._holds):
-            self._fast_forward(until, blocked and sched.fcfs)
+            self._fast_forward(until, blocked and sched.fcfs, dec)
             return
         if not prefills and not len(dec):
             if extra > 0:  # only swaps happened
@@ -538,38 +539,55 @@ class Replica:
             st.finish[r] = self.now
             self.sched.on_finish(r)
 
-    def _fast_forward(self, until: float, queue_blocked: bool) -> None:
-        """Run k >= 1 pure-decode iterations of the current batch in one go.
+    def _fast_forward(self, until: float, queue_blocked: bool, R: np.ndarray | None = None) -> None:
+        """Run k >= 1 pure-decode iterations of the current batch in one go (`R`: the running requests as an
+        array, when the caller has it).
 
         The run stops before the first iteration that would need more blocks than exist, after the first
         completion, and (unless the waiting queue is blocked for FCFS admission by a refusal that decoding
         cannot lift) before the first iteration starting after the next arrival. So every boundary it skips
         is one where the scheduler would decide exactly as it did at the start of the run.
+
+        Most runs are short (an arrival ends them) and the batch small, so the fixed cost per call matters:
+        the run's block counts come from a (requests x iterations) array when that is small, else from the
+        closed form over the requests' block remainders.
         """
         st, bs, lat = self.st, self.block_size, self.lat
-        R = self.running_array()
+        if R is None:
+            R = self.running_array()
         B = len(R)
         kv, g, held = st.kv[R], st.generated[R], st.blocks[R]
         rem = self.output[R] - g
         horizon = until if queue_blocked else min(self.next_arrival(), until)
-        kcap = int(min(rem.min(), FF_MAX_ITERS))
+        rem_min = int(rem.min())
+        kcap = min(rem_min, FF_MAX_ITERS)
         x = kv + 1  # KV slots each request needs at the run's first iteration
         if horizon < math.inf:
             lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(x.sum())
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
-        j = np.arange(kcap)
-        q, r = np.divmod(x - 1, bs)
-        if (held > q + 1).any():  # reservations (orca): per-request maximum, as an array
-            slots_m = -(-(x[:, None] + j[None, :]) // bs)
-            blk_m = np.maximum(slots_m, held[:, None])
-            tot = blk_m.sum(0)
+        blk_m = None
+        if B * kcap <= FF_DENSE:
+            slots_m = -(-(x[:, None] + np.arange(kcap)) // bs)
             slots = slots_m.sum(0)
+            if (held > slots_m[:, 0]).any():  # reservations (orca): per-request maximum
+                blk_m = np.maximum(slots_m, held[:, None])
+                tot = blk_m.sum(0)
+            else:
+                tot = slots
+                blk_m = slots_m
         else:
-            # sum_i ceil((x_i + j) / bs) = sum_i (q_i + 1) + B * (j // bs) + #{i : r_i >= bs - j % bs}
-            ge = np.concatenate([np.cumsum(np.bincount(r, minlength=bs)[::-1])[::-1], [0]])
-            slots = int(q.sum()) + B + B * (j // bs) + ge[bs - j % bs]
-            tot = slots
-            blk_m = None
+            j = np.arange(kcap)
+            q, r = np.divmod(x - 1, bs)
+            if (held > q + 1).any():  # reservations (orca): per-request maximum, as an array
+                slots_m = -(-(x[:, None] + j[None, :]) // bs)
+                blk_m = np.maximum(slots_m, held[:, None])
+                tot = blk_m.sum(0)
+                slots = slots_m.sum(0)
+            else:
+                # sum_i ceil((x_i + j) / bs) = sum_i (q_i + 1) + B * (j // bs) + #{i : r_i >= bs - j % bs}
+                ge = np.concatenate([np.cumsum(np.bincount(r, minlength=bs)[::-1])[::-1], [0]])
+                slots = int(q.sum()) + B + B * (j // bs) + ge[bs - j % bs]
+                tot = slots
         over = tot > self.num_blocks
         if over[0]:
             raise AssertionError("fast-forward started without room for its first iteration")
@@ -580,31 +598,29 @@ class Replica:
         k = kcap
         if horizon < math.inf:
             k = max(1, min(k, int(np.searchsorted(ends - dts, horizon, side="left"))))
-        dts, ends = dts[:k], ends[:k]
-        idx = (st.offsets[R] + g)[:, None] + np.arange(k)[None, :]
-        st.token_time[idx] = ends[None, :]
+            dts, ends = dts[:k], ends[:k]
+        end = float(ends[-1])
+        st.token_time[(st.offsets[R] + g)[:, None] + np.arange(k)] = ends
         st.generated[R] = g + k
         st.kv[R] = kv + k
         new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum(-(-(x + k - 1) // bs), held)
         self.kv_area += float((tot[:k] * dts).sum())
-        self.used += int(new_blocks.sum() - held.sum())
+        self.used += int((new_blocks - held).sum())
         st.blocks[R] = new_blocks
-        start = self.now
         log = self.log
-        log.start.append(start)
-        log.end.append(float(ends[-1]))
+        log.start.append(self.now)
+        log.end.append(end)
         log.n.append(k)
         log.seqs.append(B)
         log.tokens.append(B)
         log.blocks_max.append(int(tot[k - 1]))
-        self.now = float(ends[-1])
+        self.now = end
         self.iterations += k
         self.tokens_processed += B * k
         if self.sched.counts_tokens:
             self.sched.on_tokens(R, k)
-        fin = rem == k
-        if fin.any():
-            self._finish(R[fin].tolist())
+        if k == rem_min:  # the run ends with a completion
+            self._finish(R[rem == k].tolist())
         self.memory_trace.append((self.now, self.used))
 
 

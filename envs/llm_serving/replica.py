@@ -276,14 +276,19 @@ class Replica:
 
     def decode_need(self) -> tuple[np.ndarray, np.ndarray, int]:
         """(decoding requests, their blocks after this iteration's KV slot, blocks still to allocate)."""
+        return self._decode_need()[2:]
+
+    def _decode_need(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """`decode_need` after the running array and its prefill mask (which `step` reuses)."""
         st = self.st
         R = self.running_array()
-        d = R[~st.in_prefill[R]]
+        inpf = st.in_prefill[R]
+        d = R[~inpf]
         if not len(d):
-            return d, d, 0
+            return R, inpf, d, d, 0
         held = st.blocks[d]
         new = np.maximum(-(-(st.kv[d] + 1) // self.block_size), held)
-        return d, new, int((new - held).sum())
+        return R, inpf, d, new, int((new - held).sum())
 
     def decode_shortfall(self) -> int:
         """KV blocks the decodes lack for their next slot (> 0: something must be preempted)."""
@@ -300,12 +305,15 @@ class Replica:
         """Mixed batching: the ongoing chunked prefills join this iteration; returns the token budget left."""
         return self._continuations(prefills)[0]
 
-    def _continuations(self, prefills: list) -> tuple[int, np.ndarray]:
-        """`chunk_continuations`, and the running decodes (admission adds only prefills, so `step` keeps them)."""
+    def _continuations(self, prefills: list, R: np.ndarray | None = None, inpf: np.ndarray | None = None,
+                       dec: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+        """`chunk_continuations`, and the running decodes (admission adds only prefills, so `step` keeps them);
+        `R`, `inpf`, `dec`: the running array, its prefill mask and its decodes when the caller has them."""
         st = self.st
-        R = self.running_array()
-        inpf = st.in_prefill[R]
-        dec = R[~inpf]
+        if R is None:
+            R = self.running_array()
+            inpf = st.in_prefill[R]
+            dec = R[~inpf]
         budget = self.token_budget - len(dec)
         if self.sched.chunked and len(dec) < len(R):
             prompt, generated, kv = self.prompt, self.generated, st.kv
@@ -385,10 +393,11 @@ class Replica:
         return cost
 
     def _reserve_decodes(self) -> tuple[float, bool]:
-        """Make room for every decode's next KV slot, preempting the scheduler's victims; allocate."""
+        """Make room for every decode's next KV slot, preempting the scheduler's victims; allocate.
+        `self._batch` keeps (running array, prefill mask, decodes) of the batch it leaves."""
         extra, preempted = 0.0, False
         while True:  # decode_shortfall and allocate_decodes, with the need computed once per round
-            d, new, need = self.decode_need()
+            R, inpf, d, new, need = self._decode_need()
             if need - self.free_blocks <= 0:
                 break
             extra += self.preempt(self.sched.victim(self.running))
@@ -396,6 +405,7 @@ class Replica:
         if need:
             self.used += need
             self.st.blocks[d] = new
+        self._batch = (R, inpf, d)
         return extra, preempted
 
     def swap_in(self) -> float:
@@ -428,8 +438,9 @@ class Replica:
         preempted = False
         if sched.mixed:
             extra, preempted = self._reserve_decodes()
+            n = len(self.running)
             extra += self.swap_in()
-            budget, dec = self._continuations(prefills)
+            budget, dec = self._continuations(prefills, *(self._batch if len(self.running) == n else ()))
             before = len(self.running) - len(prefills)
             blocked = self._admit(prefills, budget) if not self.swapped else self._blocked_by_swaps()
             if len(self.running) - len(prefills) != before:  # an admission joined as a decode (disagg.py)
@@ -439,8 +450,10 @@ class Replica:
             blocked = self._admit(prefills, self.token_budget) if not self.swapped else self._blocked_by_swaps()
             if not prefills:
                 extra, preempted = self._reserve_decodes()
+                n = len(self.running)
                 extra += self.swap_in()
-                dec = self.running_array()
+                R, _, d = self._batch
+                dec = R if len(self.running) == n and len(d) == n else self.running_array()
             else:
                 dec = np.zeros(0, np.int64)
         if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running) \
@@ -511,14 +524,17 @@ class Replica:
             if fin.any():
                 done.extend(d[fin].tolist())
         emitted = []
-        for r, c in prefills:
-            st.kv[r] += c
-            if st.kv[r] >= self.prompt[r] + st.generated[r]:
+        kv, gen = st.kv, st.generated
+        for r, c in prefills:  # Python ints: a numpy scalar operation costs more than the arithmetic
+            k = int(kv[r]) + c
+            kv[r] = k
+            gr = int(gen[r])
+            if k >= int(self.prompt[r]) + gr:
                 st.in_prefill[r] = False
-                st.token_time[st.offsets[r] + st.generated[r]] = end
-                st.generated[r] += 1
+                st.token_time[int(st.offsets[r]) + gr] = end
+                gen[r] = gr + 1
                 emitted.append(r)
-                if st.generated[r] >= self.output[r]:
+                if gr + 1 >= int(self.output[r]):
                     done.append(r)
         if self.sched.counts_tokens:
             if nd:

@@ -282,6 +282,12 @@ class PastFutureScheduler(Scheduler):
         rem = self.predicted_remaining(rids)
         capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
         slack = (s.block_size - 1) * len(rids)  # each request may leave its last block partly empty
+        # bounds decide most calls without the sort: sum(cur) + n x min(rem) <= peak <= sum(cur + rem)
+        total = int(cur.sum())
+        if total + int(rem.sum()) + slack <= capacity:
+            return True
+        if total + len(rids) * int(rem.min()) + slack > capacity:
+            return False
         return peak_tokens(cur, rem) + slack <= capacity
 
     def holds_while_decoding(self, rid: int, need: int, admissible: bool) -> bool:

@@ -45,6 +45,8 @@ PCIE_EFFICIENCY = 0.8  # achieved share of PCIe x16 bandwidth for pinned host co
 #                        reaches ~25 of 31.5 GB/s on PCIe 4.0 x16)
 FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array operation
 FF_DENSE = 16384  # up to this many (request, iteration) cells a run's block counts use the dense array
+_ITERS = np.arange(FF_MAX_ITERS)  # iteration offsets within a run (sliced, never written)
+_ITERS.flags.writeable = False
 
 
 class Scheduler(Protocol):
@@ -577,13 +579,12 @@ class Replica:
         horizon = until if queue_blocked else min(self.next_arrival(), until)
         rem_min = int(rem.min())
         kcap = min(rem_min, FF_MAX_ITERS)
-        x = kv + 1  # KV slots each request needs at the run's first iteration
-        if horizon < math.inf:
-            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(x.sum())
+        if horizon < math.inf:  # sum of x = kv + 1, the KV slots each request needs at the first iteration
+            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(int(kv.sum()) + B)
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
         blk_m = None
         if B * kcap <= FF_DENSE:
-            slots_m = -(-(x[:, None] + np.arange(kcap)) // bs)
+            slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
             slots = slots_m.sum(0)
             if (held > slots_m[:, 0]).any():  # reservations (orca): per-request maximum
                 blk_m = np.maximum(slots_m, held[:, None])
@@ -592,8 +593,9 @@ class Replica:
                 tot = slots
                 blk_m = slots_m
         else:
+            x = kv + 1
             j = np.arange(kcap)
-            q, r = np.divmod(x - 1, bs)
+            q, r = np.divmod(kv, bs)
             if (held > q + 1).any():  # reservations (orca): per-request maximum, as an array
                 slots_m = -(-(x[:, None] + j[None, :]) // bs)
                 blk_m = np.maximum(slots_m, held[:, None])
@@ -604,11 +606,11 @@ class Replica:
                 ge = np.concatenate([np.cumsum(np.bincount(r, minlength=bs)[::-1])[::-1], [0]])
                 slots = int(q.sum()) + B + B * (j // bs) + ge[bs - j % bs]
                 tot = slots
-        over = tot > self.num_blocks
-        if over[0]:
+        # tot never decreases along the run: its first and last entries say whether it overflows
+        if tot[0] > self.num_blocks:
             raise AssertionError("fast-forward started without room for its first iteration")
-        if over.any():
-            kcap = int(np.argmax(over))
+        if tot[kcap - 1] > self.num_blocks:
+            kcap = int(np.argmax(tot > self.num_blocks))
         dts = lat.decode_times(B, slots[:kcap].astype(float) * bs)
         ends = self.now + np.cumsum(dts)
         k = kcap
@@ -616,10 +618,10 @@ class Replica:
             k = max(1, min(k, int(np.searchsorted(ends - dts, horizon, side="left"))))
             dts, ends = dts[:k], ends[:k]
         end = float(ends[-1])
-        st.token_time[(st.offsets[R] + g)[:, None] + np.arange(k)] = ends
+        st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
         st.generated[R] = g + k
         st.kv[R] = kv + k
-        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum(-(-(x + k - 1) // bs), held)
+        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum((kv + (k - 1 + bs)) // bs, held)
         self.kv_area += float((tot[:k] * dts).sum())
         self.used += int((new_blocks - held).sum())
         st.blocks[R] = new_blocks

@@ -290,7 +290,7 @@ class Replica:
             return R, inpf, d, d, 0
         held = st.blocks[d]
         new = np.maximum(-(-(st.kv[d] + 1) // self.block_size), held)
-        return R, inpf, d, new, int((new - held).sum())
+        return R, inpf, d, new, int(np.add.reduce(new - held))
 
     def decode_shortfall(self) -> int:
         """KV blocks the decodes lack for their next slot (> 0: something must be preempted)."""
@@ -498,7 +498,7 @@ class Replica:
         for r, c in prefills:
             ntok += c
             items.append((c, int(st.kv[r])))
-        kvtok = float(((st.kv[d] + bs) // bs).sum() * bs) if len(d) else 0.0  # ceil((kv + 1) / bs) * bs
+        kvtok = float(np.add.reduce((st.kv[d] + bs) // bs) * bs) if len(d) else 0.0  # ceil((kv + 1) / bs) * bs
         return ntok, items, kvtok
 
     def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
@@ -577,18 +577,22 @@ class Replica:
         kv, g, held = st.kv[R], st.generated[R], st.blocks[R]
         rem = self.output[R] - g
         horizon = until if queue_blocked else min(self.next_arrival(), until)
-        rem_min = int(rem.min())
+        rem_min = int(np.minimum.reduce(rem))  # (ufunc reductions: the .sum()/.min() wrappers cost more here)
         kcap = min(rem_min, FF_MAX_ITERS)
         if horizon < math.inf:  # sum of x = kv + 1, the KV slots each request needs at the first iteration
-            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(int(kv.sum()) + B)
+            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(int(np.add.reduce(kv)) + B)
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
         blk_m = None
         if B * kcap <= FF_DENSE:
             slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
             slots = slots_m.sum(0)
             if (held > slots_m[:, 0]).any():  # reservations (orca): per-request maximum
-                blk_m = np.maximum(slots_m, held[:, None])
-                tot = blk_m.sum(0)
+                if (held >= slots_m[:, -1]).all():  # ... which the reservations hold for the whole run
+                    tot = np.full(kcap, int(np.add.reduce(held)), np.int64)
+                    blk_m = np.broadcast_to(held[:, None], slots_m.shape)
+                else:
+                    blk_m = np.maximum(slots_m, held[:, None])
+                    tot = blk_m.sum(0)
             else:
                 tot = slots
                 blk_m = slots_m
@@ -622,8 +626,8 @@ class Replica:
         st.generated[R] = g + k
         st.kv[R] = kv + k
         new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum((kv + (k - 1 + bs)) // bs, held)
-        self.kv_area += float((tot[:k] * dts).sum())
-        self.used += int((new_blocks - held).sum())
+        self.kv_area += float(np.add.reduce(tot[:k] * dts))
+        self.used += int(np.add.reduce(new_blocks - held))
         st.blocks[R] = new_blocks
         log = self.log
         log.start.append(self.now)

@@ -289,7 +289,7 @@ class Replica:
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]
-        new = np.maximum(-(-(st.kv[d] + 1) // self.block_size), held)
+        new = np.maximum((st.kv[d] + self.block_size) // self.block_size, held)  # ceil((kv + 1) / bs)
         return R, inpf, d, new, int(np.add.reduce(new - held))
 
     def decode_shortfall(self) -> int:

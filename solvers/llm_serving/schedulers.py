@@ -287,10 +287,10 @@ class PastFutureScheduler(Scheduler):
         capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
         slack = (s.block_size - 1) * len(rids)  # each request may leave its last block partly empty
         # bounds decide most calls without the sort: sum(cur) + n x min(rem) <= peak <= sum(cur + rem)
-        total = int(cur.sum())
-        if total + int(rem.sum()) + slack <= capacity:
+        total = int(np.add.reduce(cur))  # (ufunc reductions: cheaper than the .sum()/.min() wrappers)
+        if total + int(np.add.reduce(rem)) + slack <= capacity:
             return True
-        if total + len(rids) * int(rem.min()) + slack > capacity:
+        if total + len(rids) * int(np.minimum.reduce(rem)) + slack > capacity:
             return False
         return peak_tokens(cur, rem) + slack <= capacity
 

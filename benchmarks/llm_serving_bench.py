@@ -8,6 +8,7 @@ the p50/p99 TTFT/TBT of every scheduler at two load levels, and the CP-SAT gaps 
 Speed target (issue 19, item 6): every scheduler replays the whole conv trace at 0.5x and 1.0x its rate in
 under 2 CPU s on one core, for Llama-2-7B on one A100-80GB and CodeLlama-34B on two (TP2). CPU seconds
 (time.process_time) are the figure, printed beside wall time because this machine may be shared.
+Speed work keeps every output identical: `benchmarks/llm_serving_golden.py` records and checks it.
 """
 from __future__ import annotations
 

@@ -154,9 +154,9 @@ class PipelineReplica(Replica):
         if not self.inflight:
             raise self.never_admitted()
 
-    def _fast_forward(self, until: float, queue_blocked: bool) -> None:
+    def _fast_forward(self, until: float, queue_blocked: bool, R: np.ndarray | None = None) -> None:
         # every decode's next KV slot is allocated (step reserved it): launch one decode micro-batch
-        self.execute([], self.running_array(), 0.0)
+        self.execute([], self.running_array() if R is None else R, 0.0)
 
     def advance(self, dt: float, tokens: int, seqs: int, n: int = 1, blocks_max: int | None = None) -> None:
         super().advance(dt, tokens, seqs, n, blocks_max)  # only swaps (stage 0 copies KV back)

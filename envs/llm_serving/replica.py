@@ -44,6 +44,9 @@ FAMILY = "llm_serving"
 PCIE_EFFICIENCY = 0.8  # achieved share of PCIe x16 bandwidth for pinned host copies (NVIDIA bandwidthTest
 #                        reaches ~25 of 31.5 GB/s on PCIe 4.0 x16)
 FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array operation
+FF_DENSE = 16384  # up to this many (request, iteration) cells a run's block counts use the dense array
+_ITERS = np.arange(FF_MAX_ITERS)  # iteration offsets within a run (sliced, never written)
+_ITERS.flags.writeable = False
 
 
 class Scheduler(Protocol):
@@ -275,13 +278,19 @@ class Replica:
 
     def decode_need(self) -> tuple[np.ndarray, np.ndarray, int]:
         """(decoding requests, their blocks after this iteration's KV slot, blocks still to allocate)."""
-        st, bs = self.st, self.block_size
+        return self._decode_need()[2:]
+
+    def _decode_need(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+        """`decode_need` after the running array and its prefill mask (which `step` reuses)."""
+        st = self.st
         R = self.running_array()
-        d = R[~st.in_prefill[R]]
+        inpf = st.in_prefill[R]
+        d = R[~inpf]
         if not len(d):
-            return d, d, 0
-        new = np.maximum(-(-(st.kv[d] + 1) // bs), st.blocks[d])
-        return d, new, int(new.sum() - st.blocks[d].sum())
+            return R, inpf, d, d, 0
+        held = st.blocks[d]
+        new = np.maximum((st.kv[d] + self.block_size) // self.block_size, held)  # ceil((kv + 1) / bs)
+        return R, inpf, d, new, int(np.add.reduce(new - held))
 
     def decode_shortfall(self) -> int:
         """KV blocks the decodes lack for their next slot (> 0: something must be preempted)."""
@@ -296,18 +305,27 @@ class Replica:
 
     def chunk_continuations(self, prefills: list) -> int:
         """Mixed batching: the ongoing chunked prefills join this iteration; returns the token budget left."""
+        return self._continuations(prefills)[0]
+
+    def _continuations(self, prefills: list, R: np.ndarray | None = None, inpf: np.ndarray | None = None,
+                       dec: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+        """`chunk_continuations`, and the running decodes (admission adds only prefills, so `step` keeps them);
+        `R`, `inpf`, `dec`: the running array, its prefill mask and its decodes when the caller has them."""
         st = self.st
-        R = self.running_array()
-        inpf = st.in_prefill[R]
-        budget = self.token_budget - int(len(R) - inpf.sum())
-        if self.sched.chunked and inpf.any():
+        if R is None:
+            R = self.running_array()
+            inpf = st.in_prefill[R]
+            dec = R[~inpf]
+        budget = self.token_budget - len(dec)
+        if self.sched.chunked and len(dec) < len(R):
+            prompt, generated, kv = self.prompt, self.generated, st.kv
             for r in R[inpf].tolist():
                 if budget <= 0:
                     break
-                c = min(int(self.prompt[r] + self.generated[r] - st.kv[r]), budget)
+                c = min(int(prompt[r] + generated[r] - kv[r]), budget)
                 prefills.append((r, c))
                 budget -= c
-        return budget
+        return budget, dec
 
     def admissible(self, rid: int, prefills: list, budget: int) -> tuple[bool, int]:
         """Whether the engine may admit `rid` now (batch cap, token budget, the scheduler's memory rule),
@@ -377,12 +395,19 @@ class Replica:
         return cost
 
     def _reserve_decodes(self) -> tuple[float, bool]:
-        """Make room for every decode's next KV slot, preempting the scheduler's victims; allocate."""
+        """Make room for every decode's next KV slot, preempting the scheduler's victims; allocate.
+        `self._batch` keeps (running array, prefill mask, decodes) of the batch it leaves."""
         extra, preempted = 0.0, False
-        while self.decode_shortfall() > 0:
+        while True:  # decode_shortfall and allocate_decodes, with the need computed once per round
+            R, inpf, d, new, need = self._decode_need()
+            if need - self.free_blocks <= 0:
+                break
             extra += self.preempt(self.sched.victim(self.running))
             preempted = True
-        self.allocate_decodes()
+        if need:
+            self.used += need
+            self.st.blocks[d] = new
+        self._batch = (R, inpf, d)
         return extra, preempted
 
     def swap_in(self) -> float:
@@ -409,28 +434,33 @@ class Replica:
 
     # -- one scheduling step ------------------------------------------------------------------------
     def step(self, until: float = math.inf) -> None:
-        sched, st = self.sched, self.st
+        sched = self.sched
         extra = 0.0
         prefills: list[tuple[int, int]] = []
         preempted = False
         if sched.mixed:
             extra, preempted = self._reserve_decodes()
+            n = len(self.running)
             extra += self.swap_in()
-            budget = self.chunk_continuations(prefills)
+            budget, dec = self._continuations(prefills, *(self._batch if len(self.running) == n else ()))
+            before = len(self.running) - len(prefills)
             blocked = self._admit(prefills, budget) if not self.swapped else self._blocked_by_swaps()
-            R = self.running_array()
-            dec = R[~st.in_prefill[R]]
+            if len(self.running) - len(prefills) != before:  # an admission joined as a decode (disagg.py)
+                R = self.running_array()
+                dec = R[~self.st.in_prefill[R]]
         else:
             blocked = self._admit(prefills, self.token_budget) if not self.swapped else self._blocked_by_swaps()
             if not prefills:
                 extra, preempted = self._reserve_decodes()
+                n = len(self.running)
                 extra += self.swap_in()
-                dec = self.running_array()
+                R, _, d = self._batch
+                dec = R if len(self.running) == n and len(d) == n else self.running_array()
             else:
                 dec = np.zeros(0, np.int64)
         if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running) \
                 and (not blocked or self._holds):
-            self._fast_forward(until, blocked and sched.fcfs)
+            self._fast_forward(until, blocked and sched.fcfs, dec)
             return
         if not prefills and not len(dec):
             if extra > 0:  # only swaps happened
@@ -468,7 +498,7 @@ class Replica:
         for r, c in prefills:
             ntok += c
             items.append((c, int(st.kv[r])))
-        kvtok = float(((st.kv[d] + bs) // bs).sum() * bs) if len(d) else 0.0  # ceil((kv + 1) / bs) * bs
+        kvtok = float(np.add.reduce((st.kv[d] + bs) // bs) * bs) if len(d) else 0.0  # ceil((kv + 1) / bs) * bs
         return ntok, items, kvtok
 
     def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
@@ -496,14 +526,17 @@ class Replica:
             if fin.any():
                 done.extend(d[fin].tolist())
         emitted = []
-        for r, c in prefills:
-            st.kv[r] += c
-            if st.kv[r] >= self.prompt[r] + st.generated[r]:
+        kv, gen = st.kv, st.generated
+        for r, c in prefills:  # Python ints: a numpy scalar operation costs more than the arithmetic
+            k = int(kv[r]) + c
+            kv[r] = k
+            gr = int(gen[r])
+            if k >= int(self.prompt[r]) + gr:
                 st.in_prefill[r] = False
-                st.token_time[st.offsets[r] + st.generated[r]] = end
-                st.generated[r] += 1
+                st.token_time[int(st.offsets[r]) + gr] = end
+                gen[r] = gr + 1
                 emitted.append(r)
-                if st.generated[r] >= self.output[r]:
+                if gr + 1 >= int(self.output[r]):
                     done.append(r)
         if self.sched.counts_tokens:
             if nd:
@@ -524,73 +557,92 @@ class Replica:
             st.finish[r] = self.now
             self.sched.on_finish(r)
 
-    def _fast_forward(self, until: float, queue_blocked: bool) -> None:
-        """Run k >= 1 pure-decode iterations of the current batch in one go.
+    def _fast_forward(self, until: float, queue_blocked: bool, R: np.ndarray | None = None) -> None:
+        """Run k >= 1 pure-decode iterations of the current batch in one go (`R`: the running requests as an
+        array, when the caller has it).
 
         The run stops before the first iteration that would need more blocks than exist, after the first
         completion, and (unless the waiting queue is blocked for FCFS admission by a refusal that decoding
         cannot lift) before the first iteration starting after the next arrival. So every boundary it skips
         is one where the scheduler would decide exactly as it did at the start of the run.
+
+        Most runs are short (an arrival ends them) and the batch small, so the fixed cost per call matters:
+        the run's block counts come from a (requests x iterations) array when that is small, else from the
+        closed form over the requests' block remainders.
         """
         st, bs, lat = self.st, self.block_size, self.lat
-        R = self.running_array()
+        if R is None:
+            R = self.running_array()
         B = len(R)
         kv, g, held = st.kv[R], st.generated[R], st.blocks[R]
         rem = self.output[R] - g
         horizon = until if queue_blocked else min(self.next_arrival(), until)
-        kcap = int(min(rem.min(), FF_MAX_ITERS))
-        x = kv + 1  # KV slots each request needs at the run's first iteration
-        if horizon < math.inf:
-            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(x.sum())
+        rem_min = int(np.minimum.reduce(rem))  # (ufunc reductions: the .sum()/.min() wrappers cost more here)
+        kcap = min(rem_min, FF_MAX_ITERS)
+        if horizon < math.inf:  # sum of x = kv + 1, the KV slots each request needs at the first iteration
+            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(int(np.add.reduce(kv)) + B)
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
-        j = np.arange(kcap)
-        q, r = np.divmod(x - 1, bs)
-        if (held > q + 1).any():  # reservations (orca): per-request maximum, as an array
-            slots_m = -(-(x[:, None] + j[None, :]) // bs)
-            blk_m = np.maximum(slots_m, held[:, None])
-            tot = blk_m.sum(0)
+        blk_m = None
+        if B * kcap <= FF_DENSE:
+            slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
             slots = slots_m.sum(0)
+            if (held > slots_m[:, 0]).any():  # reservations (orca): per-request maximum
+                if (held >= slots_m[:, -1]).all():  # ... which the reservations hold for the whole run
+                    tot = np.full(kcap, int(np.add.reduce(held)), np.int64)
+                    blk_m = np.broadcast_to(held[:, None], slots_m.shape)
+                else:
+                    blk_m = np.maximum(slots_m, held[:, None])
+                    tot = blk_m.sum(0)
+            else:
+                tot = slots
+                blk_m = slots_m
         else:
-            # sum_i ceil((x_i + j) / bs) = sum_i (q_i + 1) + B * (j // bs) + #{i : r_i >= bs - j % bs}
-            ge = np.concatenate([np.cumsum(np.bincount(r, minlength=bs)[::-1])[::-1], [0]])
-            slots = int(q.sum()) + B + B * (j // bs) + ge[bs - j % bs]
-            tot = slots
-            blk_m = None
-        over = tot > self.num_blocks
-        if over[0]:
+            x = kv + 1
+            j = np.arange(kcap)
+            q, r = np.divmod(kv, bs)
+            if (held > q + 1).any():  # reservations (orca): per-request maximum, as an array
+                slots_m = -(-(x[:, None] + j[None, :]) // bs)
+                blk_m = np.maximum(slots_m, held[:, None])
+                tot = blk_m.sum(0)
+                slots = slots_m.sum(0)
+            else:
+                # sum_i ceil((x_i + j) / bs) = sum_i (q_i + 1) + B * (j // bs) + #{i : r_i >= bs - j % bs}
+                ge = np.concatenate([np.cumsum(np.bincount(r, minlength=bs)[::-1])[::-1], [0]])
+                slots = int(q.sum()) + B + B * (j // bs) + ge[bs - j % bs]
+                tot = slots
+        # tot never decreases along the run: its first and last entries say whether it overflows
+        if tot[0] > self.num_blocks:
             raise AssertionError("fast-forward started without room for its first iteration")
-        if over.any():
-            kcap = int(np.argmax(over))
+        if tot[kcap - 1] > self.num_blocks:
+            kcap = int(np.argmax(tot > self.num_blocks))
         dts = lat.decode_times(B, slots[:kcap].astype(float) * bs)
         ends = self.now + np.cumsum(dts)
         k = kcap
         if horizon < math.inf:
             k = max(1, min(k, int(np.searchsorted(ends - dts, horizon, side="left"))))
-        dts, ends = dts[:k], ends[:k]
-        idx = (st.offsets[R] + g)[:, None] + np.arange(k)[None, :]
-        st.token_time[idx] = ends[None, :]
+            dts, ends = dts[:k], ends[:k]
+        end = float(ends[-1])
+        st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
         st.generated[R] = g + k
         st.kv[R] = kv + k
-        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum(-(-(x + k - 1) // bs), held)
-        self.kv_area += float((tot[:k] * dts).sum())
-        self.used += int(new_blocks.sum() - held.sum())
+        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum((kv + (k - 1 + bs)) // bs, held)
+        self.kv_area += float(np.add.reduce(tot[:k] * dts))
+        self.used += int(np.add.reduce(new_blocks - held))
         st.blocks[R] = new_blocks
-        start = self.now
         log = self.log
-        log.start.append(start)
-        log.end.append(float(ends[-1]))
+        log.start.append(self.now)
+        log.end.append(end)
         log.n.append(k)
         log.seqs.append(B)
         log.tokens.append(B)
         log.blocks_max.append(int(tot[k - 1]))
-        self.now = float(ends[-1])
+        self.now = end
         self.iterations += k
         self.tokens_processed += B * k
         if self.sched.counts_tokens:
             self.sched.on_tokens(R, k)
-        fin = rem == k
-        if fin.any():
-            self._finish(R[fin].tolist())
+        if k == rem_min:  # the run ends with a completion
+            self._finish(R[rem == k].tolist())
         self.memory_trace.append((self.now, self.used))
 
 

@@ -242,7 +242,8 @@ class PastFutureScheduler(Scheduler):
     def bind(self, sim) -> None:
         super().bind(sim)
         self._past: deque[int] = deque(maxlen=self.history)
-        self._sorted = np.zeros(0)
+        self._sorted = np.zeros(0, np.int64)
+        self._table = np.zeros(1, np.int64)  # empty history: no entry above any cut (see _remaining)
         self._dirty = False
 
     def on_finish(self, rid: int) -> None:
@@ -252,30 +253,45 @@ class PastFutureScheduler(Scheduler):
     def predicted_remaining(self, rids: np.ndarray) -> np.ndarray:
         """Predicted tokens still to generate (>= 1) for requests `rids`."""
         s = self.sim
-        g = s.generated[rids]
+        return self._remaining(rids, s.prompt[rids], s.generated[rids])
+
+    def _remaining(self, rids: np.ndarray, prompt: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """`predicted_remaining` given the requests' prompts and generated counts."""
+        s = self.sim
         if self.predictor == "oracle":
             return np.maximum(s.output[rids] - g, 1)
         if len(self._past) < self.min_history:  # no past yet: assume the longest (Orca's worst case)
-            return np.maximum(s.max_tokens - s.prompt[rids] - g, 1)
+            return np.maximum(s.max_tokens - prompt - g, 1)
         if self._dirty:
-            self._sorted = np.sort(np.fromiter(self._past, np.int64, len(self._past)))
+            hist = np.sort(np.fromiter(self._past, np.int64, len(self._past)))
+            # the quantile of the entries above each cut `lo` (count = n - lo of them), tabulated once per
+            # change of the history. None left (lo = n): the prediction is g + 1, one token to go; the table
+            # holds 0 there, which gives the same max(min(0, cap) - g, 1) = 1
+            n = len(hist)
+            lo = np.arange(n + 1)
+            count = n - lo
+            idx = np.minimum(lo + np.floor(self.quantile * np.maximum(count - 1, 0)).astype(np.int64), n - 1)
+            self._sorted, self._table = hist, np.where(count > 0, hist[idx], 0)
             self._dirty = False
-        hist = self._sorted
-        lo = np.searchsorted(hist, g, side="right")  # history entries longer than what was generated
-        count = len(hist) - lo
-        idx = np.minimum(lo + np.floor(self.quantile * np.maximum(count - 1, 0)).astype(np.int64), len(hist) - 1)
-        pred = np.where(count > 0, hist[idx], g + 1)
-        pred = np.minimum(pred, s.max_tokens - s.prompt[rids])
-        return np.maximum(pred - g, 1)
+        # the quantile of the history entries longer than what was generated (each > g)
+        pred = self._table[np.searchsorted(self._sorted, g, side="right")]
+        return np.maximum(np.minimum(pred, s.max_tokens - prompt) - g, 1)
 
     def can_admit(self, rid: int, need: int) -> bool:
         """The predicted peak KV use of the batch with `rid` stays within the cache above the watermark."""
         s = self.sim
         rids = np.fromiter(list(s.running) + [rid], np.int64)
-        cur = s.prompt[rids] + s.generated[rids]
-        rem = self.predicted_remaining(rids)
+        prompt, g = s.prompt[rids], s.generated[rids]
+        cur = prompt + g
+        rem = self._remaining(rids, prompt, g)
         capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
         slack = (s.block_size - 1) * len(rids)  # each request may leave its last block partly empty
+        # bounds decide most calls without the sort: sum(cur) + n x min(rem) <= peak <= sum(cur + rem)
+        total = int(np.add.reduce(cur))  # (ufunc reductions: cheaper than the .sum()/.min() wrappers)
+        if total + int(np.add.reduce(rem)) + slack <= capacity:
+            return True
+        if total + len(rids) * int(np.minimum.reduce(rem)) + slack > capacity:
+            return False
         return peak_tokens(cur, rem) + slack <= capacity
 
     def holds_while_decoding(self, rid: int, need: int, admissible: bool) -> bool:

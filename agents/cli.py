@@ -5,19 +5,9 @@ import argparse
 import sys
 
 
-def _precheck(overrides: list[str]) -> None:
-    """A wrong key or a bad seed is a named error before Hydra starts (as for `sysgym run`)."""
-    from sysgym.experiments.overrides import HYDRA_FLAGS, precheck
-
-    if not HYDRA_FLAGS & set(overrides):
-
-        precheck(overrides, config_name="train")
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from sysgym.agents.apps import train_main
 
-    _precheck(args.overrides)
     sys.argv = ["sysgym train", *args.overrides]
     train_main()
     return 0
@@ -26,7 +16,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from sysgym.agents.apps import tune_main
 
-    _precheck(args.overrides)
     sys.argv = ["sysgym tune-agent", *args.overrides]
     tune_main()
     return 0
@@ -46,11 +35,12 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train an RL agent (Hydra: env=... agent=... seed=... hydra.run.dir=...)",
                        add_help=False, prefix_chars="\0")
     p.add_argument("overrides", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_cmd_train)
+    # hydra_config: `sysgym`'s dispatcher checks the overrides against this config before the command runs
+    p.set_defaults(func=_cmd_train, hydra_config="train")
     p = sub.add_parser("tune-agent", help="tune an agent's hyperparameters with Optuna (Hydra overrides follow)",
                        add_help=False, prefix_chars="\0")
     p.add_argument("overrides", nargs=argparse.REMAINDER)
-    p.set_defaults(func=_cmd_tune)
+    p.set_defaults(func=_cmd_tune, hydra_config="train")
     p = sub.add_parser("export", help="export a trained policy (ONNX or TorchScript)")
     p.add_argument("run_dir", help="a run directory of `sysgym train` (or an SB3 .zip)")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")

@@ -231,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        config = getattr(args, "hydra_config", None)  # a Hydra app of another package (`train`, `tune-agent`)
+        if config:
+            from sysgym.experiments.overrides import HYDRA_FLAGS, precheck
+
+            if not HYDRA_FLAGS & set(args.overrides):
+                precheck(args.overrides, config_name=config)  # a wrong key or bad seed: named, before Hydra
         return int(args.func(args) or 0)
     except (FileNotFoundError, KeyError, ValueError, TypeError) as exc:
         from sysgym.errors import SysgymError

@@ -69,9 +69,10 @@ def test_no_private_names_across_packages(folder):
 
 def test_families_do_not_import_each_other():
     """A family reaches another only through the kernels or a documented public API (the serving simulator
-    for the knob and KV-session families); never through its private modules."""
+    for the knob and KV-session families, its iteration pricing `BatchLatency` for power_cap); never through its
+    private modules."""
     allowed = {("kv_sessions", "llm_serving"), ("serving_knobs", "llm_serving"), ("knob_tuning", "llm_serving"),
-               ("kv_eviction", "llm_serving"),
+               ("kv_eviction", "llm_serving"), ("power_cap", "llm_serving"),
                ("kv_eviction", "kv_sessions")}  # the old `kv_eviction.sessions` / `.session_cpsat` alias modules
     bad = []
     for folder in ("envs", "solvers"):

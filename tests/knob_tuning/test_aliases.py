@@ -95,8 +95,15 @@ def test_records_written_before_the_split_validate(tmp_path):
     for run_id, verdict in verdicts.items():
         rec = records[run_id]
         assert rec["family"] == "knob_tuning"
-        expected = "measured" if rec["instance"].startswith("knob_tuning/tiny") else "ok"
-        assert verdict["status"] == expected, (rec["instance"], verdict)
+        if rec["instance"].startswith("knob_tuning/tiny"):
+            assert verdict["status"] == "measured", verdict  # a live PostgreSQL measurement is not re-run
+            continue
+        # Resolved to serving_knobs, the instance rebuilt to its digest (else "unverifiable") and re-scored by
+        # today's evaluator. Its serving cost model has changed since these records were written (prefill
+        # attention priced on measured A100 kernels, issue 19), so the stored objective is found out of date: a
+        # record is only as current as the model that scored it.
+        assert verdict["status"] == "mismatch", (rec["instance"], verdict)
+        assert verdict["detail"].startswith("objective: stored "), verdict
 
 
 def test_leaderboard_ranks_records_written_before_the_split_by_their_familys_objective():

@@ -31,6 +31,7 @@ from sysgym.agents.common import META_FILE, AgentError, AgentFileError, check_la
 from sysgym.agents.envs import EnvSetup, can_score, rollout, rollout_instance, setup_from_config
 from sysgym.agents.extractors import SetActorCriticPolicy, SetAttentionExtractor, SetMaskablePolicy
 from sysgym.env import SysgymEnv
+from sysgym.plotting import save_figure
 
 _ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "elu": torch.nn.ELU, "leaky_relu": torch.nn.LeakyReLU}
 _AGENT_KEYS = ("name", "algo", "total_timesteps", "n_envs", "policy", "extractor", "extractor_kwargs",
@@ -494,6 +495,4 @@ def plot_curve(history: list[tuple[int, float]], metric: str, path: Path, title:
     ax.set_ylabel(f"held-out {metric}")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

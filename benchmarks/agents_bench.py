@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sysgym.plotting import save_figure
+
 
 def compose(overrides: list[str]):
     from hydra import compose as hcompose
@@ -255,9 +257,7 @@ def _plot(rows, path: Path) -> None:
     ax.set_xlabel("held-out instance (seed - 2000000)")
     ax.set_ylabel("fragment rate (lower is better)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from rich.table import Table
 from sysgym import solvers
 from sysgym.envs import serving_knobs
 from sysgym.envs.pg_knobs import PostgresServer, evaluate, generate, space_for
+from sysgym.plotting import save_figure
 from sysgym.solvers.pg_knobs import gain_with_ci
 
 TARGET_S = 20 * 60  # the budget: 30 trials within 20 minutes
@@ -146,9 +147,7 @@ def _plot(results: dict, methods: list[str], path: Path, trials: int) -> None:
     ax2.set_ylabel("best tps so far (search measurements)")
     ax2.set_title(f"convergence over {trials} trials")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from sysgym.errors import InvalidSpecError, UnknownNameError
 from sysgym.fileio import writable_dir, write_text_atomic
+from sysgym.plotting import save_figure
 from sysgym.records import Stored, record_key, scan
 from sysgym.registry import get_family, resolve_family_alias, solver_class
 from sysgym.specs import parse
@@ -454,12 +455,7 @@ def plot(rows: list[dict[str, Any]], path: str | Path, records: list[dict] | Non
                 ax.set_ylabel("fraction of runs at least as good")
                 ax.set_title(f"{env}: performance profile")
                 ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _group_of(stored: Stored, root: Path, merge: bool) -> str:

@@ -74,7 +74,7 @@ def read_text(path: str | os.PathLike, what: str = "trace") -> str:
     except FileNotFoundError:
         raise FileNotFoundError(f"no {what} file at {path}") from None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # UTF-8, and a leading byte-order mark (spreadsheet exports) is dropped
     except UnicodeDecodeError as exc:
         raise TraceFormatError(f"{path}: not UTF-8 text (byte {exc.start}); is it a {what} file?") from None
 

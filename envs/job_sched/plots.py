@@ -8,6 +8,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from sysgym.envs.job_sched.instance import JobInstance
+from sysgym.plotting import save_figure
 
 
 def plot_per_user(results: dict[str, list[tuple[JobInstance, np.ndarray]]], path: str | Path,
@@ -99,15 +100,8 @@ def plot_over_time(runs: dict[str, tuple[JobInstance, dict]], path: str | Path, 
 
 
 def _save(fig, path: str | Path, title: str) -> Path:
-    import matplotlib.pyplot as plt
-
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def _binned(times: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sysgym.envs.kv_eviction.evaluate import evaluate_policy
+from sysgym.plotting import save_figure
 
 # `window`: StreamingLLM without sinks (start_size=0), the ablation of StreamingLLM's Table 1.
 CURVE_POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -62,12 +63,7 @@ def plot_curve(rows: list[dict[str, Any]], out: str | Path, title: str = "") -> 
     axes[0].legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def write_rows(rows: list[dict[str, Any]], out: str | Path) -> Path:

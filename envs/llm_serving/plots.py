@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from sysgym.envs.llm_serving.metrics import token_gaps
+from sysgym.plotting import save_figure
 
 
 def _cdf(ax, x, label):
@@ -43,12 +44,7 @@ def plot_compare(results: dict, path, *, title: str | None = None) -> Path:
     axes[1, 1].legend(fontsize=8, loc="upper right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_result(result, path, *, title: str | None = None) -> Path:

@@ -54,6 +54,7 @@ from sysgym.envs.serverless.generator import (
 )
 from sysgym.envs.serverless.instance import COMPONENTS, TRIGGERS, ServerlessInstance, busy_memory_bound
 from sysgym.errors import InvalidInstanceError, TraceFormatError
+from sysgym.instances import read_text
 
 AZURE_INVOCATION_COLUMNS = ("HashOwner", "HashApp", "HashFunction", "Trigger")
 AZURE_DURATION_COLUMNS = ("HashOwner", "HashApp", "HashFunction", "Average", "Count", "Minimum", "Maximum",
@@ -74,16 +75,7 @@ DAY = 86400.0
 def _rows(path: Path, required: Sequence[str], what: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     """The header and the (line number, cells) of a CSV file; a missing file, a non-text file or a header without
     the required columns is a named error."""
-    if path.is_dir():
-        raise TraceFormatError(f"{path}: is a directory, not a {what} file")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no {what} file at {path}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TraceFormatError(f"{path}: not UTF-8 text (byte {exc.start}); is it a {what} CSV file?") from None
+    text = read_text(path, f"{what} CSV")  # the kit's reader: named errors for a folder, a missing or non-UTF-8 file
     reader = csv.reader(text.splitlines())
     try:
         header = [h.strip() for h in next(reader)]

@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from sysgym.plotting import save_figure
+
 
 def compare(args: argparse.Namespace) -> int:
     import sysgym
@@ -64,12 +66,7 @@ def plot_sessions(rows: dict[str, dict[str, Any]], out: str | Path, title: str =
         ax.grid(axis="y", alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=110)
 
 
 def add_compare_arguments(p: argparse.ArgumentParser, *, preset: str | None = "agent") -> None:

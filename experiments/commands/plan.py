@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+from sysgym.plotting import save_figure
+
 COMPONENTS = {"compute_s": "compute", "tp_comm_s": "tensor-parallel comm", "cp_comm_s": "context-parallel comm",
               "p2p_s": "pipeline send/recv", "bubble_s": "pipeline bubble",
               "grad_sync_and_optimizer_s": "gradient sync + optimizer"}
@@ -69,10 +71,7 @@ def plot_front(inst, space, out, path: str) -> str:
     ax.set_title(f"{inst.model.name} on {inst.num_gpus} x {inst.cluster.gpu.name}, seq {inst.seq_len}, "
                  f"batch {inst.global_batch}", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=140)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=140)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from sysgym.errors import SysgymError
 from sysgym.experiments.runner import run_from_config
 
 
@@ -14,7 +15,18 @@ def main(cfg: DictConfig) -> float | None:
     from rich.console import Console
 
     console = Console()
-    result = run_from_config(cfg)
+    try:
+        result = run_from_config(cfg)
+    except SysgymError as exc:  # a bad instance file, policy path, option...: named, nothing was written
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # a sweep's launcher reports the failed job
+        from rich.text import Text
+
+        Console(stderr=True).print("[red]error:[/]", Text(str(exc)), soft_wrap=True)
+        raise SystemExit(2) from None
     if result.skipped:
         console.print(f"[yellow]skipped[/]: {result.skipped}", soft_wrap=True, highlight=False)
         return None

@@ -82,8 +82,16 @@ def build_instance(cfg: DictConfig):
 
 
 def _resolve_agent(cfg: DictConfig, family_name: str) -> None:
-    """`solver=agent agent.path=...`: the trained policy as this env family's `<family>.agent` method."""
+    """`solver=agent agent.path=...`: the trained policy as this env family's `<family>.agent` method. With
+    `solver=<family>.agent`, `agent.path` (and `agent.which`) fill the solver's own `path` unless its params set
+    one: families with a shipped policy run it when no path is given, so a given path must never be ignored."""
     if cfg.solver.name != "agent":
+        params = cfg.solver.get("params")
+        if str(cfg.solver.name).endswith(".agent") and cfg.get("agent") and cfg.agent.get("path") \
+                and params is not None and "path" in params and params.get("path") in (None, ""):
+            params.path = str(cfg.agent.path)
+            if "which" in params:
+                params.which = cfg.agent.get("which", "final")
         return
     if not cfg.get("agent") or not cfg.agent.get("path"):
         raise ValueError("solver=agent needs the policy file: add agent.path=RUN_DIR|model.zip|model.onnx")

@@ -303,3 +303,16 @@ def test_bad_seeds_and_time_limits_are_refused_before_hydra_starts(tmp_path):
         assert proc.returncode == 2 and proc.stderr.startswith("error:"), proc.stderr
         assert "Traceback" not in proc.stderr
     assert not list(tmp_path.iterdir())  # nothing was made
+
+
+def test_a_malformed_instance_file_or_policy_path_is_a_named_error_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "nope"')
+    res = tmp_path / "res"
+    for cmd in (["run", "env=vm_resched_tiny", "solver=vm_resched.greedy", f"+env.instance=vm_resched/file:{bad}"],
+                # vm_resched.agent has a shipped default policy: a given agent.path must reach it, not be ignored
+                ["run", "env=vm_resched_tiny", "solver=vm_resched.agent", f"agent.path={bad}"]):
+        proc = subprocess.run(SYSGYM + cmd + [f"results_dir={res}"], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith("error:") and str(bad) in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not list(res.rglob("*.jsonl"))

@@ -22,6 +22,9 @@ rank, prompt / max_tokens, predicted output / max_tokens (``predictor="oracle"``
 0), generated / max_tokens, client's weighted service share; `running` (P, 6): present, arrival rank,
 prompt, generated, KV blocks / pool, in prefill; `global` (4,): free blocks share, waiting / W, running / P,
 time share of the trace; `mask` (the action mask).
+An instance with pp > 1 runs one batch at a time through the whole pipeline (`simulate(..., pipeline=
+"sequential")`): the agent decides at each whole-pipeline iteration boundary, so its throughput is below
+`simulate`'s default micro-batched pipeline (several batches in flight; `envs/llm_serving/pipeline.py`).
 
 A registered scheduler drives this env as its policy: `pol = sysgym.solvers.get("llm_serving.vtc").policy(inst)`,
 `env = sysgym.make("LlmServing-v0", instance=inst, scheduler=pol, max_running=256)`, then

@@ -75,36 +75,61 @@ class DecimaNet(nn.Module):
 
     def forward(self, obs: dict[str, np.ndarray], num_limits: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        nmask = np.asarray(obs["node_mask"]) > 0
-        real = np.flatnonzero(nmask)
-        N = len(nmask)
-        x = torch.as_tensor(np.asarray(obs["node_features"])[real])
-        remap = np.full(N, -1, np.int64)
-        remap[real] = np.arange(len(real))
-        e = np.asarray(obs["edges"])[np.asarray(obs["edge_mask"]) > 0]
-        par, chi = torch.as_tensor(remap[e[:, 0]]), torch.as_tensor(remap[e[:, 1]])
-        jobs_of = torch.as_tensor(np.asarray(obs["node_job"])[real])
-        jmask = np.asarray(obs["job_mask"]) > 0
-        J = len(jmask)
-        jf = torch.as_tensor(np.asarray(obs["job_features"]))
-        glob = torch.as_tensor(np.asarray(obs["global"]))
+        g = graph_inputs(obs)
+        node_scores, job_limits, wait = self.core(*(torch.as_tensor(g[k]) for k in CORE_INPUTS), num_limits)
+        scores = torch.full((len(g["node_job"]),), -float("inf"))
+        scores[torch.as_tensor(g["real"])] = node_scores
+        node_jobs = torch.as_tensor(g["node_job"]).clamp(max=job_limits.shape[0] - 1)
+        return scores, job_limits[node_jobs], wait
+
+    def core(self, x, par, chi, jobs_of, jf, jmask, glob, num_limits: int
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The net on the real nodes (`graph_inputs`): (their stage scores, limit logits (J, num_limits) per job
+        slot, wait logit). Tensors only, so `agents/decima_onnx.py` exports exactly this."""
+        J = jf.shape[0]
         e0 = self.prep(x)
         h = e0
         for _ in range(self.depth):  # children -> parents: a stage's embedding sees its whole sub-DAG
-            msg = torch.zeros_like(h).index_add(0, par, self.f(h)[chi])
+            msg = _sum_into(torch.zeros_like(h), par, self.f(h)[chi])
             h = e0 + self.g(msg)
-        job_sum = torch.zeros(J, h.shape[1]).index_add(0, jobs_of, self.job(torch.cat([x, h], 1)))
-        jm = torch.as_tensor(jmask, dtype=torch.float32)[:, None]
+        job_sum = _sum_into(torch.zeros(J, h.shape[1]), jobs_of, self.job(torch.cat([x, h], 1)))
+        jm = jmask[:, None]
         g_sum = (self.glob(torch.cat([job_sum, jf], 1)) * jm).sum(0)
-        n_in = torch.cat([x, h, job_sum[jobs_of], g_sum.expand(len(real), -1), glob.expand(len(real), -1)], 1)
-        scores = torch.full((N,), -float("inf"))
-        scores[torch.as_tensor(real)] = self.node_score(n_in).squeeze(1)
+        n = x.shape[0]
+        n_in = torch.cat([x, h, job_sum[jobs_of], g_sum.expand(n, -1), glob.expand(n, -1)], 1)
+        node_scores = self.node_score(n_in).squeeze(1)
         levels = (torch.arange(num_limits, dtype=torch.float32)[:, None] + 1) / num_limits
         j_in = torch.cat([job_sum, g_sum.expand(J, -1), jf, glob.expand(J, -1)], 1)  # (J, .)
         L_in = torch.cat([j_in[:, None, :].expand(J, num_limits, -1), levels[None].expand(J, -1, -1)], 2)
         job_limits = self.limit_score(L_in).squeeze(2)  # (J, L)
-        node_jobs = torch.as_tensor(np.asarray(obs["node_job"])).clamp(max=J - 1)
-        return scores, job_limits[node_jobs], self.wait_score(torch.cat([g_sum, glob])).squeeze(0)
+        return node_scores, job_limits, self.wait_score(torch.cat([g_sum, glob])).squeeze(0)
+
+
+def _sum_into(out: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """out[index[i]] += rows[i]. `index_add` in torch; in an ONNX export a scatter-add (ScatterElements with
+    reduction "add"), since torch's ONNX exporter writes `index_add` as a plain scatter, which keeps one row
+    where several share an index (a stage with several children)."""
+    if torch.onnx.is_in_onnx_export():
+        return out.scatter_add(0, index[:, None].expand(-1, rows.shape[1]), rows)
+    return out.index_add(0, index, rows)
+
+
+CORE_INPUTS = ("x", "par", "chi", "jobs_of", "jf", "jmask", "glob")
+
+
+def graph_inputs(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The padded observation reduced to its real nodes and edges (numpy): `CORE_INPUTS` for `DecimaNet.core`,
+    plus `real` (the real nodes' indices) and `node_job` (every node's job slot) to map the scores back."""
+    nmask = np.asarray(obs["node_mask"]) > 0
+    real = np.flatnonzero(nmask)
+    remap = np.full(len(nmask), -1, np.int64)
+    remap[real] = np.arange(len(real))
+    e = np.asarray(obs["edges"])[np.asarray(obs["edge_mask"]) > 0]
+    node_job = np.asarray(obs["node_job"]).astype(np.int64)
+    return {"x": np.asarray(obs["node_features"], np.float32)[real], "par": remap[e[:, 0]], "chi": remap[e[:, 1]],
+            "jobs_of": node_job[real], "jf": np.asarray(obs["job_features"], np.float32),
+            "jmask": (np.asarray(obs["job_mask"]) > 0).astype(np.float32),
+            "glob": np.asarray(obs["global"], np.float32), "real": real, "node_job": node_job}
 
 
 @dataclass

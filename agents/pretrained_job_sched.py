@@ -2,10 +2,11 @@
 
 * `pretrained("job_sched")` -> `DecimaPolicy`: the GNN trained by `sysgym.agents.decima` (weights
   `agents/weights/job_sched_decima.pt`, its training config, seed, steps, wall time and evaluation table in
-  `job_sched_decima.json`), loaded with no training first.
+  `job_sched_decima.json`), loaded with no training first; `job_sched_decima.onnx` is the same net exported
+  to ONNX (`python -m sysgym.agents.decima_onnx agents/weights/job_sched_decima.pt`; a test checks they agree).
 * `job_sched.agent`: with no `path`, the shipped Decima policy; with a Decima run (a folder holding
-  `decima.pt`, or that file), that one; with any other path (SB3 run dir, .zip, .onnx, .pt of `sysgym train`),
-  the generic `<family>.agent` behaviour (`sysgym.agents.methods.AgentSolver`), unchanged.
+  `decima.pt`, or that file, or a Decima ONNX graph), that one; with any other path (SB3 run dir, .zip, .onnx,
+  .pt of `sysgym train`), the generic `<family>.agent` behaviour (`sysgym.agents.methods.AgentSolver`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from sysgym.solver import Solver, register
 
 WEIGHTS = Path(__file__).parent / "weights"
 SHIPPED = {"job_sched": WEIGHTS / "job_sched_decima.pt"}
+SHIPPED_ONNX = {"job_sched": WEIGHTS / "job_sched_decima.onnx"}  # the same net, exported (agents/decima_onnx.py)
 
 
 @dataclass
@@ -44,12 +46,35 @@ class DecimaPolicy:
 
 
 def is_decima_run(path: str | Path) -> bool:
+    """A Decima run folder, its `decima.pt` (with the JSON beside it), or a Decima ONNX graph."""
     p = Path(path)
+    if p.suffix == ".onnx":
+        return _is_decima_onnx(p)
     return (p / "decima.pt").is_file() if p.is_dir() else (p.suffix == ".pt" and p.with_suffix(".json").is_file()
                                                              and p.name.endswith("decima.pt"))
 
 
+def _is_decima_onnx(p: Path) -> bool:
+    if not p.is_file():
+        return False
+    try:
+        import onnx
+
+        props = {e.key: e.value for e in onnx.load(str(p), load_external_data=False).metadata_props}
+    except Exception:  # not a readable ONNX file: the generic agent path reports it
+        return False
+    from sysgym.agents.decima_onnx import FORMAT
+
+    return f'"format": "{FORMAT}"' in props.get("sysgym", "")
+
+
 def load_decima(path: str | Path) -> DecimaPolicy:
+    """A Decima policy from a run (torch) or from its ONNX export (`agents/decima_onnx.py`, onnxruntime)."""
+    if Path(path).suffix == ".onnx":
+        from sysgym.agents.decima_onnx import OnnxDecimaNet
+
+        net = OnnxDecimaNet(path)
+        return DecimaPolicy(net, net.meta, str(path))
     from sysgym.agents.decima import load_net
 
     net, meta = load_net(path)
@@ -86,5 +111,7 @@ class JobSchedAgent(AgentSolver):
         decisions, stats = self._policy.rollout(instance)
         return Solution(decisions=decisions, objective=float(stats["mean_jct_s"]), status="feasible",
                         wall_time_s=time.perf_counter() - t0,
-                        stats={"policy": self.path, "policy_format": "decima", "algo": "reinforce",
+                        stats={"policy": self.path,
+                               "policy_format": "decima-onnx" if self.path.endswith(".onnx") else "decima",
+                               "algo": "reinforce",
                                "steps": stats["env_steps"], "net_calls": stats["net_calls"]})

@@ -104,3 +104,45 @@ def test_the_package_level_pretrained_serves_both_shipped_families():
     assert type(sysgym.agents.pretrained("vm_resched")).__name__ == "ShippedPolicy"
     with pytest.raises(UnknownNameError):
         sysgym.agents.pretrained("nope")
+
+
+def test_shipped_onnx_graph_is_the_shipped_net_and_runs_as_job_sched_agent(tmp_path):
+    """The shipped ONNX export gives the torch net's scores (a stale export after retraining fails here), a fresh
+    export of a random net too (dynamic stage/edge/job counts, several children per parent: a scatter-add), and
+    `job_sched.agent path=<.onnx>` schedules with it, scored feasible by the evaluator."""
+    import sysgym.solvers as solvers
+    from sysgym.agents.decima_onnx import OnnxDecimaNet, export_onnx
+    from sysgym.agents.pretrained_job_sched import SHIPPED, SHIPPED_ONNX, pretrained
+    from sysgym.registry import get_family
+
+    torch.manual_seed(1)
+    fresh = DecimaNet().eval()
+    export_onnx(fresh, tmp_path / "fresh.onnx", 10)
+    pairs = [(pretrained("job_sched").net, OnnxDecimaNet(SHIPPED_ONNX["job_sched"])),
+             (fresh, OnnxDecimaNet(tmp_path / "fresh.onnx"))]
+    for preset, jobs in (("decima", 3), ("tiny", 4)):
+        env = JobSchedEnv(instance=generate_v1(seed=5, preset=preset, num_jobs=jobs), allow_wait=True)
+        obs, _ = env.reset()
+        actor = DecimaActor(pairs[0][0], env)
+        for _ in range(25):
+            a_obs = augment(obs, env)
+            assert (a_obs["edge_mask"] > 0).sum() > 0
+            for net, onnx_net in pairs:
+                with torch.no_grad():
+                    ref = net(a_obs, env.num_limits)
+                got = onnx_net(a_obs, env.num_limits)
+                for r, g in zip(ref, got):
+                    fin = torch.isfinite(r)
+                    assert torch.equal(fin, torch.isfinite(g))
+                    assert torch.allclose(r[fin], g[fin], rtol=1e-4, atol=1e-3)
+            obs, _, done, _, _ = env.step(actor.act(obs))
+            if done:
+                break
+    inst = generate_v1(seed=11, preset="decima", num_jobs=3)
+    sol = solvers.get("job_sched.agent", path=str(SHIPPED_ONNX["job_sched"])).solve(inst)
+    assert sol.stats["policy_format"] == "decima-onnx"
+    fam = get_family("job_sched")
+    m = fam.evaluate(inst, sol)
+    assert m["feasible"] and m[fam.objective] == pytest.approx(sol.objective, rel=1e-9)
+    torch_sol = solvers.get("job_sched.agent", path=str(SHIPPED["job_sched"])).solve(inst)
+    assert sol.objective == pytest.approx(torch_sol.objective, rel=1e-6)  # the same greedy decisions

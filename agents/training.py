@@ -75,6 +75,14 @@ def resolve_agent(agent_cfg: Any, setup: EnvSetup, cli_overrides: list[str] | tu
     return out
 
 
+def _pipeline_agent(cfg: Any) -> dict | None:
+    """The agent config when it names one of `agents/pipelines.py`'s recipes (vm_two_stage, decima), else None."""
+    from sysgym.agents.pipelines import PIPELINES
+
+    raw = _plain(cfg.agent)
+    return raw if raw.get("algo") in PIPELINES else None
+
+
 def _packaged_agent(name: Any) -> dict:
     """The agent file shipped in `sysgym/conf/agent/` ({} for a user's own config)."""
     from importlib import resources
@@ -372,7 +380,8 @@ def latest_checkpoint(path: Path) -> Path:
 
 
 def _guard_run_dir(run_dir: Path, overwrite: bool) -> None:
-    used = [p for p in ("model.zip", "best_model.zip", "checkpoints", "evaluations.csv") if (run_dir / p).exists()]
+    used = [p for p in ("model.zip", "best_model.zip", "checkpoints", "evaluations.csv", "policy.pt", "decima.pt")
+            if (run_dir / p).exists()]  # the last two: agents/pipelines.py's runs
     if used and not overwrite:
         raise AgentError(f"run directory {run_dir} already holds a run ({', '.join(used)}); refusing to overwrite "
                          "it: choose another hydra.run.dir, or pass overwrite=true")
@@ -387,6 +396,17 @@ def train(cfg: DictConfig, run_dir: str | Path, cli_overrides: list[str] | tuple
     """
     torch.set_num_threads(int(cfg.get("torch_threads", 1)))
     run_dir = Path(run_dir)
+    pipeline = _pipeline_agent(cfg)
+    if pipeline is not None:  # the shipped policies' own trainers (agents/pipelines.py), not an SB3 learner
+        from sysgym.agents import pipelines
+
+        if agent_patch or on_eval is not None:
+            raise AgentError(f"agent {pipeline['algo']} is not a stable-baselines3 agent: tune-agent cannot tune it")
+        setup = setup_from_config(cfg)
+        pipelines.check(pipeline, setup.family)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _guard_run_dir(run_dir, bool(cfg.get("overwrite", False)))
+        return pipelines.train_pipeline(pipeline, setup.family, int(cfg.seed), run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _guard_run_dir(run_dir, bool(cfg.get("overwrite", False)))
     setup = setup_from_config(cfg)

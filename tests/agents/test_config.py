@@ -11,6 +11,7 @@ import sysgym
 from sysgym.agents.algos import ALGOS, check_compatible, default_algo, get_algo
 from sysgym.agents.common import AgentError
 from sysgym.agents.envs import setup_from_config
+from sysgym.agents.pipelines import PIPELINES
 from sysgym.agents.training import resolve_agent
 from sysgym.errors import UnknownNameError
 from tests.agents.conftest import compose
@@ -20,10 +21,11 @@ CONF = Path(sysgym.__file__).resolve().parents[1] / "conf" / "agent"
 
 def test_every_agent_file_names_a_known_algorithm():
     files = sorted(CONF.glob("*.yaml"))
-    assert {f.stem for f in files} >= {"maskable_ppo", "ppo", "a2c", "dqn", "sac", "td3", "ddpg"}
+    assert {f.stem for f in files} >= {"maskable_ppo", "ppo", "a2c", "dqn", "sac", "td3", "ddpg", "vm_two_stage",
+                                       "decima"}
     for f in files:
         d = yaml.safe_load(f.read_text())
-        assert d["algo"] in ALGOS, f
+        assert d["algo"] in ALGOS or d["algo"] in PIPELINES, f  # an SB3 learner, or a shipped policy's recipe
         assert d["name"] == f.stem
 
 

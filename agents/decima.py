@@ -15,7 +15,9 @@
   job-time integral since the previous decision (the env's `jct` reward), advantage = return-to-go minus a
   time-based baseline (at each decision's time, the mean return-to-go of the K rollouts at that time), entropy
   bonus; learning curve = the evaluator-scored mean JCT of greedy rollouts on validation seeds. `pretrain=<heuristic>`
-  first clones that heuristic at the net's decisions (`behaviour_clone`; the shipped policy cloned `uwfq`).
+  first clones that heuristic at the net's decisions (`behaviour_clone`; the shipped policy cloned `uwfq`);
+  `dagger_rounds=<n>` then relabels the net's own greedy states with it (`LabelActor`, DAgger); `init=<run>`
+  starts from a checkpoint.
 * `python -m sysgym.agents.decima OUT_DIR key=value ...` trains into OUT_DIR (`decima.pt` + `decima.json`).
 """
 from __future__ import annotations

@@ -146,3 +146,27 @@ def test_shipped_onnx_graph_is_the_shipped_net_and_runs_as_job_sched_agent(tmp_p
     assert m["feasible"] and m[fam.objective] == pytest.approx(sol.objective, rel=1e-9)
     torch_sol = solvers.get("job_sched.agent", path=str(SHIPPED["job_sched"])).solve(inst)
     assert sol.objective == pytest.approx(torch_sol.objective, rel=1e-6)  # the same greedy decisions
+
+
+def test_dagger_labels_the_nets_own_states_with_the_teachers_choices_and_training_runs(tmp_path):
+    from sysgym.agents.decima import LabelActor, collect, load_net, make_env, train_reinforce
+
+    torch.manual_seed(0)
+    net = DecimaNet()
+    inst = generate_v1(seed=2, preset="tiny")
+    actor = LabelActor(net, "fair", make_env(inst))
+    actor.run(inst)
+    # one label per net decision (the stay rule's decisions are not the net's), each allowed by the env's mask
+    assert actor.samples and len(actor.samples) == actor.net_calls and all(m[a] for _, m, a in actor.samples)
+    data, jct, steps = collect("fair", [inst], net)
+    assert len(data) == len(actor.samples) and steps > 0  # greedy: the same rollout again
+    cfg = TrainConfig(preset="tiny", num_jobs=3, iterations=0, val_seeds=[900], pretrain="fair",
+                      pretrain_instances=1, dagger_rounds=2, dagger_instances=1)
+    train_reinforce(cfg, tmp_path / "a", log=lambda m: None)
+    meta = __import__("json").loads((tmp_path / "a" / "decima.json").read_text())
+    assert [c.get("dagger_round") for c in meta["curve"]] == [None, 1, 2]
+    # init: a run starts from another's weights
+    cfg2 = TrainConfig(preset="tiny", num_jobs=3, iterations=0, val_seeds=[900], init=str(tmp_path / "a"))
+    net2 = train_reinforce(cfg2, tmp_path / "b", log=lambda m: None)
+    best, _ = load_net(tmp_path / "a")
+    assert all(torch.equal(p, q) for p, q in zip(net2.state_dict().values(), best.state_dict().values()))

@@ -119,12 +119,15 @@ class BatchLatency:
             nb = math.ceil((c + p) / DECODE_BLOCK_N) if few else 0
             lines = self._prefill_lines.get((c, nb))
             if lines is None:
-                if nb:
-                    # every block bucket of this chunk up to the model's context (or nb) at once: one numpy call
-                    # instead of one per (chunk, bucket) met (~1,000 in a chunked-prefill replay); each entry is
-                    # element-wise arithmetic, so the values are those of the single-bucket call
-                    nbs = np.arange(max(1, math.ceil(c / DECODE_BLOCK_N)),
-                                    max(nb, math.ceil(self.spec.max_seq_len / DECODE_BLOCK_N)) + 1)
+                first = max(1, math.ceil(c / DECODE_BLOCK_N))  # the bucket of the chunk without past
+                if nb == first:  # (a whole prompt's prefill): this bucket alone
+                    lines = self._lines([c], [max((nb - 1) * DECODE_BLOCK_N + 1, c)], [nb * DECODE_BLOCK_N])[0]
+                elif nb:
+                    # a chunk with past context (chunked prefill): every block bucket of this chunk up to the
+                    # model's context (or nb) at once, one numpy call instead of one per (chunk, bucket) met
+                    # (~1,500 in a Sarathi replay of the Azure conv trace); each entry is element-wise
+                    # arithmetic, so the values are those of the single-bucket call
+                    nbs = np.arange(first, max(nb, math.ceil(self.spec.max_seq_len / DECODE_BLOCK_N)) + 1)
                     los = np.maximum((nbs - 1) * DECODE_BLOCK_N + 1, c)
                     for b, li in zip(nbs.tolist(), self._lines(np.full(len(nbs), c), los, nbs * DECODE_BLOCK_N)):
                         self._prefill_lines.setdefault((c, b), li)

@@ -250,6 +250,8 @@ class PastFutureScheduler(Scheduler):
         self._cut_n = -1  # the history length `_cut_index` was computed for (it depends on nothing else)
         self._cut_index = np.zeros(1, np.int64)
         self._batch_of: list[int] | None = None  # the running list `can_admit`'s arrays were made for
+        # every request fits the context (the simulator truncates them to it): see can_admit's first test
+        self._within_context = bool(np.all(sim.prompt + sim.output <= sim.max_tokens))
 
     def on_finish(self, rid: int) -> None:
         past, hist = self._past, self._hist
@@ -299,6 +301,15 @@ class PastFutureScheduler(Scheduler):
     def can_admit(self, rid: int, need: int) -> bool:
         """The predicted peak KV use of the batch with `rid` stays within the cache above the watermark."""
         s = self.sim
+        capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
+        n = len(s.running) + 1
+        slack = (s.block_size - 1) * n  # each request may leave its last block partly empty
+        # A request's current tokens plus its predicted remaining ones are max(min(prompt + prediction,
+        # max_tokens), prompt + generated + 1) <= max_tokens when prompt + output fits the context (the
+        # prediction is capped at max_tokens - prompt, and generated < output). So the batch's peak is at most
+        # n x max_tokens, and when that fits, the upper bound below holds without looking at the requests.
+        if self._within_context and n * s.max_tokens + slack <= capacity:
+            return True
         if s.running != self._batch_of:
             # A refused head is asked again at every iteration boundary while the running set stays the same:
             # its ids and prompts (fixed per request) are kept until the running list changes (compared by
@@ -312,8 +323,6 @@ class PastFutureScheduler(Scheduler):
         g = s.generated[rids]
         cur = prompt + g
         rem = self._remaining(rids, prompt, g)
-        capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
-        slack = (s.block_size - 1) * len(rids)  # each request may leave its last block partly empty
         # bounds decide most calls without the sort: sum(cur) + n x min(rem) <= peak <= sum(cur + rem)
         total = int(np.add.reduce(cur))  # (ufunc reductions: cheaper than the .sum()/.min() wrappers)
         if total + int(np.add.reduce(rem)) + slack <= capacity:

@@ -140,6 +140,26 @@ def test_past_future_admits_less_than_its_peak_allows_and_oracle_avoids_preempti
     assert oracle.iterations["blocks_max"].max() <= 200
 
 
+def test_past_future_admission_is_its_peak_rule_whatever_decides_it():
+    """can_admit's shortcuts (a batch of n within n x max_tokens, the sum bounds) give the rule's answer: the
+    predicted peak of the batch with the candidate, plus a partly empty last block each, within the cache."""
+    rng = np.random.default_rng(2)
+    for num_blocks in (60, 300, 1000, 5000):
+        sim = FakeSim(n=40, num_blocks=num_blocks)
+        sim.output = rng.integers(2, 600, 40)
+        sim.prompt = rng.integers(1, 4096 - sim.output + 1)
+        s = PastFutureScheduler(min_history=5, history=30)
+        s.bind(sim)
+        for k in range(30):
+            s.on_finish(k)
+            sim.generated = rng.integers(0, sim.output)
+            sim.running = sorted(rng.choice(39, int(rng.integers(0, 12)), replace=False).tolist())
+            rids = np.array(sim.running + [39])
+            cur = sim.prompt[rids] + sim.generated[rids]
+            peak = peak_tokens(cur, s.predicted_remaining(rids)) + 15 * len(rids)
+            assert s.can_admit(39, 0) == (peak <= (num_blocks - s.watermark_blocks) * 16)
+
+
 def test_vtc_counter_lift():
     sim = FakeSim(n=6, clients=[0, 0, 1, 1, 2, 2])
     s = VtcScheduler()

@@ -225,6 +225,7 @@ class Replica:
                                  (_pcie_gbps(latency.gpu) * 1e9 * PCIE_EFFICIENCY))
         self.decision: Any = None  # set by sysgym/LlmServing-v0 while it waits for its agent (see env.py)
         self._holds = True  # whether the last refused admission stays refused while the batch only decodes
+        self._dec_slots: tuple[np.ndarray, np.ndarray] | None = None  # (decodes, their KV blocks): _decode_need
         scheduler.bind(self)
 
     # -- scheduler-facing properties -----------------------------------------------------------------
@@ -289,7 +290,11 @@ class Replica:
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]
-        new = np.maximum((st.kv[d] + self.block_size) // self.block_size, held)  # ceil((kv + 1) / bs)
+        slots = (st.kv[d] + self.block_size) // self.block_size  # ceil((kv + 1) / bs)
+        # batch_cost prices the same decodes by the same slot counts: kept for it with the array they belong
+        # to (the iteration's decodes are this object; their KV does not change before the batch is priced)
+        self._dec_slots = (d, slots)
+        new = np.maximum(slots, held)
         return R, inpf, d, new, int(np.add.reduce(new - held))
 
     def decode_shortfall(self) -> int:
@@ -455,7 +460,7 @@ class Replica:
                 n = len(self.running)
                 extra += self.swap_in()
                 R, _, d = self._batch
-                dec = R if len(self.running) == n and len(d) == n else self.running_array()
+                dec = d if len(self.running) == n and len(d) == n else self.running_array()
             else:
                 dec = np.zeros(0, np.int64)
         if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running) \
@@ -498,7 +503,11 @@ class Replica:
         for r, c in prefills:
             ntok += c
             items.append((c, int(st.kv[r])))
-        kvtok = float(np.add.reduce((st.kv[d] + bs) // bs) * bs) if len(d) else 0.0  # ceil((kv + 1) / bs) * bs
+        kvtok = 0.0
+        if len(d):
+            kept, self._dec_slots = self._dec_slots, None
+            slots = kept[1] if kept is not None and kept[0] is d else (st.kv[d] + bs) // bs  # ceil((kv + 1) / bs)
+            kvtok = float(np.add.reduce(slots) * bs)
         return ntok, items, kvtok
 
     def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
@@ -519,11 +528,11 @@ class Replica:
         if nd:
             g = st.generated[d]
             st.token_time[st.offsets[d] + g] = end
-            g = g + 1
+            g += 1
             st.generated[d] = g
             st.kv[d] += 1
             fin = g >= self.output[d]
-            if fin.any():
+            if np.logical_or.reduce(fin):  # (ufunc reductions: the .any()/.sum() wrappers cost more per call)
                 done.extend(d[fin].tolist())
         emitted = []
         kv, gen = st.kv, st.generated
@@ -585,8 +594,8 @@ class Replica:
         blk_m = None
         if B * kcap <= FF_DENSE:
             slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
-            slots = slots_m.sum(0)
-            if (held > slots_m[:, 0]).any():  # reservations (orca): per-request maximum
+            slots = np.add.reduce(slots_m, 0)
+            if np.logical_or.reduce(held > slots_m[:, 0]):  # reservations (orca): per-request maximum
                 if (held >= slots_m[:, -1]).all():  # ... which the reservations hold for the whole run
                     tot = np.full(kcap, int(np.add.reduce(held)), np.int64)
                     blk_m = np.broadcast_to(held[:, None], slots_m.shape)
@@ -615,11 +624,12 @@ class Replica:
             raise AssertionError("fast-forward started without room for its first iteration")
         if tot[kcap - 1] > self.num_blocks:
             kcap = int(np.argmax(tot > self.num_blocks))
-        dts = lat.decode_times(B, slots[:kcap].astype(float) * bs)
-        ends = self.now + np.cumsum(dts)
+        dts = lat.decode_times(B, slots[:kcap] * float(bs))
+        ends = dts.cumsum()
+        ends += self.now
         k = kcap
         if horizon < math.inf:
-            k = max(1, min(k, int(np.searchsorted(ends - dts, horizon, side="left"))))
+            k = max(1, min(k, int((ends - dts).searchsorted(horizon, side="left"))))
             dts, ends = dts[:k], ends[:k]
         end = float(ends[-1])
         st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends

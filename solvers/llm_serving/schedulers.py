@@ -41,6 +41,7 @@ Schedulers (registry names `llm_serving.<name>`):
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import deque
 from typing import Any
@@ -242,13 +243,35 @@ class PastFutureScheduler(Scheduler):
     def bind(self, sim) -> None:
         super().bind(sim)
         self._past: deque[int] = deque(maxlen=self.history)
-        self._sorted = np.zeros(0, np.int64)
-        self._table = np.zeros(1, np.int64)  # empty history: no entry above any cut (see _remaining)
-        self._dirty = False
+        # The history kept sorted as it changes (one insertion, and one eviction once full, per finished request)
+        # instead of re-sorting it whenever `_remaining` follows a finish: `_hist[:n]` is the sorted history of
+        # n entries and `_hist[n]` a 0 that `_cut_index` points at when no entry is above the cut.
+        self._hist = np.zeros(max(self.history, 0) + 1, np.int64)
+        self._cut_n = -1  # the history length `_cut_index` was computed for (it depends on nothing else)
+        self._cut_index = np.zeros(1, np.int64)
+        self._batch_of: list[int] | None = None  # the running list `can_admit`'s arrays were made for
+        # every request fits the context (the simulator truncates them to it): see can_admit's first test
+        self._within_context = bool(np.all(sim.prompt + sim.output <= sim.max_tokens))
 
     def on_finish(self, rid: int) -> None:
-        self._past.append(int(self.sim.output[rid]))
-        self._dirty = True
+        past, hist = self._past, self._hist
+        if past.maxlen == 0:
+            return
+        v = int(self.sim.output[rid])
+        n = len(past)
+        j = bisect.bisect_right(hist, v, 0, n)  # v's place among the current entries (bisect: a scalar is cheaper
+        if n == past.maxlen:  # than through numpy); the append evicts the oldest entry: remove one copy of it
+            i = bisect.bisect_left(hist, past[0], 0, n)
+            if j <= i:
+                hist[j + 1:i + 1] = hist[j:i]
+            else:
+                j -= 1
+                hist[i:j] = hist[i + 1:j + 1]
+        else:
+            hist[j + 1:n + 1] = hist[j:n]
+            hist[n + 1] = 0
+        hist[j] = v
+        past.append(v)
 
     def predicted_remaining(self, rids: np.ndarray) -> np.ndarray:
         """Predicted tokens still to generate (>= 1) for requests `rids`."""
@@ -260,32 +283,46 @@ class PastFutureScheduler(Scheduler):
         s = self.sim
         if self.predictor == "oracle":
             return np.maximum(s.output[rids] - g, 1)
-        if len(self._past) < self.min_history:  # no past yet: assume the longest (Orca's worst case)
+        n = len(self._past)
+        if n < self.min_history:  # no past yet: assume the longest (Orca's worst case)
             return np.maximum(s.max_tokens - prompt - g, 1)
-        if self._dirty:
-            hist = np.sort(np.fromiter(self._past, np.int64, len(self._past)))
-            # the quantile of the entries above each cut `lo` (count = n - lo of them), tabulated once per
-            # change of the history. None left (lo = n): the prediction is g + 1, one token to go; the table
-            # holds 0 there, which gives the same max(min(0, cap) - g, 1) = 1
-            n = len(hist)
+        if self._cut_n != n:
+            # the position in the sorted history of the quantile of the entries above each cut `lo` (count =
+            # n - lo of them); a function of n alone. None left (lo = n): the prediction is g + 1, one token to
+            # go; the index points at the 0 after the entries, which gives the same max(min(0, cap) - g, 1) = 1
             lo = np.arange(n + 1)
             count = n - lo
             idx = np.minimum(lo + np.floor(self.quantile * np.maximum(count - 1, 0)).astype(np.int64), n - 1)
-            self._sorted, self._table = hist, np.where(count > 0, hist[idx], 0)
-            self._dirty = False
+            self._cut_index, self._cut_n = np.where(count > 0, idx, n), n
         # the quantile of the history entries longer than what was generated (each > g)
-        pred = self._table[np.searchsorted(self._sorted, g, side="right")]
+        pred = self._hist[self._cut_index[self._hist[:n].searchsorted(g, side="right")]]
         return np.maximum(np.minimum(pred, s.max_tokens - prompt) - g, 1)
 
     def can_admit(self, rid: int, need: int) -> bool:
         """The predicted peak KV use of the batch with `rid` stays within the cache above the watermark."""
         s = self.sim
-        rids = np.fromiter(list(s.running) + [rid], np.int64)
-        prompt, g = s.prompt[rids], s.generated[rids]
+        capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
+        n = len(s.running) + 1
+        slack = (s.block_size - 1) * n  # each request may leave its last block partly empty
+        # A request's current tokens plus its predicted remaining ones are max(min(prompt + prediction,
+        # max_tokens), prompt + generated + 1) <= max_tokens when prompt + output fits the context (the
+        # prediction is capped at max_tokens - prompt, and generated < output). So the batch's peak is at most
+        # n x max_tokens, and when that fits, the upper bound below holds without looking at the requests.
+        if self._within_context and n * s.max_tokens + slack <= capacity:
+            return True
+        if s.running != self._batch_of:
+            # A refused head is asked again at every iteration boundary while the running set stays the same:
+            # its ids and prompts (fixed per request) are kept until the running list changes (compared by
+            # value), with one slot at the end for the candidate.
+            self._batch_of = list(s.running)
+            self._ids = np.fromiter(self._batch_of + [rid], np.int64, len(self._batch_of) + 1)
+            self._prompts = s.prompt[self._ids]
+        rids, prompt = self._ids, self._prompts
+        rids[-1] = rid
+        prompt[-1] = s.prompt[rid]
+        g = s.generated[rids]
         cur = prompt + g
         rem = self._remaining(rids, prompt, g)
-        capacity = (s.num_blocks - self.watermark_blocks) * s.block_size
-        slack = (s.block_size - 1) * len(rids)  # each request may leave its last block partly empty
         # bounds decide most calls without the sort: sum(cur) + n x min(rem) <= peak <= sum(cur + rem)
         total = int(np.add.reduce(cur))  # (ufunc reductions: cheaper than the .sum()/.min() wrappers)
         if total + int(np.add.reduce(rem)) + slack <= capacity:
@@ -305,10 +342,11 @@ def peak_tokens(current: np.ndarray, remaining: np.ndarray) -> int:
     and frees them after; the peak is max_k (sum of current over the k longest-remaining) + k x r_(k)."""
     if len(current) == 0:
         return 0
-    order = np.argsort(-np.asarray(remaining), kind="stable")
-    r = np.asarray(remaining)[order]
-    c = np.cumsum(np.asarray(current)[order])
-    return int((c + np.arange(1, len(r) + 1) * r).max())
+    # (array methods and ufuncs: np.argsort / np.cumsum / .max() add a dispatch layer, called per admission)
+    remaining, current = np.asarray(remaining), np.asarray(current)
+    order = (-remaining).argsort(kind="stable")
+    c = current[order].cumsum()
+    return int(np.maximum.reduce(c + np.arange(1, len(order) + 1) * remaining[order]))
 
 
 class VtcScheduler(Scheduler):

@@ -106,6 +106,31 @@ def test_past_future_peak_formula_equals_brute_force():
         assert peak_tokens(cur, rem) == _brute_peak(cur, rem)
 
 
+def test_past_future_prediction_follows_its_definition_as_the_history_turns_over():
+    """The incrementally sorted history gives, for every generated count g, the quantile of the last `history`
+    finished outputs longer than g (capped by max_tokens - prompt), minus g, at least 1."""
+    rng = np.random.default_rng(1)
+    n = 400
+    sim = FakeSim(n=n)
+    sim.output = rng.integers(1, 60, n)  # many ties: evictions must remove one copy of a repeated length
+    sim.prompt = rng.integers(1, 4096 - 60, n)
+    s = PastFutureScheduler(history=7, min_history=3, quantile=0.7)
+    s.bind(sim)
+    rids = np.arange(n)
+    for k in range(n):
+        s.on_finish(k)
+        past = np.sort(sim.output[max(0, k - 6):k + 1])
+        if len(past) < 3:
+            continue
+        sim.generated = rng.integers(0, 70, n)
+        want = []
+        for p, g in zip(sim.prompt, sim.generated):
+            above = past[past > g]
+            q = above[int(np.floor(0.7 * (len(above) - 1)))] if len(above) else 0
+            want.append(max(min(int(q), 4096 - int(p)) - int(g), 1))
+        assert s.predicted_remaining(rids).tolist() == want
+
+
 def test_past_future_admits_less_than_its_peak_allows_and_oracle_avoids_preemption():
     tr = Trace(np.linspace(0, 0.5, 40), np.full(40, 100), np.full(40, 300))
     oracle = simulate(tr, scheduler="past_future", predictor="oracle", num_blocks=200, watermark=0.0)
@@ -113,6 +138,26 @@ def test_past_future_admits_less_than_its_peak_allows_and_oracle_avoids_preempti
     assert greedy.metrics["num_preemptions"] > 0
     assert oracle.metrics["num_preemptions"] == 0  # exact lengths: the peak never exceeds the pool
     assert oracle.iterations["blocks_max"].max() <= 200
+
+
+def test_past_future_admission_is_its_peak_rule_whatever_decides_it():
+    """can_admit's shortcuts (a batch of n within n x max_tokens, the sum bounds) give the rule's answer: the
+    predicted peak of the batch with the candidate, plus a partly empty last block each, within the cache."""
+    rng = np.random.default_rng(2)
+    for num_blocks in (60, 300, 1000, 5000):
+        sim = FakeSim(n=40, num_blocks=num_blocks)
+        sim.output = rng.integers(2, 600, 40)
+        sim.prompt = rng.integers(1, 4096 - sim.output + 1)
+        s = PastFutureScheduler(min_history=5, history=30)
+        s.bind(sim)
+        for k in range(30):
+            s.on_finish(k)
+            sim.generated = rng.integers(0, sim.output)
+            sim.running = sorted(rng.choice(39, int(rng.integers(0, 12)), replace=False).tolist())
+            rids = np.array(sim.running + [39])
+            cur = sim.prompt[rids] + sim.generated[rids]
+            peak = peak_tokens(cur, s.predicted_remaining(rids)) + 15 * len(rids)
+            assert s.can_admit(39, 0) == (peak <= (num_blocks - s.watermark_blocks) * 16)
 
 
 def test_vtc_counter_lift():

@@ -49,7 +49,7 @@ def _profile(args: argparse.Namespace) -> int:
     from .profiler import run_profile
 
     try:
-        out = run_profile(args.out, device=args.device, quick=args.quick)
+        out = run_profile(args.out, device=args.device, quick=args.quick, threads=args.threads)
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -78,6 +78,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prof.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     prof.add_argument("--out", required=True, help="folder to write the profiles into")
     prof.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
+    prof.add_argument("--threads", type=int, default=None, help="CPU: torch threads while timing (default: up to 2; "
+                      "1 is steadier on a shared machine)")
     prof.set_defaults(func=_profile)
 
 

@@ -118,13 +118,17 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def run_profile(out_dir: str | Path, device: str = "cpu", quick: bool = False) -> Path:
+def run_profile(out_dir: str | Path, device: str = "cpu", quick: bool = False, threads: int | None = None) -> Path:
+    """`threads` (CPU): torch's threads while timing (default: up to 2). One thread keeps the timings steady on a
+    machine where other work shares the cores: a multi-threaded GEMM waits for its slowest thread."""
     import torch  # only this command needs torch
 
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
+    if threads is not None and int(threads) < 1:
+        raise RuntimeError(f"--threads must be >= 1, got {threads}")
     if device == "cpu":
-        torch.set_num_threads(max(1, min(os.cpu_count() or 1, 2)))
+        torch.set_num_threads(int(threads) if threads else max(1, min(os.cpu_count() or 1, 2)))
     dtype = torch.float16 if device == "cuda" else torch.float32  # CPUs run fp32 GEMMs fastest
     out = Path(out_dir)
     measure = _timer(torch, device)

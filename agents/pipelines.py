@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,9 @@ def _vm_two_stage(agent: dict, seed: int, run_dir: Path):
                           "--samples", str(p["finetune_samples"]), "--lr", str(p["finetune_lr"]),
                           "--eval-every", str(p["finetune_eval_every"]), "--seed", str(seed)])
     else:
-        final.write_bytes(start.read_bytes())
-        start.with_suffix(".json").exists() and final.with_suffix(".json").write_bytes(
-            start.with_suffix(".json").read_bytes())
+        for src in (start, start.with_suffix(".json")):  # the cloned (or initial) policy is the result
+            if src.exists():
+                shutil.copyfile(src, final.with_suffix(src.suffix))
     _, meta = load_policy(final)
     bc_curve = meta.get("curve") or []
     ft = meta.get("finetune") or {}

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,10 @@ def _is_decima_onnx(p: Path) -> bool:
         return False
     from sysgym.agents.decima_onnx import FORMAT
 
-    return f'"format": "{FORMAT}"' in props.get("sysgym", "")
+    try:
+        return json.loads(props.get("sysgym", "{}")).get("format") == FORMAT
+    except (ValueError, AttributeError):  # metadata that is not a JSON object: not ours
+        return False
 
 
 def load_decima(path: str | Path) -> DecimaPolicy:

@@ -105,6 +105,13 @@ class Cluster:
                 pass
 
     def kill_worker(self) -> None:
+        # The process running a job first: the job must not finish between the busy check and the kill.
+        for pid, cmd in self._session(self.nodes["worker"].pid):
+            if cmd.startswith(b"ray::_run_remote"):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         self._kill_session("worker", signal.SIGKILL)
         self.nodes["worker"].wait(timeout=30)
 

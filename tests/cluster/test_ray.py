@@ -74,12 +74,19 @@ def same_metrics(recs: dict[str, dict], basic: dict[str, dict]) -> None:
 
 
 def test_worker_node_killed_midway_keeps_records_reports_failures_and_rerun_completes(cluster, tmp_path, basic):
-    cluster.ensure_worker()
-    out = tmp_path / "results"
-    proc = sweep(out, *ray_launcher(cluster))
-    kill_worker_midway(cluster, proc, out)
-    text, _ = proc.communicate(timeout=240)
-    assert proc.returncode != 0, "a job was lost with its node, yet the sweep reported success"
+    # The kill races the job it aims at: a job of about a second can finish (its result already with the
+    # driver) between the busy check and the SIGKILL. Then nothing was lost and the sweep rightly succeeds --
+    # with every record written, which is asserted -- and the kill is tried again on a fresh sweep.
+    for attempt in range(4):
+        cluster.ensure_worker()
+        out = tmp_path / f"results{attempt}"
+        proc = sweep(out, *ray_launcher(cluster))
+        kill_worker_midway(cluster, proc, out)
+        text, _ = proc.communicate(timeout=240)
+        if proc.returncode != 0:
+            break
+        assert len(by_key(out)) == len(SEEDS), "a job was lost with its node, yet the sweep reported success"
+    assert proc.returncode != 0, "in 4 sweeps the worker node was never killed while it still ran a job"
     failures = json.loads(next(out.glob(".hydra/sweeps/*/ray_failures.json")).read_text())
     assert failures and all(f["error"] for f in failures)
     assert f"job #{failures[0]['job']} failed" in text and "others' records are kept" in text

@@ -62,7 +62,8 @@ on its job while the job has runnable work) and Spark's executors staying with t
   Measured on `multiuser` multi_app held-out seeds (small-job mean, arrival order; FAIR 26.01 s on 5-14, 22.04 s
   on 15-34): before 25.79 / 23.53 s; user_share_moves 24.43 / 22.59 s; below_share_margin=20 alone 23.24 / 22.22
   s; both 22.62 / 21.48 s (margins 10, 30, 40 on 15-34: 21.54, 21.46, 21.51 s; 80: 21.85 s), mean response within
-  5 % of FAIR's;
+  5 % of FAIR's. Then, once, on fresh seeds 35-54 with every default (srpt too): FAIR 23.73 s, the earlier UWFQ
+  23.59 s, UWFQ 20.98 s (mean response 46.06, 45.94, 45.55 s);
 * `max_moves_per_event` bounds how many executors change job per simulator event (None: no bound).
 `move_aware=None` (default) switches this on exactly when the instance charges for moves (`multi_app`; a moving
 delay or a warm-up > 0) and off in `shared_app`, where every policy's behaviour is today's; `move_aware=False`

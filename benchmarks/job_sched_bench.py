@@ -58,7 +58,7 @@ POLICIES = [("fifo", {}), ("fair", {}), ("user_fair", {}), ("cfq", {}), ("decima
             ("random", {}), ("uwfq", {}), ("uwfq+part", {"runtime_partition_s": 0.5}),
             ("uwfq+part noisy", {"runtime_partition_s": 0.5, "estimate_error": 0.5})]
 UNAWARE = [("fair+unaware", {"move_aware": False}), ("user_fair+unaware", {"move_aware": False}),
-           ("uwfq+unaware", {"move_aware": False})]
+           ("uwfq+unaware", {"move_aware": False, "user_order": "arrival"})]  # uwfq's arrival-order chain: as before
 METRICS = (("mean s", "mean_response_s"), ("small-job mean s", "small_job_mean_response_s"),
            ("large-job mean s", "large_job_mean_response_s"), ("p95 s", "p95_response_s"),
            ("heavy/light resp", "heavy_light_response_ratio"), ("min user share", "min_user_share_ratio"),

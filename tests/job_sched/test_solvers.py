@@ -145,6 +145,44 @@ def test_move_options_are_checked_by_name():
             solvers.get(name, max_moves_per_event=0)
     with pytest.raises(InvalidArgumentError, match="move_margin"):
         solvers.get("job_sched.uwfq", move_margin=-1)
+    with pytest.raises(InvalidArgumentError, match="below_share_margin"):
+        solvers.get("job_sched.uwfq", below_share_margin=-1)
+    with pytest.raises(InvalidArgumentError, match="user_share_moves"):
+        solvers.get("job_sched.uwfq", user_share_moves="yes")
+    with pytest.raises(InvalidArgumentError, match="user_order"):
+        solvers.get("job_sched.uwfq", user_order="sjf")
+
+
+# the three options that give UWFQ's behaviour before user_order / user_share_moves / below_share_margin
+UWFQ_EARLIER = {"user_order": "arrival", "user_share_moves": False, "below_share_margin": None}
+
+
+def test_uwfq_user_order_srpt_puts_a_users_shorter_job_first_in_its_virtual_queue():
+    from sysgym.envs.job_sched import build
+
+    # one user, 2 executors, no moving costs: job 0 (t=0) has 4 tasks of 2 s (virtual runtime 4 s at the user's
+    # 2 executors), job 1 (t=1) one task of 1 s (virtual runtime 1 s)
+    inst = build(2, [{"arrival": 0, "stages": [[2.0] * 4]}, {"arrival": 1, "stages": [[1.0]]}], moving_delay_s=0)
+    arrival = solvers.get("job_sched.uwfq", user_order="arrival").policy()
+    simulate(inst, arrival)
+    assert arrival.deadline == pytest.approx([4.0, 5.0])  # the chain: job 1 after job 0
+    srpt = solvers.get("job_sched.uwfq").policy()
+    res = simulate(inst, srpt)
+    # at t=1 job 0 has 3 s of virtual runtime left: job 1 goes first (deadline 2), job 0's deadline grows by 1 s
+    assert srpt.deadline == pytest.approx([5.0, 2.0])
+    # EDF then runs job 1 on the first executor that frees (t=2), while the simulator's heap re-keys job 0
+    assert res.job_finish[1] == pytest.approx(3.0)
+
+
+def test_uwfq_earlier_behaviour_stays_available_and_shared_app_ignores_the_move_options():
+    inst = generate(preset="multiuser", seed=0, num_jobs=20, setting="multi_app")
+    now = solvers.get("job_sched.uwfq").solve(inst).decisions
+    for option in (UWFQ_EARLIER, {"user_order": "arrival"}, {"user_share_moves": False}, {"below_share_margin": None}):
+        assert solvers.get("job_sched.uwfq", **option).solve(inst).decisions != now, option
+    # the move options only act where moves are charged: in shared_app only user_order changes anything
+    shared = generate(preset="multiuser", seed=0, num_jobs=20, setting="shared_app")
+    ordered = solvers.get("job_sched.uwfq", user_order="arrival").solve(shared).decisions
+    assert solvers.get("job_sched.uwfq", **UWFQ_EARLIER).solve(shared).decisions == ordered
 
 
 def test_cpsat_refuses_big_instances():

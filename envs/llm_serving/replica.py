@@ -69,7 +69,10 @@ class Scheduler(Protocol):
       further rule, asked once `fits` holds), `holds_while_decoding(rid, need, admissible)` (after
       refusing its head `rid`, whether `peek()` stays `rid` and the refusal stays one while the batch only
       decodes, with no arrival and no completion, so the replica may skip those boundaries; `admissible`
-      says whether the engine's rules allowed `rid`, i.e. whether `can_admit` refused it);
+      says whether the engine's rules allowed `rid`, i.e. whether `can_admit` refused it); optional
+      `refusal_holds(rid, need)` after `can_admit` refused `rid` where that refusal does not hold: None, or
+      (boundaries, free-block floor), the next boundaries of a decode-only run at which it provably stays
+      (while free blocks stay >= the floor), which the replica then runs in one pass (`_decode_run`);
     * events: `on_admit(rid)`, `on_tokens(rids, count)`, `on_finish(rid)`;
     * preemption: `victim(running)` (the request to preempt when a decode lacks a KV block);
     * `params()` (its configuration) and `clone()` (a fresh, unbound scheduler with the same configuration).
@@ -226,6 +229,10 @@ class Replica:
         self.decision: Any = None  # set by sysgym/LlmServing-v0 while it waits for its agent (see env.py)
         self._holds = True  # whether the last refused admission stays refused while the batch only decodes
         self._dec_slots: tuple[np.ndarray, np.ndarray] | None = None  # (decodes, their KV blocks): _decode_need
+        # a refusal that holds for a bounded number of decode iterations (Scheduler.refusal_holds, optional):
+        # (boundaries, free-block floor) of the last refusal, or None
+        self._hold: tuple[int, int] | None = None
+        self._refusal_holds = getattr(scheduler, "refusal_holds", None)
         scheduler.bind(self)
 
     # -- scheduler-facing properties -----------------------------------------------------------------
@@ -366,6 +373,7 @@ class Replica:
         (`self._holds` then says whether the refusal holds while the batch only decodes)."""
         sched = self.sched
         self._holds = True
+        self._hold = None
         while budget > 0:
             rid = sched.peek()
             if rid is None:
@@ -377,6 +385,8 @@ class Replica:
                 budget = self.admit(rid, need, prefills, budget)
                 continue
             self._holds = sched.holds_while_decoding(rid, need, ok)
+            if not self._holds and ok and self._refusal_holds is not None:
+                self._hold = self._refusal_holds(rid, need)
             return True
         return len(sched) > 0
 
@@ -463,10 +473,13 @@ class Replica:
                 dec = d if len(self.running) == n and len(d) == n else self.running_array()
             else:
                 dec = np.zeros(0, np.int64)
-        if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running) \
-                and (not blocked or self._holds):
-            self._fast_forward(until, blocked and sched.fcfs, dec)
-            return
+        if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running):
+            if not blocked or self._holds:
+                self._fast_forward(until, blocked and sched.fcfs, dec)
+                return
+            if self._hold is not None and self._hold[0] > 0 and sched.fcfs:
+                self._decode_run(until, dec, *self._hold)
+                return
         if not prefills and not len(dec):
             if extra > 0:  # only swaps happened
                 self.advance(extra, 0, 0)
@@ -565,6 +578,73 @@ class Replica:
             st.blocks[r] = 0
             st.finish[r] = self.now
             self.sched.on_finish(r)
+
+    def _decode_run(self, until: float, R: np.ndarray, hold: int, floor: int) -> None:
+        """Run k >= 1 decode iterations of the running batch `R` (the first one's KV slots allocated) that
+        `step` would run one by one, with the same results to the bit: the FCFS head was refused and the
+        refusal holds for the next `hold` boundaries while `floor` blocks stay free (`Scheduler.refusal_holds`).
+
+        The run stops after the first completion, before a boundary with fewer than `floor` free blocks (the
+        memory rule refuses there, which `_fast_forward` handles), before an iteration whose KV slots do not
+        fit (a preemption), and at `until`. An arrival changes nothing: the refused head stays the head.
+        Unlike `_fast_forward` (one log row for the run) it keeps what `execute` records per iteration: a log
+        row and a memory sample each, the clock and the KV area summed iteration by iteration in order (a
+        cumulative sum from the current value), the iteration times from the same float operations
+        (`BatchLatency.decode_times` is `iteration` of a decode-only batch)."""
+        st, bs, lat = self.st, self.block_size, self.lat
+        B = len(R)
+        kv, g, held = st.kv[R], st.generated[R], st.blocks[R]  # held: this iteration's allocation included
+        rem = self.output[R] - g
+        rem_min = int(np.minimum.reduce(rem))
+        kcap = max(1, min(rem_min, hold + 1, FF_DENSE // B))
+        slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((kv + j + 1) / bs): blocks of iteration j
+        slots = np.add.reduce(slots_m, 0)
+        blk_m = np.maximum(slots_m, held[:, None])
+        used = np.add.reduce(blk_m, 0) + (self.used - int(np.add.reduce(held)))  # blocks in use at iteration j
+        # iteration j > 0 runs when its slots fit (no preemption) and boundary j keeps `floor` blocks free
+        # (used[j - 1]: the blocks in use when boundary j decides)
+        k = kcap
+        ok = (used[1:] <= self.num_blocks) & (used[:-1] <= self.num_blocks - floor)
+        if not np.logical_and.reduce(ok):
+            k = 1 + int(np.argmin(ok))
+        dts = lat.decode_times(B, slots[:k] * float(bs))
+        ends = np.empty(k + 1)
+        ends[0] = self.now
+        ends[1:] = dts
+        ends = np.add.accumulate(ends)  # now + dt_0, then + dt_1, ...: the clock of iteration-by-iteration steps
+        if until < math.inf and ends[k - 1] >= until:  # iteration j starts at ends[j]; none starts at/after until
+            k = max(1, int(ends[:k].searchsorted(until, side="left")))
+        starts, ends, dts = ends[:k], ends[1:k + 1], dts[:k]
+        used = used[:k]
+        area = np.empty(k + 1)
+        area[0] = self.kv_area
+        area[1:] = used * dts
+        self.kv_area = float(np.add.accumulate(area)[-1])
+        end = float(ends[-1])
+        st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
+        st.generated[R] = g + k
+        st.kv[R] = kv + k
+        st.blocks[R] = blk_m[:, k - 1]
+        self.used = int(used[-1])
+        self._dec_slots = None
+        log = self.log
+        ul = used.tolist()
+        log.start.extend(starts.tolist())
+        log.end.extend(ends.tolist())
+        log.n.extend([1] * k)
+        log.seqs.extend([B] * k)
+        log.tokens.extend([B] * k)
+        log.blocks_max.extend(ul)
+        self.now = end
+        self.iterations += k
+        self.tokens_processed += B * k
+        if self.sched.counts_tokens:
+            for _ in range(k):
+                self.sched.on_tokens(R, 1)
+        self.memory_trace.extend(zip(ends[:-1].tolist(), ul[:-1]))
+        if k == rem_min:
+            self._finish(R[rem == k].tolist())
+        self.memory_trace.append((end, self.used))
 
     def _fast_forward(self, until: float, queue_blocked: bool, R: np.ndarray | None = None) -> None:
         """Run k >= 1 pure-decode iterations of the current batch in one go (`R`: the running requests as an

@@ -47,6 +47,25 @@ FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array op
 FF_DENSE = 16384  # up to this many (request, iteration) cells a run's block counts use the dense array
 _ITERS = np.arange(FF_MAX_ITERS)  # iteration offsets within a run (sliced, never written)
 _ITERS.flags.writeable = False
+# Up to this many entries, an integer array is reduced through a Python list: a numpy reduction's fixed cost
+# (~1 us a call, numpy 2.4) is ~5x that of tolist() + sum() over the ~13 requests of a typical batch, and
+# the running batch is reduced a few times per iteration boundary. Integer sums are exact either way.
+SMALL_REDUCE = 48
+
+
+def isum(x: np.ndarray) -> int:
+    """Sum of an integer array, as a Python int."""
+    return sum(x.tolist()) if len(x) <= SMALL_REDUCE else int(np.add.reduce(x))
+
+
+def imin(x: np.ndarray) -> int:
+    """Minimum of a non-empty integer array, as a Python int."""
+    return min(x.tolist()) if len(x) <= SMALL_REDUCE else int(np.minimum.reduce(x))
+
+
+def anytrue(x: np.ndarray) -> bool:
+    """Whether a boolean array has a True entry."""
+    return True in x.tolist() if len(x) <= SMALL_REDUCE else bool(np.logical_or.reduce(x))
 
 
 class Scheduler(Protocol):
@@ -297,12 +316,14 @@ class Replica:
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]
-        slots = (st.kv[d] + self.block_size) // self.block_size  # ceil((kv + 1) / bs)
-        # batch_cost prices the same decodes by the same slot counts: kept for it with the array they belong
-        # to (the iteration's decodes are this object; their KV does not change before the batch is priced)
-        self._dec_slots = (d, slots)
+        kvb = st.kv[d] + self.block_size
+        slots = kvb // self.block_size  # ceil((kv + 1) / bs)
         new = np.maximum(slots, held)
-        return R, inpf, d, new, int(np.add.reduce(new - held))
+        # batch_cost prices the same decodes by the same slot counts, and _fast_forward starts from them (with
+        # kv + bs and the blocks once this iteration's slots are allocated): kept with the array they belong to
+        # (the iteration's decodes are this object; their KV does not change before the batch is priced)
+        self._dec_slots = (d, slots, kvb, new)
+        return R, inpf, d, new, isum(new - held)
 
     def decode_shortfall(self) -> int:
         """KV blocks the decodes lack for their next slot (> 0: something must be preempted)."""
@@ -520,7 +541,7 @@ class Replica:
         if len(d):
             kept, self._dec_slots = self._dec_slots, None
             slots = kept[1] if kept is not None and kept[0] is d else (st.kv[d] + bs) // bs  # ceil((kv + 1) / bs)
-            kvtok = float(np.add.reduce(slots) * bs)
+            kvtok = float(isum(slots) * bs)
         return ntok, items, kvtok
 
     def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
@@ -545,7 +566,7 @@ class Replica:
             st.generated[d] = g
             st.kv[d] += 1
             fin = g >= self.output[d]
-            if np.logical_or.reduce(fin):  # (ufunc reductions: the .any()/.sum() wrappers cost more per call)
+            if anytrue(fin):
                 done.extend(d[fin].tolist())
         emitted = []
         kv, gen = st.kv, st.generated
@@ -595,12 +616,12 @@ class Replica:
         B = len(R)
         kv, g, held = st.kv[R], st.generated[R], st.blocks[R]  # held: this iteration's allocation included
         rem = self.output[R] - g
-        rem_min = int(np.minimum.reduce(rem))
+        rem_min = imin(rem)
         kcap = max(1, min(rem_min, hold + 1, FF_DENSE // B))
         slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((kv + j + 1) / bs): blocks of iteration j
         slots = np.add.reduce(slots_m, 0)
         blk_m = np.maximum(slots_m, held[:, None])
-        used = np.add.reduce(blk_m, 0) + (self.used - int(np.add.reduce(held)))  # blocks in use at iteration j
+        used = np.add.reduce(blk_m, 0) + (self.used - isum(held))  # blocks in use at iteration j
         # iteration j > 0 runs when its slots fit (no preemption) and boundary j keeps `floor` blocks free
         # (used[j - 1]: the blocks in use when boundary j decides)
         k = kcap
@@ -662,22 +683,32 @@ class Replica:
         st, bs, lat = self.st, self.block_size, self.lat
         if R is None:
             R = self.running_array()
+        kept, self._dec_slots = self._dec_slots, None
+        if kept is not None and kept[0] is R:  # step's reservation: kv + bs and the allocated blocks
+            kvb, held = kept[2], kept[3]
+        else:
+            kvb, held = st.kv[R] + bs, st.blocks[R]
+            kept = None
         B = len(R)
-        kv, g, held = st.kv[R], st.generated[R], st.blocks[R]
+        g = st.generated[R]
         rem = self.output[R] - g
         horizon = until if queue_blocked else min(self.next_arrival(), until)
-        rem_min = int(np.minimum.reduce(rem))  # (ufunc reductions: the .sum()/.min() wrappers cost more here)
+        rem_min = imin(rem)
         kcap = min(rem_min, FF_MAX_ITERS)
         if horizon < math.inf:  # sum of x = kv + 1, the KV slots each request needs at the first iteration
-            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(int(np.add.reduce(kv)) + B)
+            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(
+                isum(kvb) - B * (bs - 1))
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
+        held_sum = isum(held)
         blk_m = None
         if B * kcap <= FF_DENSE:
-            slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
+            slots_m = (kvb[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
             slots = np.add.reduce(slots_m, 0)
-            if np.logical_or.reduce(held > slots_m[:, 0]):  # reservations (orca): per-request maximum
+            # reservations (orca): per-request maximum. The allocated blocks are >= the first iteration's
+            # slots request by request, so their sums differ exactly when some request holds more
+            if (held_sum > int(slots[0])) if kept is not None else anytrue(held > slots_m[:, 0]):
                 if (held >= slots_m[:, -1]).all():  # ... which the reservations hold for the whole run
-                    tot = np.full(kcap, int(np.add.reduce(held)), np.int64)
+                    tot = np.full(kcap, held_sum, np.int64)
                     blk_m = np.broadcast_to(held[:, None], slots_m.shape)
                 else:
                     blk_m = np.maximum(slots_m, held[:, None])
@@ -686,6 +717,7 @@ class Replica:
                 tot = slots
                 blk_m = slots_m
         else:
+            kv = kvb - bs
             x = kv + 1
             j = np.arange(kcap)
             q, r = np.divmod(kv, bs)
@@ -705,7 +737,7 @@ class Replica:
         if tot[kcap - 1] > self.num_blocks:
             kcap = int(np.argmax(tot > self.num_blocks))
         dts = lat.decode_times(B, slots[:kcap] * float(bs))
-        ends = dts.cumsum()
+        ends = np.add.accumulate(dts)  # (what .cumsum() calls, without its dispatch)
         ends += self.now
         k = kcap
         if horizon < math.inf:
@@ -714,10 +746,10 @@ class Replica:
         end = float(ends[-1])
         st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
         st.generated[R] = g + k
-        st.kv[R] = kv + k
-        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum((kv + (k - 1 + bs)) // bs, held)
+        st.kv[R] = kvb + (k - bs)
+        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum((kvb + (k - 1)) // bs, held)
         self.kv_area += float(np.add.reduce(tot[:k] * dts))
-        self.used += int(np.add.reduce(new_blocks - held))
+        self.used += int(tot[k - 1]) - held_sum  # tot[k - 1]: the run's last blocks, summed (every branch above)
         st.blocks[R] = new_blocks
         log = self.log
         log.start.append(self.now)

@@ -312,7 +312,7 @@ class Replica:
         st = self.st
         R = self.running_array()
         inpf = st.in_prefill[R]
-        d = R[~inpf]
+        d = R[~inpf] if anytrue(inpf) else R  # (mostly no prefill runs: the mask's two operations skipped)
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]

@@ -592,8 +592,13 @@ class Replica:
 
     def _finish(self, done: list[int]) -> None:
         st = self.st
-        gone = set(done)
-        self.running = [r for r in self.running if r not in gone]
+        if len(done) <= 4:  # (a run usually ends with one completion: list.remove, in C, keeps the order too)
+            running = self.running = list(self.running)  # a new list, as before (the env hands out the old)
+            for r in done:
+                running.remove(r)
+        else:
+            gone = set(done)
+            self.running = [r for r in self.running if r not in gone]
         for r in done:
             self.used -= int(st.blocks[r])
             st.blocks[r] = 0

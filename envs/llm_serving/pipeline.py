@@ -158,9 +158,6 @@ class PipelineReplica(Replica):
         # every decode's next KV slot is allocated (step reserved it): launch one decode micro-batch
         self.execute([], self.running_array() if R is None else R, 0.0)
 
-    def _chunk_run(self, until: float, item: tuple[int, int], d: np.ndarray) -> None:
-        self.execute([item], d, 0.0)  # one micro-batch at a time
-
     def _decode_run(self, until: float, R: np.ndarray, hold: int, floor: int) -> None:
         # a refused head's decode run: here too one decode micro-batch at a time
         self.execute([], R, 0.0)

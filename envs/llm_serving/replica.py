@@ -507,10 +507,6 @@ class Replica:
                 return
             self.nothing_to_run()
             return
-        if sched.chunked and len(prefills) == 1 and extra == 0.0 and not preempted and not self.swapped \
-                and len(dec) + 1 == len(self.running):
-            self._chunk_run(until, prefills[0], dec)
-            return
         self.execute(prefills, dec, extra)
 
     def nothing_to_run(self) -> None:
@@ -608,77 +604,6 @@ class Replica:
             st.blocks[r] = 0
             st.finish[r] = self.now
             self.sched.on_finish(r)
-
-    def _chunk_run(self, until: float, item: tuple[int, int], d: np.ndarray) -> None:
-        """Run this boundary's iteration (one prefill chunk `item` = (request, tokens) and the decodes `d`, the
-        whole running batch) and the next ones that `step` would run one by one as long as each boundary
-        continues that prefill with a chunk filling the token budget (the budget left is 0, so nothing is
-        admitted), with the same results to the bit.
-
-        A boundary is passed only when every decode's next KV slot fits (no preemption), no decode finished
-        in the iteration before, and it starts before `until` and before the next arrival (the scheduler
-        sees arrivals at the boundary that hands them over). Each iteration is priced by `BatchLatency.iteration`
-        with the arguments `batch_cost` would give; its log row, memory sample, clock and KV area are
-        recorded as `execute` does; the last one is `execute` itself (its completions, if any, included)."""
-        st, bs, lat = self.st, self.block_size, self.lat
-        r, c0 = item
-        B = len(d)
-        b = self.token_budget - B  # the chunk of a boundary that continues the prefill with the whole budget
-        left = int(self.prompt[r] + self.generated[r] - st.kv[r]) - c0  # prefill tokens after this iteration
-        m = left // b if b > 0 else 0  # later iterations with a full-budget chunk
-        if B:
-            g = st.generated[d]
-            m = min(m, imin(self.output[d] - g) - 1)  # a decode's last token ends the run
-        if m <= 0:
-            self.execute([item], d, 0.0)
-            return
-        kcap = m + 1
-        held = st.blocks[d]  # this iteration's slots allocated
-        slots_m = ((st.kv[d] + bs)[:, None] + _ITERS[:kcap]) // bs  # KV blocks of each decode at iteration j
-        slots = np.add.reduce(slots_m, 0).tolist()
-        blk_m = np.maximum(slots_m, held[:, None])
-        used = (np.add.reduce(blk_m, 0) + (self.used - isum(held))).tolist()  # blocks in use at iteration j
-        horizon = min(until, self.next_arrival())
-        log, memory = self.log, self.memory_trace
-        counts = self.sched.counts_tokens
-        kv_r = int(st.kv[r])
-        ntok, c = B + c0, c0
-        k = 0  # iterations run here before the last one
-        ends = []
-        while True:
-            dt = lat.iteration(ntok, [(c, kv_r)], float(slots[k] * bs), B) + 0.0
-            # the next boundary is passed when this is not the last iteration, its slots fit and it starts
-            # before the horizon; else this iteration is the last one, run by execute
-            if k == m or used[k + 1] > self.num_blocks or self.now + dt >= horizon:
-                break
-            u = used[k]
-            self.kv_area += u * dt
-            log.start.append(self.now)
-            self.now += dt
-            log.end.append(self.now)
-            log.n.append(1)
-            log.seqs.append(1 + B)
-            log.tokens.append(ntok)
-            log.blocks_max.append(u)
-            self.iterations += 1
-            self.tokens_processed += ntok
-            ends.append(self.now)
-            memory.append((self.now, u))
-            if counts and B:
-                self.sched.on_tokens(d, 1)
-            kv_r += c
-            c, ntok = b, B + b
-            k += 1
-        # the k iterations' effects on the requests, then the last iteration through execute
-        st.kv[r] = kv_r
-        if B:
-            st.token_time[(st.offsets[d] + g)[:, None] + _ITERS[:k]] = ends
-            st.generated[d] = g + k
-            st.kv[d] += k
-            st.blocks[d] = blk_m[:, k]
-        self.used = used[k]
-        self._dec_slots = None
-        self.execute([(r, c)], d, 0.0)
 
     def _decode_run(self, until: float, R: np.ndarray, hold: int, floor: int) -> None:
         """Run k >= 1 decode iterations of the running batch `R` (the first one's KV slots allocated) that

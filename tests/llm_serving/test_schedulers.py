@@ -227,43 +227,6 @@ def test_decode_runs_of_a_refused_head_change_nothing():
     assert fast.metrics == slow.metrics
 
 
-@pytest.mark.parametrize("chunk,blocks,replicas,prompt,output", [
-    (64, 600, 2, (20, 2000), (2, 300)),  # two replicas: runs cut at the dispatcher's `until`
-    (32, 150, 1, (100, 700), (200, 1000)),  # decodes outgrow the pool inside would-be runs: cut before preempting
-])
-def test_chunk_runs_change_nothing(chunk, blocks, replicas, prompt, output, monkeypatch):
-    """Sarathi's full-budget chunk continuations run in one loop (`Replica._chunk_run`, boundaries that
-    admit nothing skipped); every output, to the bit, is the boundary-by-boundary one (`execute` each time),
-    with preemptions, arrivals and replicas cutting runs."""
-    from sysgym.envs.llm_serving import replica
-
-    rng = np.random.default_rng(5)
-    n = 300
-    tr = Trace(np.sort(rng.uniform(0, 15, n)), rng.integers(*prompt, n), rng.integers(*output, n))
-    calls = []
-    orig = replica.Replica._chunk_run
-
-    def counted(self, until, item, d):
-        calls.append(1)
-        return orig(self, until, item, d)
-
-    kw = dict(scheduler="sarathi", chunk_size=chunk, num_blocks=blocks, num_replicas=replicas, watermark=0.0)
-    monkeypatch.setattr(replica.Replica, "_chunk_run", counted)
-    fast = simulate(tr, **kw)
-    monkeypatch.setattr(replica.Replica, "_chunk_run", lambda self, until, item, d: self.execute([item], d, 0.0))
-    slow = simulate(tr, **kw)
-    assert len(calls) > 50 and fast.metrics["num_preemptions"] > 0
-    assert fast.metrics == slow.metrics
-    a, b = fast.records(), slow.records()
-    for k in ("token_time", "first_scheduled", "finish", "num_preemptions", "kv_area", "tokens_processed"):
-        np.testing.assert_array_equal(a[k], b[k])
-    for k, v in a["iterations"].items():
-        np.testing.assert_array_equal(v, b["iterations"][k])
-    traces = (fast.memory_trace, slow.memory_trace) if replicas > 1 else ([fast.memory_trace], [slow.memory_trace])
-    for x, y in zip(*traces):  # one per replica
-        np.testing.assert_array_equal(x, y)
-
-
 def test_vtc_counter_lift():
     sim = FakeSim(n=6, clients=[0, 0, 1, 1, 2, 2])
     s = VtcScheduler()

@@ -197,12 +197,7 @@ class BatchLatency:
                 coef = self._decode_coef_for(B, float(kv_tokens[0]))
             else:
                 coef = np.array([self._decode_coef_for(B, float(b) * B * DECODE_BLOCK_N) for b in nb])
-        # base + (overhead + coef x kv) x layers, the float operations of `iteration`, in place (no temporaries)
-        t = coef * kv_tokens
-        t += self.decode_ovh
-        t *= self.layers
-        t += self.base(B)
-        return t
+        return self.base(B) + (self.decode_ovh + coef * kv_tokens) * self.layers
 
     def min_decode_time(self, num_decodes: int) -> float:
         return self.base(num_decodes) + self.decode_ovh * self.layers

@@ -312,7 +312,9 @@ class Replica:
         st = self.st
         R = self.running_array()
         inpf = st.in_prefill[R]
-        d = R[~inpf] if anytrue(inpf) else R  # (mostly no prefill runs: the mask's two operations skipped)
+        # a small batch with no prefill (every decode step of prefill-first schedulers) skips the mask's two array
+        # operations; a large one masks as before (its check would be a numpy reduction, no cheaper)
+        d = R[~inpf] if len(R) > SMALL_REDUCE or True in inpf.tolist() else R
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]

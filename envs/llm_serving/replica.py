@@ -247,7 +247,8 @@ class Replica:
                                  (_pcie_gbps(latency.gpu) * 1e9 * PCIE_EFFICIENCY))
         self.decision: Any = None  # set by sysgym/LlmServing-v0 while it waits for its agent (see env.py)
         self._holds = True  # whether the last refused admission stays refused while the batch only decodes
-        self._dec_slots: tuple[np.ndarray, np.ndarray] | None = None  # (decodes, their KV blocks): _decode_need
+        # (decodes, their KV blocks, kv + block size, blocks once allocated), from _decode_need
+        self._dec_slots: tuple[np.ndarray, ...] | None = None
         # a refusal that holds for a bounded number of decode iterations (Scheduler.refusal_holds, optional):
         # (boundaries, free-block floor) of the last refusal, or None
         self._hold: tuple[int, int] | None = None
@@ -595,7 +596,7 @@ class Replica:
     def _finish(self, done: list[int]) -> None:
         st = self.st
         if len(done) <= 4:  # (a run usually ends with one completion: list.remove, in C, keeps the order too)
-            running = self.running = list(self.running)  # a new list, as before (the env hands out the old)
+            running = self.running = list(self.running)  # a new list, as before: a caller may hold the old
             for r in done:
                 running.remove(r)
         else:

@@ -158,6 +158,10 @@ class PipelineReplica(Replica):
         # every decode's next KV slot is allocated (step reserved it): launch one decode micro-batch
         self.execute([], self.running_array() if R is None else R, 0.0)
 
+    def _decode_run(self, until: float, R: np.ndarray, hold: int, floor: int) -> None:
+        # a refused head's decode run: here too one decode micro-batch at a time
+        self.execute([], R, 0.0)
+
     def advance(self, dt: float, tokens: int, seqs: int, n: int = 1, blocks_max: int | None = None) -> None:
         super().advance(dt, tokens, seqs, n, blocks_max)  # only swaps (stage 0 copies KV back)
         self.stage_free[0] = max(self.stage_free[0], self.now)

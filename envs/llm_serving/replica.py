@@ -47,6 +47,25 @@ FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array op
 FF_DENSE = 16384  # up to this many (request, iteration) cells a run's block counts use the dense array
 _ITERS = np.arange(FF_MAX_ITERS)  # iteration offsets within a run (sliced, never written)
 _ITERS.flags.writeable = False
+# Up to this many entries, an integer array is reduced through a Python list: a numpy reduction's fixed cost
+# (~1 us a call, numpy 2.4) is ~5x that of tolist() + sum() over the ~13 requests of a typical batch, and
+# the running batch is reduced a few times per iteration boundary. Integer sums are exact either way.
+SMALL_REDUCE = 48
+
+
+def isum(x: np.ndarray) -> int:
+    """Sum of an integer array, as a Python int."""
+    return sum(x.tolist()) if len(x) <= SMALL_REDUCE else int(np.add.reduce(x))
+
+
+def imin(x: np.ndarray) -> int:
+    """Minimum of a non-empty integer array, as a Python int."""
+    return min(x.tolist()) if len(x) <= SMALL_REDUCE else int(np.minimum.reduce(x))
+
+
+def anytrue(x: np.ndarray) -> bool:
+    """Whether a boolean array has a True entry."""
+    return True in x.tolist() if len(x) <= SMALL_REDUCE else bool(np.logical_or.reduce(x))
 
 
 class Scheduler(Protocol):
@@ -69,7 +88,10 @@ class Scheduler(Protocol):
       further rule, asked once `fits` holds), `holds_while_decoding(rid, need, admissible)` (after
       refusing its head `rid`, whether `peek()` stays `rid` and the refusal stays one while the batch only
       decodes, with no arrival and no completion, so the replica may skip those boundaries; `admissible`
-      says whether the engine's rules allowed `rid`, i.e. whether `can_admit` refused it);
+      says whether the engine's rules allowed `rid`, i.e. whether `can_admit` refused it); optional
+      `refusal_holds(rid, need)` after `can_admit` refused `rid` where that refusal does not hold: None, or
+      (boundaries, free-block floor), the next boundaries of a decode-only run at which it provably stays
+      (while free blocks stay >= the floor), which the replica then runs in one pass (`_decode_run`);
     * events: `on_admit(rid)`, `on_tokens(rids, count)`, `on_finish(rid)`;
     * preemption: `victim(running)` (the request to preempt when a decode lacks a KV block);
     * `params()` (its configuration) and `clone()` (a fresh, unbound scheduler with the same configuration).
@@ -225,7 +247,12 @@ class Replica:
                                  (_pcie_gbps(latency.gpu) * 1e9 * PCIE_EFFICIENCY))
         self.decision: Any = None  # set by sysgym/LlmServing-v0 while it waits for its agent (see env.py)
         self._holds = True  # whether the last refused admission stays refused while the batch only decodes
-        self._dec_slots: tuple[np.ndarray, np.ndarray] | None = None  # (decodes, their KV blocks): _decode_need
+        # (decodes, their KV blocks, kv + block size, blocks once allocated), from _decode_need
+        self._dec_slots: tuple[np.ndarray, ...] | None = None
+        # a refusal that holds for a bounded number of decode iterations (Scheduler.refusal_holds, optional):
+        # (boundaries, free-block floor) of the last refusal, or None
+        self._hold: tuple[int, int] | None = None
+        self._refusal_holds = getattr(scheduler, "refusal_holds", None)
         scheduler.bind(self)
 
     # -- scheduler-facing properties -----------------------------------------------------------------
@@ -286,16 +313,20 @@ class Replica:
         st = self.st
         R = self.running_array()
         inpf = st.in_prefill[R]
-        d = R[~inpf]
+        # a small batch with no prefill (every decode step of prefill-first schedulers) skips the mask's two array
+        # operations; a large one masks as before (its check would be a numpy reduction, no cheaper)
+        d = R[~inpf] if len(R) > SMALL_REDUCE or True in inpf.tolist() else R
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]
-        slots = (st.kv[d] + self.block_size) // self.block_size  # ceil((kv + 1) / bs)
-        # batch_cost prices the same decodes by the same slot counts: kept for it with the array they belong
-        # to (the iteration's decodes are this object; their KV does not change before the batch is priced)
-        self._dec_slots = (d, slots)
+        kvb = st.kv[d] + self.block_size
+        slots = kvb // self.block_size  # ceil((kv + 1) / bs)
         new = np.maximum(slots, held)
-        return R, inpf, d, new, int(np.add.reduce(new - held))
+        # batch_cost prices the same decodes by the same slot counts, and _fast_forward starts from them (with
+        # kv + bs and the blocks once this iteration's slots are allocated): kept with the array they belong to
+        # (the iteration's decodes are this object; their KV does not change before the batch is priced)
+        self._dec_slots = (d, slots, kvb, new)
+        return R, inpf, d, new, isum(new - held)
 
     def decode_shortfall(self) -> int:
         """KV blocks the decodes lack for their next slot (> 0: something must be preempted)."""
@@ -366,6 +397,7 @@ class Replica:
         (`self._holds` then says whether the refusal holds while the batch only decodes)."""
         sched = self.sched
         self._holds = True
+        self._hold = None
         while budget > 0:
             rid = sched.peek()
             if rid is None:
@@ -377,6 +409,8 @@ class Replica:
                 budget = self.admit(rid, need, prefills, budget)
                 continue
             self._holds = sched.holds_while_decoding(rid, need, ok)
+            if not self._holds and ok and self._refusal_holds is not None:
+                self._hold = self._refusal_holds(rid, need)
             return True
         return len(sched) > 0
 
@@ -463,10 +497,13 @@ class Replica:
                 dec = d if len(self.running) == n and len(d) == n else self.running_array()
             else:
                 dec = np.zeros(0, np.int64)
-        if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running) \
-                and (not blocked or self._holds):
-            self._fast_forward(until, blocked and sched.fcfs, dec)
-            return
+        if not prefills and not preempted and extra == 0.0 and len(dec) and len(dec) == len(self.running):
+            if not blocked or self._holds:
+                self._fast_forward(until, blocked and sched.fcfs, dec)
+                return
+            if self._hold is not None and self._hold[0] > 0 and sched.fcfs:
+                self._decode_run(until, dec, *self._hold)
+                return
         if not prefills and not len(dec):
             if extra > 0:  # only swaps happened
                 self.advance(extra, 0, 0)
@@ -507,7 +544,7 @@ class Replica:
         if len(d):
             kept, self._dec_slots = self._dec_slots, None
             slots = kept[1] if kept is not None and kept[0] is d else (st.kv[d] + bs) // bs  # ceil((kv + 1) / bs)
-            kvtok = float(np.add.reduce(slots) * bs)
+            kvtok = float(isum(slots) * bs)
         return ntok, items, kvtok
 
     def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
@@ -532,7 +569,7 @@ class Replica:
             st.generated[d] = g
             st.kv[d] += 1
             fin = g >= self.output[d]
-            if np.logical_or.reduce(fin):  # (ufunc reductions: the .any()/.sum() wrappers cost more per call)
+            if anytrue(fin):
                 done.extend(d[fin].tolist())
         emitted = []
         kv, gen = st.kv, st.generated
@@ -558,13 +595,85 @@ class Replica:
 
     def _finish(self, done: list[int]) -> None:
         st = self.st
-        gone = set(done)
-        self.running = [r for r in self.running if r not in gone]
+        if len(done) <= 4:  # (a run usually ends with one completion: list.remove, in C, keeps the order too)
+            running = self.running = list(self.running)  # a new list, as before: a caller may hold the old
+            for r in done:
+                running.remove(r)
+        else:
+            gone = set(done)
+            self.running = [r for r in self.running if r not in gone]
         for r in done:
             self.used -= int(st.blocks[r])
             st.blocks[r] = 0
             st.finish[r] = self.now
             self.sched.on_finish(r)
+
+    def _decode_run(self, until: float, R: np.ndarray, hold: int, floor: int) -> None:
+        """Run k >= 1 decode iterations of the running batch `R` (the first one's KV slots allocated) that
+        `step` would run one by one, with the same results to the bit: the FCFS head was refused and the
+        refusal holds for the next `hold` boundaries while `floor` blocks stay free (`Scheduler.refusal_holds`).
+
+        The run stops after the first completion, before a boundary with fewer than `floor` free blocks (the
+        memory rule refuses there, which `_fast_forward` handles), before an iteration whose KV slots do not
+        fit (a preemption), and at `until`. An arrival changes nothing: the refused head stays the head.
+        Unlike `_fast_forward` (one log row for the run) it keeps what `execute` records per iteration: a log
+        row and a memory sample each, the clock and the KV area summed iteration by iteration in order (a
+        cumulative sum from the current value), the iteration times from the same float operations
+        (`BatchLatency.decode_times` is `iteration` of a decode-only batch)."""
+        st, bs, lat = self.st, self.block_size, self.lat
+        B = len(R)
+        kv, g, held = st.kv[R], st.generated[R], st.blocks[R]  # held: this iteration's allocation included
+        rem = self.output[R] - g
+        rem_min = imin(rem)
+        kcap = max(1, min(rem_min, hold + 1, FF_DENSE // B))
+        slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((kv + j + 1) / bs): blocks of iteration j
+        slots = np.add.reduce(slots_m, 0)
+        blk_m = np.maximum(slots_m, held[:, None])
+        used = np.add.reduce(blk_m, 0) + (self.used - isum(held))  # blocks in use at iteration j
+        # iteration j > 0 runs when its slots fit (no preemption) and boundary j keeps `floor` blocks free
+        # (used[j - 1]: the blocks in use when boundary j decides)
+        k = kcap
+        ok = (used[1:] <= self.num_blocks) & (used[:-1] <= self.num_blocks - floor)
+        if not np.logical_and.reduce(ok):
+            k = 1 + int(np.argmin(ok))
+        dts = lat.decode_times(B, slots[:k] * float(bs))
+        ends = np.empty(k + 1)
+        ends[0] = self.now
+        ends[1:] = dts
+        ends = np.add.accumulate(ends)  # now + dt_0, then + dt_1, ...: the clock of iteration-by-iteration steps
+        if until < math.inf and ends[k - 1] >= until:  # iteration j starts at ends[j]; none starts at/after until
+            k = max(1, int(ends[:k].searchsorted(until, side="left")))
+        starts, ends, dts = ends[:k], ends[1:k + 1], dts[:k]
+        used = used[:k]
+        area = np.empty(k + 1)
+        area[0] = self.kv_area
+        area[1:] = used * dts
+        self.kv_area = float(np.add.accumulate(area)[-1])
+        end = float(ends[-1])
+        st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
+        st.generated[R] = g + k
+        st.kv[R] = kv + k
+        st.blocks[R] = blk_m[:, k - 1]
+        self.used = int(used[-1])
+        self._dec_slots = None
+        log = self.log
+        ul = used.tolist()
+        log.start.extend(starts.tolist())
+        log.end.extend(ends.tolist())
+        log.n.extend([1] * k)
+        log.seqs.extend([B] * k)
+        log.tokens.extend([B] * k)
+        log.blocks_max.extend(ul)
+        self.now = end
+        self.iterations += k
+        self.tokens_processed += B * k
+        if self.sched.counts_tokens:
+            for _ in range(k):
+                self.sched.on_tokens(R, 1)
+        self.memory_trace.extend(zip(ends[:-1].tolist(), ul[:-1]))
+        if k == rem_min:
+            self._finish(R[rem == k].tolist())
+        self.memory_trace.append((end, self.used))
 
     def _fast_forward(self, until: float, queue_blocked: bool, R: np.ndarray | None = None) -> None:
         """Run k >= 1 pure-decode iterations of the current batch in one go (`R`: the running requests as an
@@ -582,22 +691,32 @@ class Replica:
         st, bs, lat = self.st, self.block_size, self.lat
         if R is None:
             R = self.running_array()
+        kept, self._dec_slots = self._dec_slots, None
+        if kept is not None and kept[0] is R:  # step's reservation: kv + bs and the allocated blocks
+            kvb, held = kept[2], kept[3]
+        else:
+            kvb, held = st.kv[R] + bs, st.blocks[R]
+            kept = None
         B = len(R)
-        kv, g, held = st.kv[R], st.generated[R], st.blocks[R]
+        g = st.generated[R]
         rem = self.output[R] - g
         horizon = until if queue_blocked else min(self.next_arrival(), until)
-        rem_min = int(np.minimum.reduce(rem))  # (ufunc reductions: the .sum()/.min() wrappers cost more here)
+        rem_min = imin(rem)
         kcap = min(rem_min, FF_MAX_ITERS)
         if horizon < math.inf:  # sum of x = kv + 1, the KV slots each request needs at the first iteration
-            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(int(np.add.reduce(kv)) + B)
+            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(
+                isum(kvb) - B * (bs - 1))
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
+        held_sum = isum(held)
         blk_m = None
         if B * kcap <= FF_DENSE:
-            slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
+            slots_m = (kvb[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
             slots = np.add.reduce(slots_m, 0)
-            if np.logical_or.reduce(held > slots_m[:, 0]):  # reservations (orca): per-request maximum
+            # reservations (orca): per-request maximum. The allocated blocks are >= the first iteration's
+            # slots request by request, so their sums differ exactly when some request holds more
+            if (held_sum > int(slots[0])) if kept is not None else anytrue(held > slots_m[:, 0]):
                 if (held >= slots_m[:, -1]).all():  # ... which the reservations hold for the whole run
-                    tot = np.full(kcap, int(np.add.reduce(held)), np.int64)
+                    tot = np.full(kcap, held_sum, np.int64)
                     blk_m = np.broadcast_to(held[:, None], slots_m.shape)
                 else:
                     blk_m = np.maximum(slots_m, held[:, None])
@@ -606,6 +725,7 @@ class Replica:
                 tot = slots
                 blk_m = slots_m
         else:
+            kv = kvb - bs
             x = kv + 1
             j = np.arange(kcap)
             q, r = np.divmod(kv, bs)
@@ -625,7 +745,7 @@ class Replica:
         if tot[kcap - 1] > self.num_blocks:
             kcap = int(np.argmax(tot > self.num_blocks))
         dts = lat.decode_times(B, slots[:kcap] * float(bs))
-        ends = dts.cumsum()
+        ends = np.add.accumulate(dts)  # (what .cumsum() calls, without its dispatch)
         ends += self.now
         k = kcap
         if horizon < math.inf:
@@ -634,10 +754,10 @@ class Replica:
         end = float(ends[-1])
         st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
         st.generated[R] = g + k
-        st.kv[R] = kv + k
-        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum((kv + (k - 1 + bs)) // bs, held)
+        st.kv[R] = kvb + (k - bs)
+        new_blocks = blk_m[:, k - 1] if blk_m is not None else np.maximum((kvb + (k - 1)) // bs, held)
         self.kv_area += float(np.add.reduce(tot[:k] * dts))
-        self.used += int(np.add.reduce(new_blocks - held))
+        self.used += int(tot[k - 1]) - held_sum  # tot[k - 1]: the run's last blocks, summed (every branch above)
         st.blocks[R] = new_blocks
         log = self.log
         log.start.append(self.now)

@@ -327,14 +327,38 @@ class PastFutureScheduler(Scheduler):
         total = int(np.add.reduce(cur))  # (ufunc reductions: cheaper than the .sum()/.min() wrappers)
         if total + int(np.add.reduce(rem)) + slack <= capacity:
             return True
-        if total + len(rids) * int(np.minimum.reduce(rem)) + slack > capacity:
-            return False
-        return peak_tokens(cur, rem) + slack <= capacity
+        over = total + len(rids) * int(np.minimum.reduce(rem)) + slack - capacity
+        if over <= 0:
+            over = peak_tokens(cur, rem) + slack - capacity
+            if over <= 0:
+                return True
+        self._refused = (rid, over)  # by how many tokens the peak (or its lower bound) is over: refusal_holds
+        return False
 
     def holds_while_decoding(self, rid: int, need: int, admissible: bool) -> bool:
         """A memory refusal holds; a refusal by the predicted peak does not: as the batch decodes, its
         predicted future shrinks, and the peak with `rid` may come to fit."""
         return not admissible
+
+    def refusal_holds(self, rid: int, need: int) -> tuple[int, int] | None:
+        """After `can_admit` refused `rid` by the predicted peak: (boundaries, free-block floor) such that at
+        the next `boundaries` iteration boundaries of a decode-only run of the same batch (no arrival, no
+        completion, no preemption before them) `rid` is refused again, as long as `fits` holds, i.e. while
+        the free blocks stay >= the floor (below it the refusal is the memory rule's, which `holds_while_decoding`
+        covers). None: no such bound.
+
+        Why: one decode iteration of every running request lowers the batch's predicted peak by at most one
+        token. With f(t) = sum over the requests predicted to still run at step t of (current_j + t), the peak
+        is max_{t >= 1} f(t). A decoding request's current grows by one and its predicted remaining drops by at
+        most one (the quantile of the finished lengths above `generated` never decreases as `generated` grows,
+        the history changes only at a completion, the cap and the floor of 1 only raise it), so after the
+        iteration f'(t) >= f(t + 1) - 1 (the waiting candidate, not decoding, contributes one token less) and
+        f'(1) >= f(1). So a peak `over` tokens above the capacity stays above it for `over - 1` iterations."""
+        refused = getattr(self, "_refused", None)
+        if refused is None or refused[0] != rid or not 0.0 <= self.quantile <= 1.0:
+            return None
+        self._refused = None
+        return refused[1] - 1, need + self.watermark_blocks
 
 
 def peak_tokens(current: np.ndarray, remaining: np.ndarray) -> int:

@@ -160,6 +160,73 @@ def test_past_future_admission_is_its_peak_rule_whatever_decides_it():
             assert s.can_admit(39, 0) == (peak <= (num_blocks - s.watermark_blocks) * 16)
 
 
+def test_past_future_refusal_holds_as_long_as_it_says():
+    """`refusal_holds`: a Past-Future refusal by the predicted peak, `over` tokens above the cache, stays a
+    refusal at the next over - 1 boundaries while the running requests decode (the peak drops by at most one
+    token per decode iteration), for the history-based prediction with ties, the cold start and the oracle."""
+    rng = np.random.default_rng(3)
+    checked = 0
+    for predictor, min_history in (("past", 5), ("past", 1000), ("oracle", 5)):
+        for _ in range(60):
+            sim = FakeSim(n=40, num_blocks=int(rng.integers(60, 600)))
+            sim.output = rng.integers(2, 80, 40)
+            sim.prompt = rng.integers(1, 4096 - sim.output + 1)
+            s = PastFutureScheduler(predictor=predictor, min_history=min_history, history=30,
+                                    quantile=float(rng.uniform(0, 1)))
+            s.bind(sim)
+            for k in range(int(rng.integers(0, 30))):
+                s.on_finish(k)
+            sim.running = sorted(rng.choice(39, int(rng.integers(1, 12)), replace=False).tolist())
+            sim.generated = rng.integers(0, sim.output)
+            if s.can_admit(39, 0):
+                continue
+            hold = s.refusal_holds(39, 7)
+            assert hold is not None and hold[1] == 7 + s.watermark_blocks and hold[0] >= 0
+            run = np.array(sim.running)
+            for _ in range(hold[0]):
+                if (sim.generated[run] + 1 >= sim.output[run]).any():
+                    break  # a completion ends the run (and changes the history)
+                sim.generated[run] += 1
+                assert not s.can_admit(39, 0)
+                checked += 1
+    assert checked > 200
+
+
+def test_decode_runs_of_a_refused_head_change_nothing():
+    """With Past-Future's refusal bound the replica runs the decode iterations of a refused head in one
+    array pass (`Replica._decode_run`); every output, to the bit, is the iteration-by-iteration one."""
+    from sysgym.envs.llm_serving import replica
+
+    class NoBound(PastFutureScheduler):
+        refusal_holds = None  # the replica then steps every boundary
+
+    rng = np.random.default_rng(4)
+    n = 400
+    tr = Trace(np.sort(rng.uniform(0, 20, n)), rng.integers(20, 600, n), rng.integers(5, 400, n))
+    runs = []
+    orig = replica.Replica._decode_run
+
+    def counted(self, *a):
+        runs.append(1)
+        return orig(self, *a)
+
+    replica.Replica._decode_run = counted
+    try:
+        fast = simulate(tr, scheduler="past_future", num_blocks=400, min_history=10)
+        used = len(runs)
+        slow = simulate(tr, scheduler=NoBound(min_history=10), num_blocks=400)
+    finally:
+        replica.Replica._decode_run = orig
+    assert used > 20 and len(runs) == used
+    a, b = fast.records(), slow.records()
+    for k in ("token_time", "first_scheduled", "finish", "num_preemptions", "kv_area", "tokens_processed"):
+        np.testing.assert_array_equal(a[k], b[k])
+    for k, v in a["iterations"].items():
+        np.testing.assert_array_equal(v, b["iterations"][k])
+    np.testing.assert_array_equal(fast.memory_trace, slow.memory_trace)
+    assert fast.metrics == slow.metrics
+
+
 def test_vtc_counter_lift():
     sim = FakeSim(n=6, clients=[0, 0, 1, 1, 2, 2])
     s = VtcScheduler()

@@ -315,7 +315,7 @@ class Replica:
         inpf = st.in_prefill[R]
         # a small batch with no prefill (every decode step of prefill-first schedulers) skips the mask's two array
         # operations; a large one masks as before (its check would be a numpy reduction, no cheaper)
-        d = R[~inpf] if len(R) > SMALL_REDUCE or True in inpf.tolist() else R
+        d = R[~inpf] if len(R) > SMALL_REDUCE or anytrue(inpf) else R
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]

@@ -252,6 +252,7 @@ class PastFutureScheduler(Scheduler):
         self._batch_of: list[int] | None = None  # the running list `can_admit`'s arrays were made for
         # every request fits the context (the simulator truncates them to it): see can_admit's first test
         self._within_context = bool(np.all(sim.prompt + sim.output <= sim.max_tokens))
+        self._refused: tuple[int, int] | None = None  # (rid, tokens over) of the last peak refusal: refusal_holds
 
     def on_finish(self, rid: int) -> None:
         past, hist = self._past, self._hist
@@ -354,7 +355,7 @@ class PastFutureScheduler(Scheduler):
         the history changes only at a completion, the cap and the floor of 1 only raise it), so after the
         iteration f'(t) >= f(t + 1) - 1 (the waiting candidate, not decoding, contributes one token less) and
         f'(1) >= f(1). So a peak `over` tokens above the capacity stays above it for `over - 1` iterations."""
-        refused = getattr(self, "_refused", None)
+        refused = self._refused
         if refused is None or refused[0] != rid or not 0.0 <= self.quantile <= 1.0:
             return None
         self._refused = None

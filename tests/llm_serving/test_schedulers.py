@@ -192,7 +192,7 @@ def test_past_future_refusal_holds_as_long_as_it_says():
     assert checked > 200
 
 
-def test_decode_runs_of_a_refused_head_change_nothing():
+def test_decode_runs_of_a_refused_head_change_nothing(monkeypatch):
     """With Past-Future's refusal bound the replica runs the decode iterations of a refused head in one
     array pass (`Replica._decode_run`); every output, to the bit, is the iteration-by-iteration one."""
     from sysgym.envs.llm_serving import replica
@@ -210,13 +210,10 @@ def test_decode_runs_of_a_refused_head_change_nothing():
         runs.append(1)
         return orig(self, *a)
 
-    replica.Replica._decode_run = counted
-    try:
-        fast = simulate(tr, scheduler="past_future", num_blocks=400, min_history=10)
-        used = len(runs)
-        slow = simulate(tr, scheduler=NoBound(min_history=10), num_blocks=400)
-    finally:
-        replica.Replica._decode_run = orig
+    monkeypatch.setattr(replica.Replica, "_decode_run", counted)
+    fast = simulate(tr, scheduler="past_future", num_blocks=400, min_history=10)
+    used = len(runs)
+    slow = simulate(tr, scheduler=NoBound(min_history=10), num_blocks=400)
     assert used > 20 and len(runs) == used
     a, b = fast.records(), slow.records()
     for k in ("token_time", "first_scheduled", "finish", "num_preemptions", "kv_area", "tokens_processed"):

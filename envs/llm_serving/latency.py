@@ -192,10 +192,13 @@ class BatchLatency:
         if B * self._kv_heads_int >= self._few_ctas or not len(kv_tokens):
             coef = self._decode_coef_for(B, float(kv_tokens[0]) if len(kv_tokens) else 0.0)
         else:
-            nb = np.maximum(np.ceil(kv_tokens / (B * DECODE_BLOCK_N)), 1).astype(np.int64)
-            if nb[0] == nb[-1]:  # kv_tokens grows along a fast-forward: one split count for the whole run
+            # kv_tokens grows along a fast-forward: when its two ends share a split count, every entry does (the
+            # ends in Python floats: two numpy reductions cost more than the arithmetic, same division either way)
+            div = B * DECODE_BLOCK_N
+            if max(math.ceil(float(kv_tokens[0]) / div), 1) == max(math.ceil(float(kv_tokens[-1]) / div), 1):
                 coef = self._decode_coef_for(B, float(kv_tokens[0]))
             else:
+                nb = np.maximum(np.ceil(kv_tokens / div), 1).astype(np.int64)
                 coef = np.array([self._decode_coef_for(B, float(b) * B * DECODE_BLOCK_N) for b in nb])
         return self.base(B) + (self.decode_ovh + coef * kv_tokens) * self.layers
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from sysgym import registry
 from sysgym.envs.llm_serving.latency import BatchLatency
+from sysgym.kernels.operators import DECODE_BLOCK_N
 from sysgym.envs.llm_serving.memory import MemoryPlan
 from sysgym.envs.llm_serving.traces import Trace
 from sysgym.errors import InvalidArgumentError, InvalidInstanceError, UnknownNameError
@@ -51,6 +52,10 @@ _ITERS.flags.writeable = False
 # (~1 us a call, numpy 2.4) is ~5x that of tolist() + sum() over the ~13 requests of a typical batch, and
 # the running batch is reduced a few times per iteration boundary. Integer sums are exact either way.
 SMALL_REDUCE = 48
+# A decode run of a small batch (<= SMALL_REDUCE requests) bounded to at most this many iterations is computed in
+# Python scalars (`Replica._ff_scalar`): ~35 numpy calls of ~1 us fixed cost each outweigh a loop over so few
+# iterations (at half the conv trace's rate the median run is 8 iterations of 10 requests)
+FF_SCALAR_ITERS = 64
 
 
 def isum(x: np.ndarray) -> int:
@@ -66,6 +71,39 @@ def imin(x: np.ndarray) -> int:
 def anytrue(x: np.ndarray) -> bool:
     """Whether a boolean array has a True entry."""
     return True in x.tolist() if len(x) <= SMALL_REDUCE else bool(np.logical_or.reduce(x))
+
+
+def pairwise_sum(v: list[float], lo: int = 0, n: int | None = None) -> float:
+    """`np.add.reduce` of a float64 array with these entries, to the bit, in Python floats: numpy's pairwise
+    summation (numpy/_core/src/umath/loops_utils.h.src: sequential from -0.0 below 8 entries, eight running
+    sums up to 128, halves above). The scalar fast-forward sums its KV area with it, as the array one does."""
+    if n is None:
+        n = len(v)
+    if n < 8:
+        res = -0.0
+        for i in range(lo, lo + n):
+            res += v[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3, r4, r5, r6, r7 = v[lo:lo + 8]
+        i, stop = lo + 8, lo + n - n % 8
+        while i < stop:
+            r0 += v[i]
+            r1 += v[i + 1]
+            r2 += v[i + 2]
+            r3 += v[i + 3]
+            r4 += v[i + 4]
+            r5 += v[i + 5]
+            r6 += v[i + 6]
+            r7 += v[i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        for i in range(stop, lo + n):
+            res += v[i]
+        return res
+    half = n // 2
+    half -= half % 8
+    return pairwise_sum(v, lo, half) + pairwise_sum(v, lo + half, n - half)
 
 
 class Scheduler(Protocol):
@@ -701,13 +739,19 @@ class Replica:
         g = st.generated[R]
         rem = self.output[R] - g
         horizon = until if queue_blocked else min(self.next_arrival(), until)
-        rem_min = imin(rem)
+        small = B <= SMALL_REDUCE
+        if small:  # the reductions below through Python lists (see SMALL_REDUCE), kept for _ff_scalar
+            kvbl, heldl, reml = kvb.tolist(), held.tolist(), rem.tolist()
+            rem_min, kvb_sum, held_sum = min(reml), sum(kvbl), sum(heldl)
+        else:
+            rem_min, kvb_sum, held_sum = imin(rem), isum(kvb), isum(held)
         kcap = min(rem_min, FF_MAX_ITERS)
         if horizon < math.inf:  # sum of x = kv + 1, the KV slots each request needs at the first iteration
-            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(
-                isum(kvb) - B * (bs - 1))
+            lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(kvb_sum - B * (bs - 1))
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
-        held_sum = isum(held)
+        if small and kcap <= FF_SCALAR_ITERS and not any(h > x // bs for h, x in zip(heldl, kvbl)):
+            self._ff_scalar(horizon, R, g, kvb, kvbl, reml, rem_min, kcap, held_sum)
+            return
         blk_m = None
         if B * kcap <= FF_DENSE:
             slots_m = (kvb[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
@@ -773,6 +817,77 @@ class Replica:
             self.sched.on_tokens(R, k)
         if k == rem_min:  # the run ends with a completion
             self._finish(R[rem == k].tolist())
+        self.memory_trace.append((self.now, self.used))
+
+
+    def _ff_scalar(self, horizon: float, R: np.ndarray, g: np.ndarray, kvb: np.ndarray, kvbl: list[int],
+                   reml: list[int], rem_min: int, kcap: int, held_sum: int) -> None:
+        """`_fast_forward`'s run for a small batch and at most `kcap` <= FF_SCALAR_ITERS iterations, with no
+        request holding more blocks than its slots (no reservation): the same run, to the bit, one iteration
+        at a time in Python floats, stopping where the array version cuts (a block overflow, the first
+        iteration starting at or after `horizon`). The same operations in the same order: the iteration's KV
+        slots sum_i ceil((x_i + j) / bs) grow by the requests crossing a block boundary at j; its time is
+        `BatchLatency.decode_times`'s base + (overhead + coef * kv tokens) x layers with the coefficient of its
+        KV-split count; ends are the running sum of the times plus the start; the KV area numpy's pairwise sum
+        (`pairwise_sum`) of blocks x time."""
+        st, bs, lat = self.st, self.block_size, self.lat
+        B = len(kvbl)
+        tot = 0
+        cross = [0] * bs  # requests whose slots grow at iterations j = r (mod bs)
+        for x in kvbl:
+            tot += x // bs
+            cross[-x % bs] += 1
+        if tot > self.num_blocks:
+            raise AssertionError("fast-forward started without room for its first iteration")
+        base, ovh, layers = lat.base(B), lat.decode_ovh, lat.layers
+        split = B * lat._kv_heads_int < lat._few_ctas  # few CTAs: the coefficient depends on the KV splits
+        div = B * DECODE_BLOCK_N
+        coef = lat._decode_coef_for(B, float(tot * bs))
+        nb = max(math.ceil(float(tot * bs) / div), 1)
+        limit, now, acc = self.num_blocks, self.now, 0.0
+        ends: list[float] = []
+        area: list[float] = []
+        t = tot  # the slots of iteration j; `tot` those of the last iteration run
+        for j in range(kcap):
+            if j and cross[j % bs]:
+                t += cross[j % bs]
+                if t > limit:
+                    break
+                if split and max(math.ceil(float(t * bs) / div), 1) != nb:
+                    nb = max(math.ceil(float(t * bs) / div), 1)
+                    coef = lat._decode_coef_for(B, float(t * bs))
+            dt = base + (ovh + coef * float(t * bs)) * layers
+            acc += dt
+            end = acc + now
+            if j and end - dt >= horizon:
+                break
+            tot = t
+            ends.append(end)
+            area.append(t * dt)
+            if end - dt >= horizon:  # the first iteration always runs
+                break
+        k = len(ends)
+        end = ends[-1]
+        st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
+        st.generated[R] = g + k
+        st.kv[R] = kvb + (k - bs)
+        st.blocks[R] = (kvb + (k - 1)) // bs
+        self.kv_area += pairwise_sum(area)
+        self.used += tot - held_sum
+        log = self.log
+        log.start.append(now)
+        log.end.append(end)
+        log.n.append(k)
+        log.seqs.append(B)
+        log.tokens.append(B)
+        log.blocks_max.append(tot)
+        self.now = end
+        self.iterations += k
+        self.tokens_processed += B * k
+        if self.sched.counts_tokens:
+            self.sched.on_tokens(R, k)
+        if k == rem_min:  # the run ends with a completion
+            self._finish([r for r, m in zip(R.tolist(), reml) if m == k])
         self.memory_trace.append((self.now, self.used))
 
 

@@ -10,7 +10,11 @@
   free executor belongs to one job whose last chosen stage is still runnable sends them back to that stage
   without asking the net (they never leave their job, so no moving delay is paid); every other decision (fresh
   or foreign executors, the stage drained, an arrival) is the net's. This cuts the net's decisions from one per
-  task to about one per stage.
+  task to about one per stage. That is `stay="stage"` (the first shipped policy's); `stay="share"` stays only
+  while the job runs at most its equal share of the executors, `stay="none"` asks the net every time
+  (`STAY_RULES`). `num_limits` sets the env's parallelism levels (10, JobSched-v0's default, moves executors in
+  steps of E / 10). A run records both in decima.json, its ONNX export in its metadata, and `job_sched.agent`
+  rolls out under them (runs that record neither: "stage", 10).
 * `train_reinforce`: Decima's training: REINFORCE on K rollouts of the same arrival sequence, reward = minus the
   job-time integral since the previous decision (the env's `jct` reward), advantage = return-to-go minus a
   time-based baseline (at each decision's time, the mean return-to-go of the K rollouts at that time), entropy
@@ -142,23 +146,60 @@ class Decision:
     reward: float = 0.0  # the env's reward from this decision to the net's next one
 
 
+# The stay rules (`DecimaActor(stay=...)`, module doc), which decisions go back to the job's last chosen stage
+# without asking the net: "stage" (the first shipped policy's rule): whenever every free executor belongs to one
+# job whose last chosen stage is runnable; "share": the same, but only while that job runs at most its equal
+# share of the executors (ceil(E / active jobs); a job over it asks the net, which may move executors to a job
+# below its share, as fair and uwfq do on a task's end); "none": every decision is the net's.
+STAY_RULES = ("stage", "share", "none")
+LEGACY_STAY = "stage"  # runs and exports that record no rule were trained with this one
+
+
+def check_stay(stay: str) -> str:
+    from sysgym.errors import InvalidArgumentError
+
+    if stay not in STAY_RULES:
+        raise InvalidArgumentError(f"stay must be one of {STAY_RULES}, got {stay!r}")
+    return stay
+
+
+def stay_of(meta: dict[str, Any]) -> str:
+    """The stay rule a trained run (its decima.json) or ONNX export (its metadata) was trained with."""
+    return check_stay(meta.get("stay") or (meta.get("config") or {}).get("stay") or LEGACY_STAY)
+
+
+LEGACY_LIMITS = 10  # JobSched-v0's default num_limits, which runs that record none were trained with
+
+
+def limits_of(meta: dict[str, Any]) -> int:
+    """The env's parallelism levels a trained run or ONNX export was trained with (`TrainConfig.num_limits`)."""
+    return int(meta.get("num_limits") or (meta.get("config") or {}).get("num_limits") or LEGACY_LIMITS)
+
+
 class DecimaActor:
-    """The net behind an env (module doc): `act(obs)` -> action; `decisions` records the net's choices."""
+    """The net behind an env (module doc): `act(obs)` -> action; `decisions` records the net's choices; `stay`
+    one of `STAY_RULES`."""
 
     def __init__(self, net: DecimaNet, env: JobSchedEnv, *, greedy: bool = True, generator: torch.Generator | None
-                 = None, record: bool = False):
+                 = None, record: bool = False, stay: str = LEGACY_STAY):
+        self.stay = check_stay(stay)
         self.net, self.env, self.greedy, self.gen, self.record = net, env, greedy, generator, record
         self.last_stage: dict[int, int] = {}  # job -> the stage the net last sent executors to
         self.decisions: list[Decision] = []
         self.net_calls = 0
 
     def _stay(self) -> int | None:
+        if self.stay == "none":
+            return None
         sim = self.env.sim
         owners = [j for j, lst in sim.free_by_job.items() if lst]
         if len(owners) != 1 or owners[0] < 0:
             return None
-        s = self.last_stage.get(owners[0])
+        j = owners[0]
+        s = self.last_stage.get(j)
         if s is None or s not in sim.ready or s not in self.env.visible_stages():
+            return None
+        if self.stay == "share" and sim.job_running[j] > -(-sim.E // len(sim.active_jobs)):
             return None
         return self.env.action_for(s, sim.free_count)
 
@@ -212,11 +253,11 @@ class TeacherActor(DecimaActor):
     """A heuristic (`job_sched.<name>`) in the net's place at the net's decisions (the stay rule unchanged, so
     the states are those the net meets); `samples` holds (observation, mask, action) for behaviour cloning."""
 
-    def __init__(self, teacher: str, env: JobSchedEnv):
+    def __init__(self, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY):
         import sysgym.solvers as solvers
         from sysgym.solvers.job_sched.policies import PolicyAgent
 
-        super().__init__(None, env)
+        super().__init__(None, env, stay=stay)
         self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int]] = []
 
@@ -239,11 +280,11 @@ class LabelActor(DecimaActor):
     choice in the same state is recorded in `samples`, so cloning also sees the states the net's own mistakes
     lead to (plain cloning only sees the teacher's states)."""
 
-    def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv):
+    def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY):
         import sysgym.solvers as solvers
         from sysgym.solvers.job_sched.policies import PolicyAgent
 
-        super().__init__(net, env)
+        super().__init__(net, env, stay=stay)
         self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int]] = []
 
@@ -253,12 +294,15 @@ class LabelActor(DecimaActor):
         return super().act(obs)
 
 
-def collect(teacher: str, instances: list, net: DecimaNet | None = None) -> tuple[list, list[float], int]:
+def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: str = LEGACY_STAY,
+            num_limits: int = LEGACY_LIMITS) -> tuple[list, list[float], int]:
     """(samples, episode mean JCTs, env steps): the teacher's own rollouts (net None) or, for DAgger, the net's
-    greedy rollouts labelled by the teacher."""
+    greedy rollouts labelled by the teacher, under the stay rule `stay` in an env of `num_limits` levels."""
+    check_stay(stay)
     data, jct, steps = [], [], 0
     for inst in instances:
-        actor = TeacherActor(teacher, make_env(inst)) if net is None else LabelActor(net, teacher, make_env(inst))
+        env = make_env(inst, num_limits)
+        actor = TeacherActor(teacher, env, stay) if net is None else LabelActor(net, teacher, env, stay)
         with torch.no_grad():
             res = actor.run(inst)
         jct.append(res["mean_jct_s"])
@@ -267,12 +311,13 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None) -> tupl
     return data, jct, steps
 
 
-def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, lr: float, num_limits: int = 10,
-                    log=print, data: list | None = None) -> dict[str, float]:
+def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, lr: float,
+                    num_limits: int = LEGACY_LIMITS,
+                    log=print, data: list | None = None, stay: str = LEGACY_STAY) -> dict[str, float]:
     """Imitation warm start: cross-entropy of the net's (stage, limit) on the teacher's choices (on `data`, e.g.
     DAgger's aggregate, when given; else on the teacher's rollouts of `instances`)."""
     if data is None:
-        data, jct, steps = collect(teacher, instances)
+        data, jct, steps = collect(teacher, instances, stay=stay, num_limits=num_limits)
     else:
         jct, steps = [float("nan")], 0
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -348,6 +393,19 @@ class TrainConfig:
     dagger_instances: int = 2
     dagger_epochs: int = 1
     init: str | None = None  # start from this Decima checkpoint's weights (decima.pt or its run folder)
+    # the actor's stay rule (STAY_RULES) in training, validation and, recorded in decima.json, every later rollout
+    stay: str = LEGACY_STAY
+    # the env's parallelism levels (JobSched-v0's num_limits): 10 (its default, the first shipped policy's) can
+    # only send executors in steps of E / 10, so uwfq acting through it at every decision (stay "none") scored
+    # 39.80 s on validation seeds 900-904 against its own 37.09; with 100 (= the Decima preset's E) 37.09
+    num_limits: int = LEGACY_LIMITS
+
+    def __post_init__(self):
+        check_stay(self.stay)
+        if isinstance(self.num_limits, bool) or not isinstance(self.num_limits, int) or self.num_limits < 1:
+            from sysgym.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"num_limits must be a positive integer, got {self.num_limits!r}")
 
 
 def make_instance(cfg: TrainConfig | dict, seed: int):
@@ -357,21 +415,23 @@ def make_instance(cfg: TrainConfig | dict, seed: int):
     return generate_v1(seed=seed, preset=c["preset"], num_jobs=c["num_jobs"])
 
 
-def make_env(instance) -> JobSchedEnv:
-    """The env the policy runs in: JobSched-v0's defaults plus the wait action (Decima's "no node")."""
-    return JobSchedEnv(instance=instance, allow_wait=True)
+def make_env(instance, num_limits: int = LEGACY_LIMITS) -> JobSchedEnv:
+    """The env the policy runs in: JobSched-v0's defaults plus the wait action (Decima's "no node"), with
+    `num_limits` parallelism levels (`TrainConfig.num_limits`)."""
+    return JobSchedEnv(instance=instance, allow_wait=True, num_limits=num_limits)
 
 
-def evaluate_greedy(net: DecimaNet, instances: list) -> list[float]:
-    """Greedy rollouts scored by the job_sched evaluator (the one scorer)."""
+def evaluate_greedy(net: DecimaNet, instances: list, stay: str = LEGACY_STAY, num_limits: int = LEGACY_LIMITS
+                    ) -> list[float]:
+    """Greedy rollouts (stay rule `stay`, `num_limits` levels) scored by the job_sched evaluator (the one scorer)."""
     from sysgym.registry import get_family
     from sysgym.solution import Solution
 
     fam = get_family("job_sched")
     out = []
     for inst in instances:
-        env = make_env(inst)
-        DecimaActor(net, env).run(inst)
+        env = make_env(inst, num_limits)
+        DecimaActor(net, env, stay=stay).run(inst)
         out.append(float(fam.evaluate(inst, Solution(env.decisions(), np.nan, "feasible", 0.0))[fam.objective]))
     return out
 
@@ -381,7 +441,8 @@ def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainC
     """One REINFORCE update from cfg.rollouts sampled rollouts of `instance` (module doc)."""
     runs = []
     for _ in range(cfg.rollouts):
-        actor = DecimaActor(net, make_env(instance), greedy=False, generator=gen, record=True)
+        actor = DecimaActor(net, make_env(instance, cfg.num_limits), greedy=False, generator=gen, record=True,
+                            stay=cfg.stay)
         res = actor.run(instance)
         runs.append((actor.decisions, res))
     times = [np.array([d.time_s for d in ds]) for ds, _ in runs]
@@ -420,30 +481,31 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
 
     def evaluate(it: int, **extra):
         nonlocal best
-        jct = float(np.mean(evaluate_greedy(net, val)))
+        jct = float(np.mean(evaluate_greedy(net, val, cfg.stay, cfg.num_limits)))
         curve.append({"iteration": it, **extra, "env_steps": steps, "net_calls": calls,
                       "wall_s": round(time.perf_counter() - t0, 1), "val_mean_jct_s": jct})
         log(f"[decima] it {it} env_steps {steps} net_calls {calls} wall {curve[-1]['wall_s']} s val JCT {jct:.2f}")
         if jct < best:  # keep the best validated policy (validation seeds are disjoint from the benchmark's)
             best = jct
             torch.save(net.state_dict(), out / "decima.pt")
-        meta = {"config": asdict(cfg), "curve": curve, "best_val_mean_jct_s": best,
+        meta = {"config": asdict(cfg), "stay": cfg.stay, "num_limits": cfg.num_limits, "curve": curve, "best_val_mean_jct_s": best,
                 "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth}}
         (out / "decima.json").write_text(json.dumps(meta, indent=1))
 
     if cfg.pretrain and cfg.pretrain_instances:
         bc = behaviour_clone(net, cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
-                             cfg.pretrain_instances)], cfg.pretrain_epochs, cfg.pretrain_lr, log=log)
+                             cfg.pretrain_instances)], cfg.pretrain_epochs, cfg.pretrain_lr, log=log, stay=cfg.stay,
+                             num_limits=cfg.num_limits)
         steps += bc["env_steps"]
     evaluate(0)
     data: list = []
     for r in range(1, cfg.dagger_rounds + 1):
         new, jct, n = collect(cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
-                              cfg.dagger_instances)], net)
+                              cfg.dagger_instances)], net, cfg.stay, cfg.num_limits)
         data += new
         steps += n
         log(f"[decima] DAgger round {r}: net JCT {np.mean(jct):.2f}, {len(new)} labelled decisions")
-        behaviour_clone(net, cfg.pretrain, [], cfg.dagger_epochs, cfg.pretrain_lr, log=log, data=data)
+        behaviour_clone(net, cfg.pretrain, [], cfg.dagger_epochs, cfg.pretrain_lr, cfg.num_limits, log=log, data=data)
         evaluate(0, dagger_round=r)
     for it in range(1, cfg.iterations + 1):
         inst = make_instance(cfg, int(rng.integers(0, 800)))  # training seeds 0-799; validation 900+

@@ -111,11 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         raise SystemExit("usage: python -m sysgym.agents.decima_onnx DECIMA.pt [OUT.onnx]")
+    from sysgym.agents.decima import stay_of
+
     net, meta = load_net(args[0])
     out = Path(args[1]) if len(args) > 1 else Path(args[0]).with_suffix(".onnx")
     limits = int(meta.get("config", {}).get("num_limits") or _env_limits())
     export_onnx(net, out, limits, {"family": "job_sched", "source": Path(args[0]).name,
-                                   "net": meta.get("net"), "seed": meta.get("config", {}).get("seed")})
+                                   "net": meta.get("net"), "seed": meta.get("config", {}).get("seed"),
+                                   "stay": stay_of(meta)})  # the actor's rule, which `job_sched.agent` follows
     print(out)
 
 

@@ -38,11 +38,11 @@ class DecimaPolicy:
         """Greedy rollout: (the env's executed schedule, rollout stats)."""
         import torch
 
-        from sysgym.agents.decima import DecimaActor, make_env
+        from sysgym.agents.decima import DecimaActor, limits_of, make_env, stay_of
 
-        env = make_env(instance)
-        with torch.no_grad():
-            stats = DecimaActor(self.net, env).run(instance)
+        env = make_env(instance, limits_of(self.meta))  # the actor the net was trained behind (its stay rule and
+        with torch.no_grad():  # parallelism levels, recorded in its decima.json or ONNX metadata)
+            stats = DecimaActor(self.net, env, stay=stay_of(self.meta)).run(instance)
         return env.decisions(), stats
 
 

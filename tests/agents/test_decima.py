@@ -170,3 +170,74 @@ def test_dagger_labels_the_nets_own_states_with_the_teachers_choices_and_trainin
     net2 = train_reinforce(cfg2, tmp_path / "b", log=lambda m: None)
     best, _ = load_net(tmp_path / "a")
     assert all(torch.equal(p, q) for p, q in zip(net2.state_dict().values(), best.state_dict().values()))
+
+
+def test_the_old_stay_rule_is_the_default_and_reproduces_the_shipped_policys_rollout():
+    """Runs and exports that record no stay rule or parallelism levels (the first shipped policy) roll out under
+    the old rule ("stage") with 10 levels: the same JCT and net calls as before the option existed (pinned: the
+    code at f513680, shipped weights, decima seed 7, 6 jobs); another rule gives another rollout."""
+    import sysgym.solvers as solvers
+    from sysgym.agents.decima import limits_of, make_env, stay_of
+    from sysgym.agents.pretrained_job_sched import SHIPPED, pretrained
+
+    pol = pretrained("job_sched")
+    legacy = "stay" not in pol.meta and "num_limits" not in pol.meta["config"]
+    if legacy:  # the first shipped policy (weights replaced later record their actor)
+        assert stay_of(pol.meta) == "stage" and limits_of(pol.meta) == 10
+    inst = generate_v1(seed=7, preset="decima", num_jobs=6)
+    with torch.no_grad():
+        old = DecimaActor(pol.net, make_env(inst), stay="stage").run(inst)
+        default = DecimaActor(pol.net, make_env(inst)).run(inst)
+        share = DecimaActor(pol.net, make_env(inst), stay="share").run(inst)
+    assert old == default
+    if legacy:
+        assert old["net_calls"] == 4442 and old["mean_jct_s"] == pytest.approx(32.59066666666704, rel=1e-12)
+        sol = solvers.get("job_sched.agent", path=str(SHIPPED["job_sched"])).solve(inst)
+        assert sol.stats["net_calls"] == 4442 and sol.objective == pytest.approx(old["mean_jct_s"], rel=1e-12)
+    assert share["net_calls"] > old["net_calls"]  # "share" asks the net whenever the job is over its share
+
+
+def test_bad_stay_rules_and_limits_are_named_errors_before_any_work(tmp_path):
+    from sysgym.agents.decima import TeacherActor, collect, main, make_env
+    from sysgym.errors import InvalidArgumentError
+
+    inst = generate_v1(seed=2, preset="tiny")
+    env = make_env(inst)
+    with pytest.raises(InvalidArgumentError, match="stay must be one of"):
+        DecimaActor(DecimaNet(), env, stay="always")
+    with pytest.raises(InvalidArgumentError, match="stay must be one of"):
+        TeacherActor("uwfq", env, stay="")
+    with pytest.raises(InvalidArgumentError, match="stay must be one of"):
+        collect("uwfq", [inst], stay=None)
+    with pytest.raises(InvalidArgumentError, match="stay must be one of"):
+        main([str(tmp_path / "x"), 'stay="job"'])
+    with pytest.raises(InvalidArgumentError, match="num_limits"):
+        TrainConfig(num_limits=0)
+    assert not (tmp_path / "x").exists()  # refused before the run folder is made
+
+
+def test_a_run_records_its_actor_and_job_sched_agent_and_the_onnx_export_follow_it(tmp_path):
+    """A run trained with stay="share" and 100 levels records both in decima.json; `job_sched.agent` on the run
+    and on its ONNX export rolls out under them (the same decisions as the actor built by hand)."""
+    import sysgym.solvers as solvers
+    from sysgym.agents.decima import load_net, make_env, train_reinforce
+    from sysgym.agents.decima_onnx import OnnxDecimaNet
+    from sysgym.agents.decima_onnx import main as export_main
+
+    cfg = TrainConfig(preset="tiny", num_jobs=3, iterations=1, rollouts=2, eval_every=1, val_seeds=[900],
+                      stay="share", num_limits=100)
+    train_reinforce(cfg, tmp_path / "r", log=lambda m: None)
+    net, meta = load_net(tmp_path / "r")
+    assert meta["stay"] == "share" and meta["num_limits"] == 100 and meta["config"]["stay"] == "share"
+    inst = generate_v1(seed=4, preset="tiny", num_jobs=4)
+    env = make_env(inst, 100)
+    with torch.no_grad():
+        ref = DecimaActor(net, env, stay="share").run(inst)
+    assert env.num_limits == 100
+    sol = solvers.get("job_sched.agent", path=str(tmp_path / "r")).solve(inst)
+    assert sol.stats["net_calls"] == ref["net_calls"] and sol.objective == pytest.approx(ref["mean_jct_s"])
+    export_main([str(tmp_path / "r" / "decima.pt"), str(tmp_path / "r.onnx")])
+    onnx_meta = OnnxDecimaNet(tmp_path / "r.onnx").meta
+    assert onnx_meta["stay"] == "share" and onnx_meta["num_limits"] == 100
+    sol2 = solvers.get("job_sched.agent", path=str(tmp_path / "r.onnx")).solve(inst)
+    assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)

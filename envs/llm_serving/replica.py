@@ -36,10 +36,10 @@ import numpy as np
 
 from sysgym import registry
 from sysgym.envs.llm_serving.latency import BatchLatency
-from sysgym.kernels.operators import DECODE_BLOCK_N
 from sysgym.envs.llm_serving.memory import MemoryPlan
 from sysgym.envs.llm_serving.traces import Trace
 from sysgym.errors import InvalidArgumentError, InvalidInstanceError, UnknownNameError
+from sysgym.kernels.operators import DECODE_BLOCK_N
 
 FAMILY = "llm_serving"
 PCIE_EFFICIENCY = 0.8  # achieved share of PCIe x16 bandwidth for pinned host copies (NVIDIA bandwidthTest
@@ -48,6 +48,11 @@ FF_MAX_ITERS = 4096  # longest run of decode iterations computed in one array op
 FF_DENSE = 16384  # up to this many (request, iteration) cells a run's block counts use the dense array
 _ITERS = np.arange(FF_MAX_ITERS)  # iteration offsets within a run (sliced, never written)
 _ITERS.flags.writeable = False
+# the methods whose per-boundary work `Replica._chunk_run` replays (a subclass overriding one runs them instead)
+CHUNK_RUN_METHODS = ("run", "ingest", "idle", "step", "execute", "complete", "advance", "batch_cost", "_admit",
+                     "_reserve_decodes", "_decode_need", "_continuations", "swap_in")
+_ONE = np.array(1, np.int64)  # (a 0-d array operand: see Replica._bs0)
+_ONE.flags.writeable = False
 # Up to this many entries, an integer array is reduced through a Python list: a numpy reduction's fixed cost
 # (~1 us a call, numpy 2.4) is ~5x that of tolist() + sum() over the ~13 requests of a typical batch, and
 # the running batch is reduced a few times per iteration boundary. Integer sums are exact either way.
@@ -261,6 +266,10 @@ class Replica:
         self.lat = latency
         self.num_blocks = plan.num_blocks
         self.block_size = plan.block_size
+        # the block size as 0-d int64 arrays: an array operand costs numpy ~0.2 us less per operation than a Python
+        # int (no scalar conversion), on the few-element arrays of every boundary; the values are the same
+        self._bs0 = np.array(self.block_size, np.int64)
+        self._bsm1 = np.array(self.block_size - 1, np.int64)
         self.max_tokens = plan.max_tokens
         self.max_num_seqs = int(max_num_seqs or scheduler.max_num_seqs or plan.max_batch_size)
         budget = max_num_batched_tokens or scheduler.max_num_batched_tokens
@@ -291,6 +300,10 @@ class Replica:
         # (boundaries, free-block floor) of the last refusal, or None
         self._hold: tuple[int, int] | None = None
         self._refusal_holds = getattr(scheduler, "refusal_holds", None)
+        # `_chunk_run` replays what these methods do at each boundary of a chunked prefill: only a replica that
+        # overrides none of them takes it (the pipelined and disaggregated replicas run their own boundaries)
+        cls = type(self)
+        self._chunk_runs = all(getattr(cls, m) is getattr(Replica, m) for m in CHUNK_RUN_METHODS)
         scheduler.bind(self)
 
     # -- scheduler-facing properties -----------------------------------------------------------------
@@ -357,8 +370,8 @@ class Replica:
         if not len(d):
             return R, inpf, d, d, 0
         held = st.blocks[d]
-        kvb = st.kv[d] + self.block_size
-        slots = kvb // self.block_size  # ceil((kv + 1) / bs)
+        kvb = st.kv[d] + self._bs0
+        slots = kvb // self._bs0  # ceil((kv + 1) / bs)
         new = np.maximum(slots, held)
         # batch_cost prices the same decodes by the same slot counts, and _fast_forward starts from them (with
         # kv + bs and the blocks once this iteration's slots are allocated): kept with the array they belong to
@@ -548,6 +561,10 @@ class Replica:
                 return
             self.nothing_to_run()
             return
+        if (len(prefills) == 1 and self._chunk_runs and sched.chunked and not sched.counts_tokens and extra == 0.0
+                and not preempted and not self.swapped and 0 < len(dec) <= SMALL_REDUCE
+                and len(dec) + 1 == len(self.running) and self._chunk_run(until, prefills[0], dec)):
+            return
         self.execute(prefills, dec, extra)
 
     def nothing_to_run(self) -> None:
@@ -587,25 +604,31 @@ class Replica:
 
     def execute(self, prefills: list, d: np.ndarray, extra: float) -> None:
         """Run one iteration: the prefill items `(request, tokens)` and the decodes `d`."""
+        kept = self._dec_slots  # (batch_cost takes it) the decodes' kv + bs from step's reservation
+        kvb = kept[2] if kept is not None and kept[0] is d else None
         ntok, items, kvtok = self.batch_cost(prefills, d)
         dt = self.lat.iteration(ntok, items, kvtok, len(d)) + extra
         self.kv_area += self.used * dt
         self.advance(dt, ntok, len(prefills) + len(d))
         self.tokens_processed += ntok
-        self.complete(prefills, d, self.now)
+        self.complete(prefills, d, self.now, kvb)
 
-    def complete(self, prefills: list, d: np.ndarray, end: float) -> None:
+    def complete(self, prefills: list, d: np.ndarray, end: float, kvb: np.ndarray | None = None) -> None:
         """The batch's effects at its end: decodes `d` emit a token each, prefill chunks extend their KV
-        (a completed prefill emits its first token), finished requests free their blocks."""
+        (a completed prefill emits its first token), finished requests free their blocks. `kvb`: the decodes'
+        KV + block size when the caller has it (one array write instead of a read, an add and a write)."""
         st = self.st
         nd = len(d)
         done: list[int] = []
         if nd:
             g = st.generated[d]
             st.token_time[st.offsets[d] + g] = end
-            g += 1
+            g += _ONE
             st.generated[d] = g
-            st.kv[d] += 1
+            if kvb is None:
+                st.kv[d] += 1
+            else:
+                st.kv[d] = kvb - self._bsm1
             fin = g >= self.output[d]
             if anytrue(fin):
                 done.extend(d[fin].tolist())
@@ -749,9 +772,17 @@ class Replica:
         if horizon < math.inf:  # sum of x = kv + 1, the KV slots each request needs at the first iteration
             lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(kvb_sum - B * (bs - 1))
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
-        if small and kcap <= FF_SCALAR_ITERS and not any(h > x // bs for h, x in zip(heldl, kvbl)):
-            self._ff_scalar(horizon, R, g, kvb, kvbl, reml, rem_min, kcap, held_sum)
-            return
+        if small and kcap <= FF_SCALAR_ITERS:
+            tot = 0  # the first iteration's KV slots, sum_i ceil(x_i / bs) with x = kv + 1
+            cross = [0] * bs  # requests whose slots grow at iterations j = r (mod bs)
+            for x in kvbl:
+                tot += x // bs
+                cross[-x % bs] += 1
+            # no reservation (no request holds more blocks than its slots): step's allocation holds each request's
+            # slots or more (`_decode_need`: the maximum), so the sums are equal exactly when every request is
+            if (tot == held_sum) if kept is not None else not any(h > x // bs for h, x in zip(heldl, kvbl)):
+                self._ff_scalar(horizon, R, g, kvb, reml, rem_min, kcap, held_sum, tot, cross)
+                return
         blk_m = None
         if B * kcap <= FF_DENSE:
             slots_m = (kvb[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
@@ -820,23 +851,19 @@ class Replica:
         self.memory_trace.append((self.now, self.used))
 
 
-    def _ff_scalar(self, horizon: float, R: np.ndarray, g: np.ndarray, kvb: np.ndarray, kvbl: list[int],
-                   reml: list[int], rem_min: int, kcap: int, held_sum: int) -> None:
+    def _ff_scalar(self, horizon: float, R: np.ndarray, g: np.ndarray, kvb: np.ndarray, reml: list[int],
+                   rem_min: int, kcap: int, held_sum: int, tot: int, cross: list[int]) -> None:
         """`_fast_forward`'s run for a small batch and at most `kcap` <= FF_SCALAR_ITERS iterations, with no
         request holding more blocks than its slots (no reservation): the same run, to the bit, one iteration
         at a time in Python floats, stopping where the array version cuts (a block overflow, the first
         iteration starting at or after `horizon`). The same operations in the same order: the iteration's KV
-        slots sum_i ceil((x_i + j) / bs) grow by the requests crossing a block boundary at j; its time is
-        `BatchLatency.decode_times`'s base + (overhead + coef * kv tokens) x layers with the coefficient of its
-        KV-split count; ends are the running sum of the times plus the start; the KV area numpy's pairwise sum
-        (`pairwise_sum`) of blocks x time."""
+        slots sum_i ceil((x_i + j) / bs) (`tot` at j = 0) grow by the `cross[j % bs]` requests crossing a block
+        boundary at j; its time is `BatchLatency.decode_times`'s base + (overhead + coef * kv tokens) x layers
+        with the coefficient of its KV-split count, computed again only when the slots change; ends are the
+        running sum of the times plus the start; the KV area numpy's pairwise sum (`pairwise_sum`) of
+        blocks x time."""
         st, bs, lat = self.st, self.block_size, self.lat
-        B = len(kvbl)
-        tot = 0
-        cross = [0] * bs  # requests whose slots grow at iterations j = r (mod bs)
-        for x in kvbl:
-            tot += x // bs
-            cross[-x % bs] += 1
+        B = len(reml)
         if tot > self.num_blocks:
             raise AssertionError("fast-forward started without room for its first iteration")
         base, ovh, layers = lat.base(B), lat.decode_ovh, lat.layers
@@ -848,6 +875,8 @@ class Replica:
         ends: list[float] = []
         area: list[float] = []
         t = tot  # the slots of iteration j; `tot` those of the last iteration run
+        dt = base + (ovh + coef * float(t * bs)) * layers
+        a = t * dt
         for j in range(kcap):
             if j and cross[j % bs]:
                 t += cross[j % bs]
@@ -856,22 +885,25 @@ class Replica:
                 if split and max(math.ceil(float(t * bs) / div), 1) != nb:
                     nb = max(math.ceil(float(t * bs) / div), 1)
                     coef = lat._decode_coef_for(B, float(t * bs))
-            dt = base + (ovh + coef * float(t * bs)) * layers
+                dt = base + (ovh + coef * float(t * bs)) * layers
+                a = t * dt
             acc += dt
             end = acc + now
-            if j and end - dt >= horizon:
+            if end - dt >= horizon:  # iteration j starts at or after the horizon: only the first one runs
+                if not j:
+                    tot = t
+                    ends.append(end)
+                    area.append(a)
                 break
             tot = t
             ends.append(end)
-            area.append(t * dt)
-            if end - dt >= horizon:  # the first iteration always runs
-                break
+            area.append(a)
         k = len(ends)
         end = ends[-1]
         st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
         st.generated[R] = g + k
         st.kv[R] = kvb + (k - bs)
-        st.blocks[R] = (kvb + (k - 1)) // bs
+        st.blocks[R] = (kvb + (k - 1)) // self._bs0
         self.kv_area += pairwise_sum(area)
         self.used += tot - held_sum
         log = self.log
@@ -889,6 +921,99 @@ class Replica:
         if k == rem_min:  # the run ends with a completion
             self._finish([r for r, m in zip(R.tolist(), reml) if m == k])
         self.memory_trace.append((self.now, self.used))
+
+
+    def _chunk_run(self, until: float, item: tuple[int, int], d: np.ndarray) -> bool:
+        """Run the iterations of one chunked prefill (`item`: its request and this iteration's chunk) beside the
+        decodes `d` that `step` would run one boundary at a time, with the same results to the bit; False (and
+        nothing changed) when this boundary does not start such a run.
+
+        A run starts at a chunk that is not the prompt's last (it takes the whole token budget, so nothing is
+        admitted) of a batch of one prefill and a few decodes, none holding more blocks than its slots. Each
+        further boundary decides the same: the same decodes, the next chunk (`min(left, budget)`), the decodes'
+        new slots allocated. The run stops after the iteration in which a decode finishes or the prompt
+        completes (its first token), and before a boundary at which a request arrives or `until` is reached,
+        the decodes' slots do not fit (a preemption), or the prompt's last chunk leaves budget to a waiting
+        request. It keeps what `execute` records per iteration (a log row, a memory sample, the clock and the
+        KV area summed in order, `BatchLatency.iteration` for the time); the decodes' slots grow as in
+        `_ff_scalar`."""
+        st, bs, lat = self.st, self.block_size, self.lat
+        kept = self._dec_slots
+        if kept is None or kept[0] is not d:
+            return False
+        r, c = item
+        B = len(d)
+        budget = self.token_budget - B
+        kv_r, g_r = st.kv.item(r), st.generated.item(r)
+        left = self.prompt.item(r) + g_r - kv_r  # prompt (and, after a recompute, generated) tokens to prefill
+        if left <= budget or c != budget:  # the prompt's last chunk: the budget it leaves may admit a request
+            return False
+        kvb = kept[2]
+        kvbl = kvb.tolist()
+        tot = 0  # the decodes' KV slots at the first iteration; cross: as in _fast_forward
+        cross = [0] * bs
+        for x in kvbl:
+            tot += x // bs
+            cross[-x % bs] += 1
+        if tot != sum(kept[3].tolist()):  # a reservation (a request holding more blocks than its slots)
+            return False
+        self._dec_slots = None  # (what batch_cost takes)
+        g = st.generated[d]
+        reml = (self.output[d] - g).tolist()
+        rem_min = min(reml)
+        waiting = len(self.sched) > 0
+        horizon = min(self.next_arrival(), until)
+        limit, used, now, area, tokens, t = self.num_blocks, self.used, self.now, self.kv_area, 0, tot
+        log, ends, samples = self.log, [], []
+        j = 0
+        while True:
+            cj = min(left, budget)
+            ntok = B + cj
+            dt = lat.iteration(ntok, [(cj, kv_r)], float(t * bs), B) + 0.0  # (execute's `+ extra`)
+            area += used * dt
+            log.start.append(now)
+            now += dt
+            log.end.append(now)
+            log.n.append(1)
+            log.seqs.append(1 + B)
+            log.tokens.append(ntok)
+            log.blocks_max.append(used)
+            tokens += ntok
+            ends.append(now)
+            samples.append((now, used))
+            kv_r += cj
+            left -= cj
+            j += 1
+            if j == rem_min or not left or now >= horizon:  # a decode or the prompt finished; an arrival, until
+                break
+            if left <= budget and waiting:
+                break
+            need = cross[j % bs]  # boundary j: the decodes' next slots (no reservation: the crossings)
+            if need > limit - used:
+                break
+            used += need
+            t += need
+        k = j
+        self.now, self.kv_area, self.used = now, area, used
+        self.iterations += k
+        self.tokens_processed += tokens
+        st.token_time[(st.offsets[d] + g)[:, None] + _ITERS[:k]] = ends
+        st.generated[d] = g + k
+        st.kv[d] = kvb + (k - bs)
+        st.blocks[d] = (kvb + (k - 1)) // self._bs0
+        st.kv[r] = kv_r
+        done = [x for x, m in zip(d.tolist(), reml) if m == k] if k == rem_min else []
+        if not left:  # the prompt completed: its first token
+            st.in_prefill[r] = False
+            st.token_time[st.offsets.item(r) + g_r] = now
+            st.generated[r] = g_r + 1
+            if g_r + 1 >= self.output.item(r):
+                done.append(r)
+        self.memory_trace.extend(samples[:-1])
+        if done:
+            self._finish(done)
+        self.memory_trace.append((now, self.used))
+        return True
 
 
 def _pcie_gbps(gpu) -> float:

@@ -192,6 +192,17 @@ def test_past_future_refusal_holds_as_long_as_it_says():
     assert checked > 200
 
 
+def _same_run(a, b) -> None:
+    ra, rb = a.records(), b.records()
+    for k in ("token_time", "first_scheduled", "finish", "num_preemptions", "kv_area", "tokens_processed"):
+        np.testing.assert_array_equal(ra[k], rb[k])
+    for k, v in ra["iterations"].items():
+        np.testing.assert_array_equal(v, rb["iterations"][k])
+    for ma, mb in zip(a.memory_trace, b.memory_trace, strict=True):
+        np.testing.assert_array_equal(ma, mb)
+    assert a.metrics == b.metrics
+
+
 def test_decode_runs_of_a_refused_head_change_nothing(monkeypatch):
     """With Past-Future's refusal bound the replica runs the decode iterations of a refused head in one
     array pass (`Replica._decode_run`); every output, to the bit, is the iteration-by-iteration one."""
@@ -215,13 +226,37 @@ def test_decode_runs_of_a_refused_head_change_nothing(monkeypatch):
     used = len(runs)
     slow = simulate(tr, scheduler=NoBound(min_history=10), num_blocks=400)
     assert used > 20 and len(runs) == used
-    a, b = fast.records(), slow.records()
-    for k in ("token_time", "first_scheduled", "finish", "num_preemptions", "kv_area", "tokens_processed"):
-        np.testing.assert_array_equal(a[k], b[k])
-    for k, v in a["iterations"].items():
-        np.testing.assert_array_equal(v, b["iterations"][k])
-    np.testing.assert_array_equal(fast.memory_trace, slow.memory_trace)
-    assert fast.metrics == slow.metrics
+    _same_run(fast, slow)
+
+
+@pytest.mark.parametrize("kw", [dict(num_blocks=300), dict(num_blocks=3000),
+                                dict(num_replicas=2, router="least_outstanding", num_blocks=500)])
+def test_chunk_runs_change_nothing(monkeypatch, kw):
+    """Sarathi's chunked prefills run their iterations in one call (`Replica._chunk_run`: tight memory with
+    preemptions and recomputed prompts, roomy memory, and two replicas advanced to each arrival by a
+    state-dependent router); every output, to the bit, is the boundary-by-boundary one."""
+    from sysgym.envs.llm_serving import replica
+
+    rng = np.random.default_rng(7)
+    n = 300
+    tr = Trace(np.sort(rng.uniform(0, 30, n)), rng.integers(20, 900, n), rng.integers(2, 300, n))
+    runs = []
+    orig = replica.Replica._chunk_run
+
+    def counted(self, *a):
+        took = orig(self, *a)
+        runs.append(took)
+        return took
+
+    monkeypatch.setattr(replica.Replica, "_chunk_run", counted)
+    fast = simulate(tr, scheduler="sarathi", chunk_size=64, **kw)
+    taken = sum(runs)
+    monkeypatch.setattr(replica.Replica, "_chunk_run", lambda self, *a: False)
+    slow = simulate(tr, scheduler="sarathi", chunk_size=64, **kw)
+    assert taken > 100
+    if kw["num_blocks"] == 300:
+        assert fast.records()["num_preemptions"].sum() > 20  # preempted, recomputed prompts run chunked again
+    _same_run(fast, slow)
 
 
 def test_vtc_counter_lift():

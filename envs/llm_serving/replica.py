@@ -783,6 +783,11 @@ class Replica:
             if (tot == held_sum) if kept is not None else not any(h > x // bs for h, x in zip(heldl, kvbl)):
                 self._ff_scalar(horizon, R, g, kvb, reml, rem_min, kcap, held_sum, tot, cross)
                 return
+            # reservations (orca) that hold every request's slots up to the run's last possible iteration: the
+            # blocks in use stay the reserved ones (the array branch's constant `tot`)
+            if all(h >= (x + kcap - 1) // bs for h, x in zip(heldl, kvbl)):
+                self._ff_scalar(horizon, R, g, kvb, reml, rem_min, kcap, held_sum, tot, cross, reserved=True)
+                return
         blk_m = None
         if B * kcap <= FF_DENSE:
             slots_m = (kvb[:, None] + _ITERS[:kcap]) // bs  # ceil((x + j) / bs)
@@ -852,7 +857,8 @@ class Replica:
 
 
     def _ff_scalar(self, horizon: float, R: np.ndarray, g: np.ndarray, kvb: np.ndarray, reml: list[int],
-                   rem_min: int, kcap: int, held_sum: int, tot: int, cross: list[int]) -> None:
+                   rem_min: int, kcap: int, held_sum: int, tot: int, cross: list[int],
+                   reserved: bool = False) -> None:
         """`_fast_forward`'s run for a small batch and at most `kcap` <= FF_SCALAR_ITERS iterations, with no
         request holding more blocks than its slots (no reservation): the same run, to the bit, one iteration
         at a time in Python floats, stopping where the array version cuts (a block overflow, the first
@@ -861,7 +867,8 @@ class Replica:
         boundary at j; its time is `BatchLatency.decode_times`'s base + (overhead + coef * kv tokens) x layers
         with the coefficient of its KV-split count, computed again only when the slots change; ends are the
         running sum of the times plus the start; the KV area numpy's pairwise sum (`pairwise_sum`) of
-        blocks x time."""
+        blocks x time. `reserved`: every request's reservation covers its slots for all `kcap` iterations, so
+        the blocks in use stay `held_sum` (no allocation, no overflow; the slots still price the iterations)."""
         st, bs, lat = self.st, self.block_size, self.lat
         B = len(reml)
         if tot > self.num_blocks:
@@ -876,7 +883,7 @@ class Replica:
         area: list[float] = []
         t = tot  # the slots of iteration j; `tot` those of the last iteration run
         dt = base + (ovh + coef * float(t * bs)) * layers
-        a = t * dt
+        a = (held_sum if reserved else t) * dt
         for j in range(kcap):
             if j and cross[j % bs]:
                 t += cross[j % bs]
@@ -886,7 +893,7 @@ class Replica:
                     nb = max(math.ceil(float(t * bs) / div), 1)
                     coef = lat._decode_coef_for(B, float(t * bs))
                 dt = base + (ovh + coef * float(t * bs)) * layers
-                a = t * dt
+                a = (held_sum if reserved else t) * dt
             acc += dt
             end = acc + now
             if end - dt >= horizon:  # iteration j starts at or after the horizon: only the first one runs
@@ -903,7 +910,10 @@ class Replica:
         st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
         st.generated[R] = g + k
         st.kv[R] = kvb + (k - bs)
-        st.blocks[R] = (kvb + (k - 1)) // self._bs0
+        if reserved:
+            tot = held_sum  # the blocks in use (the reservations' own; st.blocks keeps them)
+        else:
+            st.blocks[R] = (kvb + (k - 1)) // self._bs0
         self.kv_area += pairwise_sum(area)
         self.used += tot - held_sum
         log = self.log

@@ -259,6 +259,36 @@ def test_chunk_runs_change_nothing(monkeypatch, kw):
     _same_run(fast, slow)
 
 
+@pytest.mark.parametrize("sched,kw", [("vllm", {}), ("orca", {}), ("orca", {"reserve": "pow2"}),
+                                      ("sarathi", {"chunk_size": 64})])
+def test_scalar_fast_forward_is_the_array_one(monkeypatch, sched, kw):
+    """Short decode runs of small batches are computed in Python scalars (`Replica._ff_scalar`, with Orca's
+    reservations when they cover the whole run); with that path off (FF_SCALAR_ITERS = 0) every run takes the
+    array branch: every output, to the bit, is the same."""
+    from sysgym.envs.llm_serving import replica
+
+    rng = np.random.default_rng(11)
+    n = 300
+    tr = Trace(np.sort(rng.uniform(0, 60, n)), rng.integers(20, 600, n), rng.integers(2, 300, n))
+    calls = []
+    orig = replica.Replica._ff_scalar
+
+    def counted(self, *a, **k):
+        calls.append(k.get("reserved", False))
+        return orig(self, *a, **k)
+
+    monkeypatch.setattr(replica.Replica, "_ff_scalar", counted)
+    fast = simulate(tr, scheduler=sched, num_blocks=2000, **kw)
+    assert len(calls) > 50
+    if sched == "orca" and not kw:
+        assert sum(calls) > 50  # the reserved branch ran
+    monkeypatch.setattr(replica, "FF_SCALAR_ITERS", 0)
+    n_fast = len(calls)
+    slow = simulate(tr, scheduler=sched, num_blocks=2000, **kw)
+    assert len(calls) == n_fast
+    _same_run(fast, slow)
+
+
 def test_vtc_counter_lift():
     sim = FakeSim(n=6, clients=[0, 0, 1, 1, 2, 2])
     s = VtcScheduler()

@@ -35,6 +35,7 @@ def speed(trace, console: Console, loads=(0.5, 1.0), target_s: float = 2.0) -> N
     for col in ("config", "scheduler", "load", "wall s", "cpu s", "requests/s (cpu)", "iterations",
                 "iterations/s (cpu)", f"cpu < {target_s:g} s"):
         table.add_column(col)
+    under, worst = 0, ("", 0.0)
     for cname, cfg in CONFIGS.items():
         for sched in SCHEDULERS:
             simulate(trace[:200], scheduler=sched, **cfg)  # warm caches and imports
@@ -46,7 +47,12 @@ def speed(trace, console: Console, loads=(0.5, 1.0), target_s: float = 2.0) -> N
                 it = res.metrics["num_iterations"]
                 table.add_row(cname, sched, f"{factor:g}x", f"{wall:.2f}", f"{cpu:.2f}", f"{len(trace) / cpu:,.0f}",
                               f"{it:,}", f"{it / cpu:,.0f}", "yes" if cpu < target_s else "NO")
+                under += cpu < target_s
+                worst = max(worst, (f"{cname} {sched} {factor:g}x", cpu), key=lambda w: w[1])
     console.print(table)
+    runs = len(CONFIGS) * len(SCHEDULERS) * len(loads)
+    console.print(f"{'MET' if under == runs else 'MISSED'} speed: {under} of {runs} replays under {target_s:g} CPU s "
+                  f"(slowest: {worst[0]}, {worst[1]:.2f} CPU s)")
 
 
 def vidur(console: Console, profiles: Path) -> None:

@@ -61,6 +61,10 @@ SMALL_REDUCE = 48
 # Python scalars (`Replica._ff_scalar`): ~35 numpy calls of ~1 us fixed cost each outweigh a loop over so few
 # iterations (at half the conv trace's rate the median run is 8 iterations of 10 requests)
 FF_SCALAR_ITERS = 64
+# A refused head's decode run (`Replica._decode_run`) of at most this many requests is computed in Python numbers:
+# one pass over the requests for their block crossings, then a loop over the run's few iterations (under Past-
+# Future at the conv trace's full rate: ~90 requests, ~3 iterations) instead of ~25 numpy calls
+RUN_SCALAR_MAX = 256
 
 
 def isum(x: np.ndarray) -> int:
@@ -687,6 +691,17 @@ class Replica:
         rem = self.output[R] - g
         rem_min = imin(rem)
         kcap = max(1, min(rem_min, hold + 1, FF_DENSE // B))
+        if B <= RUN_SCALAR_MAX and kcap <= FF_SCALAR_ITERS:
+            kvb = kv + self._bs0
+            kvbl, heldl = kvb.tolist(), held.tolist()
+            tot = 0  # as in _fast_forward: the first iteration's slots and the requests crossing a block at each j
+            cross = [0] * bs
+            for x in kvbl:
+                tot += x // bs
+                cross[-x % bs] += 1
+            if tot == sum(heldl):  # no reservation: every request holds exactly its slots (see _fast_forward)
+                self._decode_run_scalar(until, R, g, kvb, rem, rem_min, kcap, floor, tot, cross)
+                return
         slots_m = ((kv + bs)[:, None] + _ITERS[:kcap]) // bs  # ceil((kv + j + 1) / bs): blocks of iteration j
         slots = np.add.reduce(slots_m, 0)
         blk_m = np.maximum(slots_m, held[:, None])
@@ -735,6 +750,75 @@ class Replica:
         if k == rem_min:
             self._finish(R[rem == k].tolist())
         self.memory_trace.append((end, self.used))
+
+    def _decode_run_scalar(self, until: float, R: np.ndarray, g: np.ndarray, kvb: np.ndarray, rem: np.ndarray,
+                           rem_min: int, kcap: int, floor: int, tot: int, cross: list[int]) -> None:
+        """`_decode_run` for a batch of at most RUN_SCALAR_MAX requests, at most `kcap` <= FF_SCALAR_ITERS
+        iterations, no request holding more blocks than its slots: the same run, to the bit, one iteration at a
+        time in Python numbers. The blocks in use are the decodes' slots (`tot`, growing by `cross[j % bs]` at
+        iteration j) plus the other requests' blocks; iteration j > 0 runs while its slots fit, boundary j
+        keeps `floor` blocks free and starts before `until`; its time is `_ff_scalar`'s; the clock and the KV
+        area are summed iteration by iteration from their current values (`_decode_run`'s accumulations)."""
+        st, bs, lat = self.st, self.block_size, self.lat
+        B = len(R)
+        base, ovh, layers = lat.base(B), lat.decode_ovh, lat.layers
+        split = B * lat._kv_heads_int < lat._few_ctas
+        div = B * DECODE_BLOCK_N
+        coef = lat._decode_coef_for(B, float(tot * bs))
+        nb = max(math.ceil(float(tot * bs) / div), 1)
+        N, other = self.num_blocks, self.used - tot
+        t, now, area = tot, self.now, self.kv_area
+        u = t + other  # the blocks in use at iteration j (self.used at j = 0)
+        dt = base + (ovh + coef * float(t * bs)) * layers
+        starts: list[float] = []
+        ends: list[float] = []
+        ul: list[int] = []
+        for j in range(kcap):
+            if j:
+                if now >= until:
+                    break
+                c = cross[j % bs]
+                if c:
+                    if t + c + other > N or u > N - floor:
+                        break
+                    t += c
+                    if split and max(math.ceil(float(t * bs) / div), 1) != nb:
+                        nb = max(math.ceil(float(t * bs) / div), 1)
+                        coef = lat._decode_coef_for(B, float(t * bs))
+                    dt = base + (ovh + coef * float(t * bs)) * layers
+                elif u > N - floor:
+                    break
+                u = t + other
+            starts.append(now)
+            now += dt
+            ends.append(now)
+            ul.append(u)
+            area += u * dt
+        k = len(ends)
+        self.kv_area = area
+        st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
+        st.generated[R] = g + k
+        st.kv[R] = kvb + (k - bs)
+        st.blocks[R] = (kvb + (k - 1)) // self._bs0
+        self.used = u
+        self._dec_slots = None
+        log = self.log
+        log.start.extend(starts)
+        log.end.extend(ends)
+        log.n.extend([1] * k)
+        log.seqs.extend([B] * k)
+        log.tokens.extend([B] * k)
+        log.blocks_max.extend(ul)
+        self.now = now
+        self.iterations += k
+        self.tokens_processed += B * k
+        if self.sched.counts_tokens:
+            for _ in range(k):
+                self.sched.on_tokens(R, 1)
+        self.memory_trace.extend(zip(ends[:-1], ul[:-1]))
+        if k == rem_min:
+            self._finish(R[rem == k].tolist())
+        self.memory_trace.append((now, self.used))
 
     def _fast_forward(self, until: float, queue_blocked: bool, R: np.ndarray | None = None) -> None:
         """Run k >= 1 pure-decode iterations of the current batch in one go (`R`: the running requests as an

@@ -192,6 +192,22 @@ def test_past_future_refusal_holds_as_long_as_it_says():
     assert checked > 200
 
 
+def _calls(monkeypatch, name: str) -> list:
+    """Wrap `Replica.<name>` to record each call's (keyword arguments, result)."""
+    from sysgym.envs.llm_serving import replica
+
+    seen = []
+    orig = getattr(replica.Replica, name)
+
+    def wrapped(self, *a, **k):
+        out = orig(self, *a, **k)
+        seen.append((k, out))
+        return out
+
+    monkeypatch.setattr(replica.Replica, name, wrapped)
+    return seen
+
+
 def _same_run(a, b) -> None:
     ra, rb = a.records(), b.records()
     for k in ("token_time", "first_scheduled", "finish", "num_preemptions", "kv_area", "tokens_processed"):
@@ -206,7 +222,6 @@ def _same_run(a, b) -> None:
 def test_decode_runs_of_a_refused_head_change_nothing(monkeypatch):
     """With Past-Future's refusal bound the replica runs the decode iterations of a refused head in one
     array pass (`Replica._decode_run`); every output, to the bit, is the iteration-by-iteration one."""
-    from sysgym.envs.llm_serving import replica
 
     class NoBound(PastFutureScheduler):
         refusal_holds = None  # the replica then steps every boundary
@@ -214,14 +229,7 @@ def test_decode_runs_of_a_refused_head_change_nothing(monkeypatch):
     rng = np.random.default_rng(4)
     n = 400
     tr = Trace(np.sort(rng.uniform(0, 20, n)), rng.integers(20, 600, n), rng.integers(5, 400, n))
-    runs = []
-    orig = replica.Replica._decode_run
-
-    def counted(self, *a):
-        runs.append(1)
-        return orig(self, *a)
-
-    monkeypatch.setattr(replica.Replica, "_decode_run", counted)
+    runs = _calls(monkeypatch, "_decode_run")
     fast = simulate(tr, scheduler="past_future", num_blocks=400, min_history=10)
     used = len(runs)
     slow = simulate(tr, scheduler=NoBound(min_history=10), num_blocks=400)
@@ -240,17 +248,9 @@ def test_chunk_runs_change_nothing(monkeypatch, kw):
     rng = np.random.default_rng(7)
     n = 300
     tr = Trace(np.sort(rng.uniform(0, 30, n)), rng.integers(20, 900, n), rng.integers(2, 300, n))
-    runs = []
-    orig = replica.Replica._chunk_run
-
-    def counted(self, *a):
-        took = orig(self, *a)
-        runs.append(took)
-        return took
-
-    monkeypatch.setattr(replica.Replica, "_chunk_run", counted)
+    runs = _calls(monkeypatch, "_chunk_run")
     fast = simulate(tr, scheduler="sarathi", chunk_size=64, **kw)
-    taken = sum(runs)
+    taken = sum(took for _, took in runs)
     monkeypatch.setattr(replica.Replica, "_chunk_run", lambda self, *a: False)
     slow = simulate(tr, scheduler="sarathi", chunk_size=64, **kw)
     assert taken > 100
@@ -270,21 +270,32 @@ def test_scalar_fast_forward_is_the_array_one(monkeypatch, sched, kw):
     rng = np.random.default_rng(11)
     n = 300
     tr = Trace(np.sort(rng.uniform(0, 60, n)), rng.integers(20, 600, n), rng.integers(2, 300, n))
-    calls = []
-    orig = replica.Replica._ff_scalar
-
-    def counted(self, *a, **k):
-        calls.append(k.get("reserved", False))
-        return orig(self, *a, **k)
-
-    monkeypatch.setattr(replica.Replica, "_ff_scalar", counted)
+    calls = _calls(monkeypatch, "_ff_scalar")
     fast = simulate(tr, scheduler=sched, num_blocks=2000, **kw)
     assert len(calls) > 50
     if sched == "orca" and not kw:
-        assert sum(calls) > 50  # the reserved branch ran
+        assert sum(k.get("reserved", False) for k, _ in calls) > 50  # the reserved branch ran
     monkeypatch.setattr(replica, "FF_SCALAR_ITERS", 0)
     n_fast = len(calls)
     slow = simulate(tr, scheduler=sched, num_blocks=2000, **kw)
+    assert len(calls) == n_fast
+    _same_run(fast, slow)
+
+
+def test_scalar_decode_runs_are_the_array_ones(monkeypatch):
+    """A refused head's decode runs of up to RUN_SCALAR_MAX requests are computed in Python numbers
+    (`Replica._decode_run_scalar`); with that path off every run takes the array branch: the same outputs."""
+    from sysgym.envs.llm_serving import replica
+
+    rng = np.random.default_rng(4)
+    n = 400
+    tr = Trace(np.sort(rng.uniform(0, 20, n)), rng.integers(20, 600, n), rng.integers(5, 400, n))
+    calls = _calls(monkeypatch, "_decode_run_scalar")
+    fast = simulate(tr, scheduler="past_future", num_blocks=400, min_history=10)
+    assert len(calls) > 20
+    monkeypatch.setattr(replica, "RUN_SCALAR_MAX", 0)
+    n_fast = len(calls)
+    slow = simulate(tr, scheduler="past_future", num_blocks=400, min_history=10)
     assert len(calls) == n_fast
     _same_run(fast, slow)
 

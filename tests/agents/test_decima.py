@@ -50,7 +50,7 @@ def test_imitation_clones_the_teacher_at_the_nets_decisions():
     inst = generate_v1(seed=2, preset="tiny")
     actor = TeacherActor("decima_cap", make_env(inst))
     actor.run(inst)
-    assert actor.samples and all(mask[a] for _, mask, a in actor.samples)  # the teacher's actions are allowed
+    assert actor.samples and all(mask[a] for _, mask, a, _ in actor.samples)  # the teacher's actions are allowed
     torch.manual_seed(0)
     net = DecimaNet()
     res = behaviour_clone(net, "decima_cap", [inst], 4, 3e-3, log=lambda m: None)
@@ -157,7 +157,7 @@ def test_dagger_labels_the_nets_own_states_with_the_teachers_choices_and_trainin
     actor = LabelActor(net, "fair", make_env(inst))
     actor.run(inst)
     # one label per net decision (the stay rule's decisions are not the net's), each allowed by the env's mask
-    assert actor.samples and len(actor.samples) == actor.net_calls and all(m[a] for _, m, a in actor.samples)
+    assert actor.samples and len(actor.samples) == actor.net_calls and all(m[a] for _, m, a, _ in actor.samples)
     data, jct, steps = collect("fair", [inst], net)
     assert len(data) == len(actor.samples) and steps > 0  # greedy: the same rollout again
     cfg = TrainConfig(preset="tiny", num_jobs=3, iterations=0, val_seeds=[900], pretrain="fair",

@@ -185,8 +185,9 @@ def limits_of(meta: dict[str, Any]) -> int:
 # `ALL_FREE`, sends every free executor); the actor runs the env with one level per executor (num_limits = E, so
 # every count is exact) and translates the choice into that level. uwfq mostly moves one executor at a time
 # (validation seed 900, asked at every decision with one level per executor: 16,044 of its 16,235 sends are of
-# one executor, beside 8,948 waits), which a 10-level absolute head cannot express. Choices that would send the same number of executors as a smaller one (the stage has fewer
-# unlaunched tasks, or fewer executors are free) are masked, so each allowed choice is a distinct action.
+# one executor, beside 8,948 waits), which a 10-level absolute head cannot express. Choices that would send the
+# same number of executors as a smaller one (the stage has fewer unlaunched tasks, or fewer executors are free)
+# are masked, so each allowed choice is a distinct action.
 LIMIT_MODES = ("absolute", "relative")
 LEGACY_LIMIT_MODE = "absolute"  # runs and exports that record no mode were trained with this one
 ALL_FREE = -1

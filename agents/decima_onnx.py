@@ -5,10 +5,10 @@ the real stages, `par`/`chi` (m,) edge endpoints (parent, child) among them, `jo
 slot, `jf` (J, job features), `jmask` (J,), `glob` (global features) -> `node_scores` (n,), `job_limits`
 (J, num_limits: the limit head's width, recorded as `head_limits`; the env's levels in "absolute" limit mode,
 `len(RELATIVE_CHOICES)` in "relative"), `wait` (). The metadata also records the actor (`stay`, the env's
-`num_limits`, `limit_mode`) that `job_sched.agent` rolls the graph out under. The observation's reduction to real stages (`decima.graph_inputs`, numpy) and the
-action choice stay outside the graph, as the VM policy's do. `OnnxDecimaNet(path)` is a drop-in for the torch
-net behind `DecimaActor` (greedy decisions), run by onnxruntime, so the shipped policy also runs without torch's
-training stack; `python -m sysgym.agents.decima_onnx PT [ONNX]` exports a trained `decima.pt`.
+`num_limits`, `limit_mode`) that `job_sched.agent` rolls the graph out under. The observation's reduction to
+real stages (`decima.graph_inputs`, numpy) and the action choice stay outside the graph, as the VM policy's do.
+`OnnxDecimaNet(path)` is a drop-in for the torch net behind `DecimaActor` (greedy decisions), run by onnxruntime,
+so the shipped policy also runs without torch's training stack; `python -m sysgym.agents.decima_onnx PT [ONNX]` exports a trained `decima.pt`.
 """
 from __future__ import annotations
 
@@ -121,9 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     limits = int(meta.get("config", {}).get("num_limits") or _env_limits())
     mode = limit_mode_of(meta)
     # the actor's rule, the env's levels and the limit mode, which `job_sched.agent` follows
-    export_onnx(net, out, head_limits(mode, limits), {"family": "job_sched", "source": Path(args[0]).name,
-                                                      "net": meta.get("net"), "seed": meta.get("config", {}).get("seed"),
-                                                      "stay": stay_of(meta), "num_limits": limits, "limit_mode": mode})
+    info = {"family": "job_sched", "source": Path(args[0]).name, "net": meta.get("net"),
+            "seed": meta.get("config", {}).get("seed"), "stay": stay_of(meta), "num_limits": limits, "limit_mode": mode}
+    export_onnx(net, out, head_limits(mode, limits), info)
     print(out)
 
 

@@ -254,8 +254,15 @@ def test_relative_limits_send_exactly_the_chosen_number_of_executors_and_mask_du
     """In "relative" mode choice k adds min(RELATIVE_CHOICES[k], free, unlaunched tasks) executors to the
     stage's job (ALL_FREE: every free one), through the env's one-level-per-executor action; choices that would
     send as many as a smaller one are masked; a teacher's count maps to the nearest allowed choice."""
-    from sysgym.agents.decima import (ALL_FREE, RELATIVE_CHOICES, make_env, relative_action, relative_choice,
-                                      relative_counts, relative_mask)
+    from sysgym.agents.decima import (
+        ALL_FREE,
+        RELATIVE_CHOICES,
+        make_env,
+        relative_action,
+        relative_choice,
+        relative_counts,
+        relative_mask,
+    )
 
     inst = generate_v1(seed=6, preset="decima", num_jobs=4)  # its widest runnable stage at t=0: 58 tasks
     env = make_env(inst, 10, "relative")

@@ -14,7 +14,9 @@
   while the job runs at most its equal share of the executors, `stay="none"` asks the net every time
   (`STAY_RULES`). `num_limits` sets the env's parallelism levels (10, JobSched-v0's default, moves executors in
   steps of E / 10). A run records both in decima.json, its ONNX export in its metadata, and `job_sched.agent`
-  rolls out under them (runs that record neither: "stage", 10).
+  rolls out under them (runs that record neither: "stage", 10). `limit_mode="relative"` makes the limit head
+  choose how many executors to add to the job (`RELATIVE_CHOICES`) instead of an absolute level (`LIMIT_MODES`;
+  runs that record none: "absolute").
 * `train_reinforce`: Decima's training: REINFORCE on K rollouts of the same arrival sequence, reward = minus the
   job-time integral since the previous decision (the env's `jct` reward), advantage = return-to-go minus a
   time-based baseline (at each decision's time, the mean return-to-go of the K rollouts at that time), entropy
@@ -176,13 +178,94 @@ def limits_of(meta: dict[str, Any]) -> int:
     return int(meta.get("num_limits") or (meta.get("config") or {}).get("num_limits") or LEGACY_LIMITS)
 
 
+# The limit head's meaning (`DecimaActor(limit_mode=...)`, `TrainConfig.limit_mode`). "absolute" (the first
+# shipped policy's): the head picks one of the env's `num_limits` levels, a cap on the job's executors in steps of
+# E / num_limits, so the executors sent are `level's cap - the job's executors` (at least one). "relative": the
+# head picks how many free executors to ADD to the chosen stage's job, one of `RELATIVE_CHOICES` (the last,
+# `ALL_FREE`, sends every free executor); the actor runs the env with one level per executor (num_limits = E, so
+# every count is exact) and translates the choice into that level. uwfq mostly moves one executor at a time
+# (validation seed 900, asked at every decision with one level per executor: 16,044 of its 16,235 sends are of
+# one executor, beside 8,948 waits), which a 10-level absolute head cannot express. Choices that would send the
+# same number of executors as a smaller one (the stage has fewer unlaunched tasks, or fewer executors are free)
+# are masked, so each allowed choice is a distinct action.
+LIMIT_MODES = ("absolute", "relative")
+LEGACY_LIMIT_MODE = "absolute"  # runs and exports that record no mode were trained with this one
+ALL_FREE = -1
+RELATIVE_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, ALL_FREE)
+
+
+def check_limit_mode(mode: str) -> str:
+    from sysgym.errors import InvalidArgumentError
+
+    if mode not in LIMIT_MODES:
+        raise InvalidArgumentError(f"limit_mode must be one of {LIMIT_MODES}, got {mode!r}")
+    return mode
+
+
+def limit_mode_of(meta: dict[str, Any]) -> str:
+    """The limit head's mode a trained run (decima.json) or ONNX export (metadata) was trained with."""
+    return check_limit_mode(meta.get("limit_mode") or (meta.get("config") or {}).get("limit_mode")
+                            or LEGACY_LIMIT_MODE)
+
+
+def head_limits(limit_mode: str, env_limits: int) -> int:
+    """The width of the limit head: the env's levels ("absolute") or `len(RELATIVE_CHOICES)` ("relative")."""
+    return env_limits if check_limit_mode(limit_mode) == "absolute" else len(RELATIVE_CHOICES)
+
+
+def relative_counts(env: JobSchedEnv, stage: int) -> np.ndarray:
+    """The executors each of `RELATIVE_CHOICES` sends to `stage` now: min(choice, free, unlaunched tasks)."""
+    sim = env.sim
+    free = sim.free_count
+    cap = min(free, sim.end_task[stage] - sim.next_task[stage])
+    c = np.array([free if k == ALL_FREE else k for k in RELATIVE_CHOICES])
+    return np.maximum(1, np.minimum(c, cap))
+
+
+def relative_mask(counts: np.ndarray) -> np.ndarray:
+    """Allowed relative choices: each the first to send its number of executors (duplicates masked)."""
+    return np.concatenate([[True], counts[1:] > counts[:-1]])
+
+
+def relative_action(env: JobSchedEnv, node: int, choice: int) -> int:
+    """The env action (one level per executor, `make_env(..., "relative")`) that sends the count of
+    `RELATIVE_CHOICES[choice]` to the stage at `node`: the level whose cap is the job's executors plus it."""
+    s = env._node_stage[node]
+    sim = env.sim
+    count = int(relative_counts(env, s)[choice])
+    L = env.num_limits
+    if L != env.E:
+        from sysgym.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"relative limits need one env level per executor (num_limits={env.E}), "
+                                   f"the env has {L}")
+    return node * L + min(sim.job_running[sim.stage_job[s]] + count, L) - 1
+
+
+def relative_choice(env: JobSchedEnv, node: int, count: int) -> tuple[int, np.ndarray]:
+    """(the allowed relative choice that sends the number of executors nearest `count` (ties: the smaller),
+    the allowed choices' mask) for the stage at `node`: how a teacher's (stage, count) is expressed."""
+    counts = relative_counts(env, env._node_stage[node])
+    m = relative_mask(counts)
+    sim = env.sim
+    want = max(1, min(count, sim.free_count))
+    dist = np.where(m, np.abs(counts - want), np.iinfo(np.int64).max)
+    return int(np.argmin(dist)), m
+
+
 class DecimaActor:
     """The net behind an env (module doc): `act(obs)` -> action; `decisions` records the net's choices; `stay`
     one of `STAY_RULES`."""
 
     def __init__(self, net: DecimaNet, env: JobSchedEnv, *, greedy: bool = True, generator: torch.Generator | None
-                 = None, record: bool = False, stay: str = LEGACY_STAY):
+                 = None, record: bool = False, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE):
         self.stay = check_stay(stay)
+        self.limit_mode = check_limit_mode(limit_mode)
+        if limit_mode == "relative" and env.num_limits != env.E:
+            from sysgym.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"limit_mode='relative' needs an env with num_limits = executors ({env.E}), "
+                                       f"got {env.num_limits} (make_env(instance, limit_mode='relative'))")
         self.net, self.env, self.greedy, self.gen, self.record = net, env, greedy, generator, record
         self.last_stage: dict[int, int] = {}  # job -> the stage the net last sent executors to
         self.decisions: list[Decision] = []
@@ -209,11 +292,12 @@ class DecimaActor:
             return a
         env = self.env
         L = env.num_limits
+        rel = self.limit_mode == "relative"
         obs = augment(obs, env)
         full = env.action_masks()
         mask = torch.as_tensor(full[:env.N * L].reshape(env.N, L))
         with torch.set_grad_enabled(self.record):
-            scores, limits, wait = self.net(obs, L)
+            scores, limits, wait = self.net(obs, head_limits(self.limit_mode, L))
             scores = scores.masked_fill(~mask.any(1), -float("inf"))
             if env.allow_wait:  # the last entry: wait (masked when no event is pending)
                 scores = torch.cat([scores, wait[None] if full[-1] else torch.full((1,), -float("inf"))])
@@ -221,7 +305,9 @@ class DecimaActor:
             node = int(scores.argmax()) if self.greedy else int(torch.multinomial(d_node.probs, 1, generator=self.gen))
             waits = node == env.N
             if not waits:
-                lim = limits[node].masked_fill(~mask[node], -float("inf"))
+                lim_mask = torch.as_tensor(relative_mask(relative_counts(env, env._node_stage[node]))) if rel \
+                    else mask[node]
+                lim = limits[node].masked_fill(~lim_mask, -float("inf"))
                 d_lim = torch.distributions.Categorical(logits=lim)
                 level = int(lim.argmax()) if self.greedy else \
                     int(torch.multinomial(d_lim.probs, 1, generator=self.gen))
@@ -234,7 +320,7 @@ class DecimaActor:
         if waits:
             return env.wait_action
         self.last_stage[env.sim.stage_job[env._node_stage[node]]] = env._node_stage[node]
-        return node * L + level
+        return relative_action(env, node, level) if rel else node * L + level
 
     def run(self, instance) -> dict[str, Any]:
         """One episode on `instance`; returns {'mean_jct_s', 'env_steps', 'net_calls'} (claimed by the env)."""
@@ -249,24 +335,40 @@ class DecimaActor:
         return {"mean_jct_s": -total / instance.num_jobs, "env_steps": steps, "net_calls": self.net_calls}
 
 
+def _teacher_label(env: JobSchedEnv, a: int, limit_mode: str) -> tuple[int, Any]:
+    """A teacher's env action as the net's label: (the action, None) in "absolute" mode; in "relative" mode
+    (the action the nearest relative choice takes, (node, choice, allowed choices' mask)), wait: (it, None)."""
+    if limit_mode == "absolute" or a == env.wait_action:
+        return a, None
+    node, level = divmod(a, env.num_limits)
+    sim = env.sim
+    s = env._node_stage[node]
+    limit = -(-(level + 1) * env.E // env.num_limits)
+    k, m = relative_choice(env, node, max(1, limit - sim.job_running[sim.stage_job[s]]))
+    return relative_action(env, node, k), (node, k, m)
+
+
 class TeacherActor(DecimaActor):
     """A heuristic (`job_sched.<name>`) in the net's place at the net's decisions (the stay rule unchanged, so
-    the states are those the net meets); `samples` holds (observation, mask, action) for behaviour cloning."""
+    the states are those the net meets); `samples` holds (observation, mask, action, relative label) for
+    behaviour cloning. In "relative" mode the teacher's count becomes the nearest relative choice (`relative_choice`)
+    and that is what is executed, so the rollout's JCT is the teacher's as the net could act it."""
 
-    def __init__(self, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY):
+    def __init__(self, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE):
         import sysgym.solvers as solvers
         from sysgym.solvers.job_sched.policies import PolicyAgent
 
-        super().__init__(None, env, stay=stay)
+        super().__init__(None, env, stay=stay, limit_mode=limit_mode)
         self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
-        self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int]] = []
+        self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
         a = self._stay()
         if a is not None:
             return a
-        a = self.agent.act(obs)
-        self.samples.append((augment(obs, self.env), self.env.action_masks().copy(), a))
+        mask = self.env.action_masks().copy()
+        a, rel = _teacher_label(self.env, self.agent.act(obs), self.limit_mode)
+        self.samples.append((augment(obs, self.env), mask, a, rel))
         if a == self.env.wait_action:
             return a
         node = a // self.env.num_limits
@@ -280,29 +382,35 @@ class LabelActor(DecimaActor):
     choice in the same state is recorded in `samples`, so cloning also sees the states the net's own mistakes
     lead to (plain cloning only sees the teacher's states)."""
 
-    def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY):
+    def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY,
+                 limit_mode: str = LEGACY_LIMIT_MODE):
         import sysgym.solvers as solvers
         from sysgym.solvers.job_sched.policies import PolicyAgent
 
-        super().__init__(net, env, stay=stay)
+        super().__init__(net, env, stay=stay, limit_mode=limit_mode)
         self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
-        self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int]] = []
+        self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
         if self._stay() is None:  # a net decision: label it with the teacher's choice here
-            self.samples.append((augment(obs, self.env), self.env.action_masks().copy(), self.agent.act(obs)))
+            mask = self.env.action_masks().copy()
+            self.samples.append((augment(obs, self.env), mask,
+                                 *_teacher_label(self.env, self.agent.act(obs), self.limit_mode)))
         return super().act(obs)
 
 
 def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: str = LEGACY_STAY,
-            num_limits: int = LEGACY_LIMITS) -> tuple[list, list[float], int]:
+            num_limits: int = LEGACY_LIMITS, limit_mode: str = LEGACY_LIMIT_MODE) -> tuple[list, list[float], int]:
     """(samples, episode mean JCTs, env steps): the teacher's own rollouts (net None) or, for DAgger, the net's
-    greedy rollouts labelled by the teacher, under the stay rule `stay` in an env of `num_limits` levels."""
+    greedy rollouts labelled by the teacher, under the stay rule `stay` in an env of `num_limits` levels (in
+    "relative" `limit_mode`: one level per executor)."""
     check_stay(stay)
+    check_limit_mode(limit_mode)
     data, jct, steps = [], [], 0
     for inst in instances:
-        env = make_env(inst, num_limits)
-        actor = TeacherActor(teacher, env, stay) if net is None else LabelActor(net, teacher, env, stay)
+        env = make_env(inst, num_limits, limit_mode)
+        actor = TeacherActor(teacher, env, stay, limit_mode) if net is None else \
+            LabelActor(net, teacher, env, stay, limit_mode)
         with torch.no_grad():
             res = actor.run(inst)
         jct.append(res["mean_jct_s"])
@@ -313,31 +421,38 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
 
 def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, lr: float,
                     num_limits: int = LEGACY_LIMITS,
-                    log=print, data: list | None = None, stay: str = LEGACY_STAY) -> dict[str, float]:
+                    log=print, data: list | None = None, stay: str = LEGACY_STAY,
+                    limit_mode: str = LEGACY_LIMIT_MODE) -> dict[str, float]:
     """Imitation warm start: cross-entropy of the net's (stage, limit) on the teacher's choices (on `data`, e.g.
-    DAgger's aggregate, when given; else on the teacher's rollouts of `instances`)."""
+    DAgger's aggregate, when given; else on the teacher's rollouts of `instances`). `num_limits`: the env's
+    levels in "absolute" mode (unused in "relative" mode, whose samples carry their choice)."""
     if data is None:
-        data, jct, steps = collect(teacher, instances, stay=stay, num_limits=num_limits)
+        data, jct, steps = collect(teacher, instances, stay=stay, num_limits=num_limits, limit_mode=limit_mode)
     else:
         jct, steps = [float("nan")], 0
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     rng = np.random.default_rng(0)
-    L = num_limits
+    K = len(RELATIVE_CHOICES)
     losses = []
     for ep in range(epochs):
         total = 0.0
         for i in rng.permutation(len(data)):
-            obs, mask, a = data[i]
+            obs, mask, a, rel = data[i]
+            n = len(obs["node_job"])
+            L = len(mask) // n  # the env's levels (its mask: n * L entries, then the wait action's)
             node, level = divmod(a, L)
-            n = len(mask) // L
             m = torch.as_tensor(mask[:n * L].reshape(n, L))
-            scores, limits, wait = net(obs, L)
+            scores, limits, wait = net(obs, L if limit_mode == "absolute" else K)
             scores = scores.masked_fill(~m.any(1), -float("inf"))
             if len(mask) > n * L:  # the env's wait action
                 scores = torch.cat([scores, wait[None] if mask[-1] else torch.full((1,), -float("inf"))])
             loss = -torch.log_softmax(scores, 0)[node]
             if node < n:
-                lim = limits[node].masked_fill(~m[node], -float("inf"))
+                if rel is not None:
+                    _, level, lm = rel
+                    lim = limits[node].masked_fill(~torch.as_tensor(lm), -float("inf"))
+                else:
+                    lim = limits[node].masked_fill(~m[node], -float("inf"))
                 loss = loss - torch.log_softmax(lim, 0)[level]
             opt.zero_grad()
             loss.backward()
@@ -399,9 +514,14 @@ class TrainConfig:
     # only send executors in steps of E / 10, so uwfq acting through it at every decision (stay "none") scored
     # 39.80 s on validation seeds 900-904 against its own 37.09; with 100 (= the Decima preset's E) 37.09
     num_limits: int = LEGACY_LIMITS
+    # the limit head's mode (LIMIT_MODES): "absolute" picks one of the env's num_limits levels (the first shipped
+    # policy's); "relative" picks how many executors to add to the job (RELATIVE_CHOICES), in an env of one level
+    # per executor (num_limits is then unused); recorded in decima.json and the ONNX metadata like `stay`
+    limit_mode: str = LEGACY_LIMIT_MODE
 
     def __post_init__(self):
         check_stay(self.stay)
+        check_limit_mode(self.limit_mode)
         if isinstance(self.num_limits, bool) or not isinstance(self.num_limits, int) or self.num_limits < 1:
             from sysgym.errors import InvalidArgumentError
 
@@ -415,23 +535,27 @@ def make_instance(cfg: TrainConfig | dict, seed: int):
     return generate_v1(seed=seed, preset=c["preset"], num_jobs=c["num_jobs"])
 
 
-def make_env(instance, num_limits: int = LEGACY_LIMITS) -> JobSchedEnv:
+def make_env(instance, num_limits: int = LEGACY_LIMITS, limit_mode: str = LEGACY_LIMIT_MODE) -> JobSchedEnv:
     """The env the policy runs in: JobSched-v0's defaults plus the wait action (Decima's "no node"), with
-    `num_limits` parallelism levels (`TrainConfig.num_limits`)."""
+    `num_limits` parallelism levels (`TrainConfig.num_limits`), or in "relative" `limit_mode` one level per
+    executor (so every count of executors to add is one level)."""
+    if check_limit_mode(limit_mode) == "relative":
+        num_limits = int(instance.num_executors)
     return JobSchedEnv(instance=instance, allow_wait=True, num_limits=num_limits)
 
 
-def evaluate_greedy(net: DecimaNet, instances: list, stay: str = LEGACY_STAY, num_limits: int = LEGACY_LIMITS
-                    ) -> list[float]:
-    """Greedy rollouts (stay rule `stay`, `num_limits` levels) scored by the job_sched evaluator (the one scorer)."""
+def evaluate_greedy(net: DecimaNet, instances: list, stay: str = LEGACY_STAY, num_limits: int = LEGACY_LIMITS,
+                    limit_mode: str = LEGACY_LIMIT_MODE) -> list[float]:
+    """Greedy rollouts (stay rule `stay`, `num_limits` levels, `limit_mode`) scored by the job_sched evaluator
+    (the one scorer)."""
     from sysgym.registry import get_family
     from sysgym.solution import Solution
 
     fam = get_family("job_sched")
     out = []
     for inst in instances:
-        env = make_env(inst, num_limits)
-        DecimaActor(net, env, stay=stay).run(inst)
+        env = make_env(inst, num_limits, limit_mode)
+        DecimaActor(net, env, stay=stay, limit_mode=limit_mode).run(inst)
         out.append(float(fam.evaluate(inst, Solution(env.decisions(), np.nan, "feasible", 0.0))[fam.objective]))
     return out
 
@@ -441,8 +565,8 @@ def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainC
     """One REINFORCE update from cfg.rollouts sampled rollouts of `instance` (module doc)."""
     runs = []
     for _ in range(cfg.rollouts):
-        actor = DecimaActor(net, make_env(instance, cfg.num_limits), greedy=False, generator=gen, record=True,
-                            stay=cfg.stay)
+        actor = DecimaActor(net, make_env(instance, cfg.num_limits, cfg.limit_mode), greedy=False, generator=gen,
+                            record=True, stay=cfg.stay, limit_mode=cfg.limit_mode)
         res = actor.run(instance)
         runs.append((actor.decisions, res))
     times = [np.array([d.time_s for d in ds]) for ds, _ in runs]
@@ -481,31 +605,33 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
 
     def evaluate(it: int, **extra):
         nonlocal best
-        jct = float(np.mean(evaluate_greedy(net, val, cfg.stay, cfg.num_limits)))
+        jct = float(np.mean(evaluate_greedy(net, val, cfg.stay, cfg.num_limits, cfg.limit_mode)))
         curve.append({"iteration": it, **extra, "env_steps": steps, "net_calls": calls,
                       "wall_s": round(time.perf_counter() - t0, 1), "val_mean_jct_s": jct})
         log(f"[decima] it {it} env_steps {steps} net_calls {calls} wall {curve[-1]['wall_s']} s val JCT {jct:.2f}")
         if jct < best:  # keep the best validated policy (validation seeds are disjoint from the benchmark's)
             best = jct
             torch.save(net.state_dict(), out / "decima.pt")
-        meta = {"config": asdict(cfg), "stay": cfg.stay, "num_limits": cfg.num_limits, "curve": curve, "best_val_mean_jct_s": best,
+        meta = {"config": asdict(cfg), "stay": cfg.stay, "num_limits": cfg.num_limits, "limit_mode": cfg.limit_mode,
+                "curve": curve, "best_val_mean_jct_s": best,
                 "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth}}
         (out / "decima.json").write_text(json.dumps(meta, indent=1))
 
     if cfg.pretrain and cfg.pretrain_instances:
         bc = behaviour_clone(net, cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
                              cfg.pretrain_instances)], cfg.pretrain_epochs, cfg.pretrain_lr, log=log, stay=cfg.stay,
-                             num_limits=cfg.num_limits)
+                             num_limits=cfg.num_limits, limit_mode=cfg.limit_mode)
         steps += bc["env_steps"]
     evaluate(0)
     data: list = []
     for r in range(1, cfg.dagger_rounds + 1):
         new, jct, n = collect(cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
-                              cfg.dagger_instances)], net, cfg.stay, cfg.num_limits)
+                              cfg.dagger_instances)], net, cfg.stay, cfg.num_limits, cfg.limit_mode)
         data += new
         steps += n
         log(f"[decima] DAgger round {r}: net JCT {np.mean(jct):.2f}, {len(new)} labelled decisions")
-        behaviour_clone(net, cfg.pretrain, [], cfg.dagger_epochs, cfg.pretrain_lr, cfg.num_limits, log=log, data=data)
+        behaviour_clone(net, cfg.pretrain, [], cfg.dagger_epochs, cfg.pretrain_lr, cfg.num_limits, log=log, data=data,
+                        limit_mode=cfg.limit_mode)
         evaluate(0, dagger_round=r)
     for it in range(1, cfg.iterations + 1):
         inst = make_instance(cfg, int(rng.integers(0, 800)))  # training seeds 0-799; validation 900+

@@ -3,10 +3,12 @@
 `export_onnx(net, path, num_limits, meta)` writes one graph of `DecimaNet.core`: inputs `x` (n, node features) of
 the real stages, `par`/`chi` (m,) edge endpoints (parent, child) among them, `jobs_of` (n,) each stage's job
 slot, `jf` (J, job features), `jmask` (J,), `glob` (global features) -> `node_scores` (n,), `job_limits`
-(J, num_limits), `wait` (). The observation's reduction to real stages (`decima.graph_inputs`, numpy) and the
-action choice stay outside the graph, as the VM policy's do. `OnnxDecimaNet(path)` is a drop-in for the torch
-net behind `DecimaActor` (greedy decisions), run by onnxruntime, so the shipped policy also runs without torch's
-training stack; `python -m sysgym.agents.decima_onnx PT [ONNX]` exports a trained `decima.pt`.
+(J, num_limits: the limit head's width, recorded as `head_limits`; the env's levels in "absolute" limit mode,
+`len(RELATIVE_CHOICES)` in "relative"), `wait` (). The metadata also records the actor (`stay`, the env's
+`num_limits`, `limit_mode`) that `job_sched.agent` rolls the graph out under. The observation's reduction to
+real stages (`decima.graph_inputs`, numpy) and the action choice stay outside the graph, as the VM policy's do.
+`OnnxDecimaNet(path)` is a drop-in for the torch net behind `DecimaActor` (greedy decisions), run by onnxruntime,
+so the shipped policy also runs without torch's training stack; `python -m sysgym.agents.decima_onnx PT [ONNX]` exports a trained `decima.pt`.
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ def export_onnx(net: DecimaNet, path: Path | str, num_limits: int, meta: dict | 
     model = onnx.load(str(path))
     entry = model.metadata_props.add()
     entry.key = "sysgym"
-    entry.value = json.dumps({"format": FORMAT, "num_limits": int(num_limits), **(meta or {})}, default=str)
+    entry.value = json.dumps({"format": FORMAT, "num_limits": int(num_limits), **(meta or {}),
+                              "head_limits": int(num_limits)}, default=str)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -81,7 +84,7 @@ class OnnxDecimaNet:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.num_limits = int(self.meta["num_limits"])
+        self.num_limits = int(self.meta.get("head_limits") or self.meta["num_limits"])  # the limit head's width
 
     def __call__(self, obs: dict[str, np.ndarray], num_limits: int):
         if num_limits != self.num_limits:
@@ -111,14 +114,16 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         raise SystemExit("usage: python -m sysgym.agents.decima_onnx DECIMA.pt [OUT.onnx]")
-    from sysgym.agents.decima import stay_of
+    from sysgym.agents.decima import head_limits, limit_mode_of, stay_of
 
     net, meta = load_net(args[0])
     out = Path(args[1]) if len(args) > 1 else Path(args[0]).with_suffix(".onnx")
     limits = int(meta.get("config", {}).get("num_limits") or _env_limits())
-    export_onnx(net, out, limits, {"family": "job_sched", "source": Path(args[0]).name,
-                                   "net": meta.get("net"), "seed": meta.get("config", {}).get("seed"),
-                                   "stay": stay_of(meta)})  # the actor's rule, which `job_sched.agent` follows
+    mode = limit_mode_of(meta)
+    # the actor's rule, the env's levels and the limit mode, which `job_sched.agent` follows
+    info = {"family": "job_sched", "source": Path(args[0]).name, "net": meta.get("net"),
+            "seed": meta.get("config", {}).get("seed"), "stay": stay_of(meta), "num_limits": limits, "limit_mode": mode}
+    export_onnx(net, out, head_limits(mode, limits), info)
     print(out)
 
 

@@ -38,11 +38,12 @@ class DecimaPolicy:
         """Greedy rollout: (the env's executed schedule, rollout stats)."""
         import torch
 
-        from sysgym.agents.decima import DecimaActor, limits_of, make_env, stay_of
+        from sysgym.agents.decima import DecimaActor, limit_mode_of, limits_of, make_env, stay_of
 
-        env = make_env(instance, limits_of(self.meta))  # the actor the net was trained behind (its stay rule and
-        with torch.no_grad():  # parallelism levels, recorded in its decima.json or ONNX metadata)
-            stats = DecimaActor(self.net, env, stay=stay_of(self.meta)).run(instance)
+        mode = limit_mode_of(self.meta)  # the actor the net was trained behind (its stay rule, parallelism levels
+        env = make_env(instance, limits_of(self.meta), mode)  # and limit mode, recorded in its decima.json or
+        with torch.no_grad():  # ONNX metadata)
+            stats = DecimaActor(self.net, env, stay=stay_of(self.meta), limit_mode=mode).run(instance)
         return env.decisions(), stats
 
 

@@ -4,6 +4,8 @@ with moving delay on (setting multi_app), every schedule scored by the job_sched
     python benchmarks/job_sched_agent_bench.py                    # shipped policy, seeds 1000-1004, 20 jobs
     python benchmarks/job_sched_agent_bench.py --policy runs/decima --num-jobs 100
     python benchmarks/job_sched_agent_bench.py --curve docs/images/job_sched_decima_curve.png
+    python benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --seeds 900-904
+        # uwfq acting in the net's place through the actor (the cap on cloning it), beside uwfq itself
 
 Training used seeds 0-799 and validation seeds 900-901, so 1000+ are held out. Prints each method's mean JCT per
 seed and overall, the learned policy's reduction against the best heuristic, and Decima's published figure
@@ -59,6 +61,33 @@ def report(res: dict[str, list[float]], seeds: list[int]) -> dict[str, float]:
     return {**means, "best_heuristic": best, "reduction_vs_best": red}
 
 
+def teacher_through_actor(teacher: str, seeds: list[int], num_jobs: int, stay: str, num_limits: int,
+                          limit_mode: str) -> None:
+    """The heuristic run by the simulator beside the same heuristic acting at the net's decisions through
+    Decima's actor (`decima.TeacherActor`: the stay rule, the env's levels or relative choices), both scored by
+    the evaluator: what cloning it can reach at best."""
+    import sysgym.solvers as solvers
+    from sysgym.agents.decima import TeacherActor, make_env
+    from sysgym.envs.job_sched.generator import generate_v1
+    from sysgym.registry import get_family
+    from sysgym.solution import Solution
+
+    fam = get_family("job_sched")
+    own, via, calls = [], [], 0
+    for seed in seeds:
+        inst = generate_v1(seed=seed, preset="decima", num_jobs=num_jobs)
+        own.append(float(fam.evaluate(inst, solvers.get(f"job_sched.{teacher}").solve(inst, seed=0))[fam.objective]))
+        env = make_env(inst, num_limits, limit_mode)
+        actor = TeacherActor(teacher, env, stay, limit_mode)
+        actor.run(inst)
+        calls += len(actor.samples)
+        via.append(float(fam.evaluate(inst, Solution(env.decisions(), np.nan, "feasible", 0.0))[fam.objective]))
+    print(f"{'':<28}" + "".join(f"{s:>9}" for s in seeds) + f"{'mean JCT':>10}")
+    print(f"{teacher:<28}" + "".join(f"{v:9.2f}" for v in own) + f"{np.mean(own):10.2f}")
+    lab = f"via actor ({stay}, {limit_mode if limit_mode == 'relative' else num_limits})"
+    print(f"{lab:<28}" + "".join(f"{v:9.2f}" for v in via) + f"{np.mean(via):10.2f}  ({calls} decisions)")
+
+
 def plot_curve(meta_path: str, out: str, num_jobs: int) -> None:
     """The learning curve (evaluator-scored greedy mean JCT on the validation seeds vs env steps and wall time)
     with the heuristics' mean JCT on the same seeds as reference lines."""
@@ -94,12 +123,21 @@ def main() -> None:
     ap.add_argument("--num-jobs", type=int, default=20)
     ap.add_argument("--curve", default=None, help="also plot the policy's learning curve to this PNG")
     ap.add_argument("--json", default=None, help="write the summary here")
+    ap.add_argument("--teacher", default=None, help="instead: this heuristic through Decima's actor (see below)")
+    ap.add_argument("--stay", default="stage", help="--teacher: the actor's stay rule (stage|share|none)")
+    ap.add_argument("--num-limits", type=int, default=10, help="--teacher: the env's levels (absolute mode)")
+    ap.add_argument("--limit-mode", default="absolute", help="--teacher: absolute|relative")
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     lo, _, hi = a.seeds.partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
+    if a.teacher:
+        t0 = time.perf_counter()
+        teacher_through_actor(a.teacher, seeds, a.num_jobs, a.stay, a.num_limits, a.limit_mode)
+        print(f"wall {time.perf_counter() - t0:.0f} s")
+        return
     t0 = time.perf_counter()
     res = run(a.policy, seeds, a.num_jobs)
     summary = report(res, seeds)

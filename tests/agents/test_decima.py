@@ -50,7 +50,7 @@ def test_imitation_clones_the_teacher_at_the_nets_decisions():
     inst = generate_v1(seed=2, preset="tiny")
     actor = TeacherActor("decima_cap", make_env(inst))
     actor.run(inst)
-    assert actor.samples and all(mask[a] for _, mask, a in actor.samples)  # the teacher's actions are allowed
+    assert actor.samples and all(mask[a] for _, mask, a, _ in actor.samples)  # the teacher's actions are allowed
     torch.manual_seed(0)
     net = DecimaNet()
     res = behaviour_clone(net, "decima_cap", [inst], 4, 3e-3, log=lambda m: None)
@@ -157,7 +157,7 @@ def test_dagger_labels_the_nets_own_states_with_the_teachers_choices_and_trainin
     actor = LabelActor(net, "fair", make_env(inst))
     actor.run(inst)
     # one label per net decision (the stay rule's decisions are not the net's), each allowed by the env's mask
-    assert actor.samples and len(actor.samples) == actor.net_calls and all(m[a] for _, m, a in actor.samples)
+    assert actor.samples and len(actor.samples) == actor.net_calls and all(m[a] for _, m, a, _ in actor.samples)
     data, jct, steps = collect("fair", [inst], net)
     assert len(data) == len(actor.samples) and steps > 0  # greedy: the same rollout again
     cfg = TrainConfig(preset="tiny", num_jobs=3, iterations=0, val_seeds=[900], pretrain="fair",
@@ -239,5 +239,144 @@ def test_a_run_records_its_actor_and_job_sched_agent_and_the_onnx_export_follow_
     export_main([str(tmp_path / "r" / "decima.pt"), str(tmp_path / "r.onnx")])
     onnx_meta = OnnxDecimaNet(tmp_path / "r.onnx").meta
     assert onnx_meta["stay"] == "share" and onnx_meta["num_limits"] == 100
+    sol2 = solvers.get("job_sched.agent", path=str(tmp_path / "r.onnx")).solve(inst)
+    assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)
+
+
+def _widest_runnable_node(env):
+    """The node of the runnable stage with the most unlaunched tasks."""
+    sim = env.sim
+    return max((n for n, s in env._node_stage.items() if s in sim.ready),
+               key=lambda n: (sim.end_task[env._node_stage[n]] - sim.next_task[env._node_stage[n]], -n))
+
+
+def test_relative_limits_send_exactly_the_chosen_number_of_executors_and_mask_duplicates():
+    """In "relative" mode choice k adds min(RELATIVE_CHOICES[k], free, unlaunched tasks) executors to the
+    stage's job (ALL_FREE: every free one), through the env's one-level-per-executor action; choices that would
+    send as many as a smaller one are masked; a teacher's count maps to the nearest allowed choice."""
+    from sysgym.agents.decima import (
+        ALL_FREE,
+        RELATIVE_CHOICES,
+        make_env,
+        relative_action,
+        relative_choice,
+        relative_counts,
+        relative_mask,
+    )
+
+    inst = generate_v1(seed=6, preset="decima", num_jobs=4)  # its widest runnable stage at t=0: 58 tasks
+    env = make_env(inst, 10, "relative")
+    assert env.num_limits == env.E == inst.num_executors  # one level per executor, whatever num_limits says
+    env.reset()
+    node = _widest_runnable_node(env)
+    s = env._node_stage[node]
+    free, unl = env.sim.free_count, env.sim.end_task[s] - env.sim.next_task[s]
+    counts = relative_counts(env, s)
+    expect = [min(free if c == ALL_FREE else c, free, unl) for c in RELATIVE_CHOICES]
+    assert counts.tolist() == expect and expect[:4] == [1, 2, 3, 4] and unl < free  # a cap below the free E
+    assert relative_mask(counts).tolist() == [c not in expect[:k] for k, c in enumerate(expect)]
+    assert max(expect) == unl and sum(relative_mask(counts)) < len(RELATIVE_CHOICES)  # duplicates masked
+    for k in range(len(RELATIVE_CHOICES)):
+        env.reset()
+        a = relative_action(env, node, k)
+        assert env.action_masks()[a]
+        _, _, _, _, info = env.step(a)
+        assert info["executors_sent"] == expect[k] and info["stage"] == s
+    # counts without a choice round to the nearest (ties: the smaller): 5 -> 4, 7 -> 6, 50 -> 48, 0 -> 1
+    env.reset()
+    for want, got in ((5, 4), (7, 6), (50, 48), (0, 1), (1, 1), (64, 64)):
+        k, m = relative_choice(env, node, want)
+        assert RELATIVE_CHOICES[k] == got and m[k]
+    # after sending some, the job runs more executors: the next choice still adds (not caps) executors
+    env.reset()
+    env.step(relative_action(env, node, RELATIVE_CHOICES.index(8)))
+    running = env.sim.job_running[env.sim.stage_job[s]]
+    if s in env.sim.ready and env.sim.free_count >= 3:
+        _, _, _, _, info = env.step(relative_action(env, node, RELATIVE_CHOICES.index(3)))
+        assert info["executors_sent"] == 3 and env.sim.job_running[env.sim.stage_job[s]] == running + 3
+    # a stage with few tasks left: choices above its task count are duplicates, masked
+    env.reset()
+    small = next((n for n, st in env._node_stage.items() if st in env.sim.ready
+                  and 1 < env.sim.end_task[st] - env.sim.next_task[st] < 20), None)
+    if small is not None:
+        st = env._node_stage[small]
+        c = relative_counts(env, st)
+        m = relative_mask(c)
+        assert c.max() == env.sim.end_task[st] - env.sim.next_task[st]
+        assert sorted(set(c.tolist())) == c[m].tolist()  # one allowed choice per distinct count
+
+
+def test_relative_actor_rolls_out_valid_actions_and_refuses_a_coarse_env():
+    from sysgym.agents.decima import TeacherActor, make_env
+    from sysgym.errors import InvalidArgumentError
+
+    inst = generate_v1(seed=2, preset="tiny")
+    with pytest.raises(InvalidArgumentError, match="one level per executor|num_limits = executors"):
+        DecimaActor(DecimaNet(), JobSchedEnv(instance=inst, allow_wait=True, num_limits=10),  # E = 2 executors
+                    limit_mode="relative")
+    with pytest.raises(InvalidArgumentError, match="limit_mode must be one of"):
+        TrainConfig(limit_mode="rel")
+    torch.manual_seed(0)
+    env = make_env(inst, limit_mode="relative")
+    obs, _ = env.reset()
+    actor = DecimaActor(DecimaNet(), env, greedy=False, generator=torch.Generator().manual_seed(0),
+                        limit_mode="relative", stay="none")
+    for _ in range(40):
+        a = actor.act(obs)
+        assert env.action_masks()[a]
+        obs, _, done, _, info = env.step(a)
+        assert "invalid_action" not in info
+        if done:
+            break
+    teacher = TeacherActor("uwfq", make_env(inst, limit_mode="relative"), stay="share", limit_mode="relative")
+    teacher.run(inst)
+    assert teacher.samples
+    for _, mask, a, rel in teacher.samples:  # every label is an allowed relative choice executed as such
+        assert mask[a]
+        if rel is not None:
+            node, k, m = rel
+            assert m[k] and a // teacher.env.num_limits == node
+
+
+def test_absolute_limits_stay_the_default_everywhere():
+    from sysgym.agents.decima import LEGACY_LIMIT_MODE, head_limits, limit_mode_of, make_env
+    from sysgym.agents.pretrained_job_sched import pretrained
+
+    assert LEGACY_LIMIT_MODE == "absolute" and TrainConfig().limit_mode == "absolute"
+    inst = generate_v1(seed=2, preset="tiny")
+    env = make_env(inst)
+    assert env.num_limits == 10 and DecimaActor(DecimaNet(), env).limit_mode == "absolute"
+    assert limit_mode_of({}) == "absolute" and limit_mode_of({"config": {"stay": "share"}}) == "absolute"
+    assert head_limits("absolute", 10) == 10
+    pol = pretrained("job_sched")
+    if "limit_mode" not in pol.meta and "limit_mode" not in pol.meta["config"]:  # the first shipped policy
+        assert limit_mode_of(pol.meta) == "absolute"
+
+
+def test_a_relative_run_records_its_limit_mode_and_job_sched_agent_and_onnx_follow_it(tmp_path):
+    """A run trained (cloning uwfq, one REINFORCE step) in "relative" mode records it in decima.json and its
+    ONNX export; `job_sched.agent` on the run and on the export rolls out as the hand-built relative actor."""
+    import json
+
+    import sysgym.solvers as solvers
+    from sysgym.agents.decima import RELATIVE_CHOICES, load_net, make_env, train_reinforce
+    from sysgym.agents.decima_onnx import OnnxDecimaNet
+    from sysgym.agents.decima_onnx import main as export_main
+
+    cfg = TrainConfig(preset="small", num_jobs=3, iterations=1, rollouts=2, eval_every=1, val_seeds=[900],
+                      stay="share", limit_mode="relative", pretrain="uwfq", pretrain_instances=1)
+    train_reinforce(cfg, tmp_path / "r", log=lambda m: None)
+    net, meta = load_net(tmp_path / "r")
+    assert meta["limit_mode"] == "relative" and meta["config"]["limit_mode"] == "relative"
+    assert json.loads((tmp_path / "r" / "decima.json").read_text())["limit_mode"] == "relative"
+    inst = generate_v1(seed=4, preset="small", num_jobs=4)  # 10 executors
+    env = make_env(inst, limit_mode="relative")
+    with torch.no_grad():
+        ref = DecimaActor(net, env, stay="share", limit_mode="relative").run(inst)
+    sol = solvers.get("job_sched.agent", path=str(tmp_path / "r")).solve(inst)
+    assert sol.stats["net_calls"] == ref["net_calls"] and sol.objective == pytest.approx(ref["mean_jct_s"])
+    export_main([str(tmp_path / "r" / "decima.pt"), str(tmp_path / "r.onnx")])
+    onnx_net = OnnxDecimaNet(tmp_path / "r.onnx")
+    assert onnx_net.meta["limit_mode"] == "relative" and onnx_net.num_limits == len(RELATIVE_CHOICES)
     sol2 = solvers.get("job_sched.agent", path=str(tmp_path / "r.onnx")).solve(inst)
     assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)

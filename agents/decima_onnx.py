@@ -8,7 +8,8 @@ slot, `jf` (J, job features), `jmask` (J,), `glob` (global features) -> `node_sc
 `num_limits`, `limit_mode`) that `job_sched.agent` rolls the graph out under. The observation's reduction to
 real stages (`decima.graph_inputs`, numpy) and the action choice stay outside the graph, as the VM policy's do.
 `OnnxDecimaNet(path)` is a drop-in for the torch net behind `DecimaActor` (greedy decisions), run by onnxruntime,
-so the shipped policy also runs without torch's training stack; `python -m sysgym.agents.decima_onnx PT [ONNX]` exports a trained `decima.pt`.
+so the shipped policy also runs without torch's training stack; `python -m sysgym.agents.decima_onnx PT [ONNX]`
+exports a trained `decima.pt`.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""KV-eviction tests train their own tiny model (a few seconds) into a temporary cache directory."""
+"""KV-eviction tests run in a temporary cache directory (the `tiny` and `default` models ship; others train there)."""
 import os
 
 import pytest

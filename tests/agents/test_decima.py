@@ -12,6 +12,17 @@ from sysgym.envs.job_sched.generator import generate_v1
 torch.set_num_threads(1)
 
 
+def _steps_are_allowed(actor, env, obs, steps: int) -> None:
+    """The actor's actions over `steps` env steps are allowed by the env's mask and never refused."""
+    for _ in range(steps):
+        a = actor.act(obs)
+        assert env.action_masks()[a]
+        obs, _, done, _, info = env.step(a)
+        assert "invalid_action" not in info
+        if done:
+            break
+
+
 @pytest.mark.parametrize("preset,jobs,layout", [("tiny", 3, {}), ("small", 4, {"max_jobs": 8, "max_stages": 20}),
                                                 ("decima", 2, {"max_jobs": 4})])
 def test_net_scores_every_node_and_masks_padding_on_graphs_of_any_size(preset, jobs, layout):
@@ -25,13 +36,7 @@ def test_net_scores_every_node_and_masks_padding_on_graphs_of_any_size(preset, j
     real = obs["node_mask"] > 0
     assert torch.isinf(scores[~torch.as_tensor(real)]).all() and torch.isfinite(scores[torch.as_tensor(real)]).all()
     actor = DecimaActor(net, env, greedy=False, generator=torch.Generator().manual_seed(0))
-    for _ in range(20):  # sampled actions are always allowed by the env's mask
-        a = actor.act(obs)
-        assert env.action_masks()[a]
-        obs, _, done, _, info = env.step(a)
-        assert "invalid_action" not in info
-        if done:
-            break
+    _steps_are_allowed(actor, env, obs, 20)  # sampled actions are always allowed by the env's mask
 
 
 def test_time_baseline_is_the_mean_return_to_go_at_each_decision_time():
@@ -321,13 +326,7 @@ def test_relative_actor_rolls_out_valid_actions_and_refuses_a_coarse_env():
     obs, _ = env.reset()
     actor = DecimaActor(DecimaNet(), env, greedy=False, generator=torch.Generator().manual_seed(0),
                         limit_mode="relative", stay="none")
-    for _ in range(40):
-        a = actor.act(obs)
-        assert env.action_masks()[a]
-        obs, _, done, _, info = env.step(a)
-        assert "invalid_action" not in info
-        if done:
-            break
+    _steps_are_allowed(actor, env, obs, 40)
     teacher = TeacherActor("uwfq", make_env(inst, limit_mode="relative"), stay="share", limit_mode="relative")
     teacher.run(inst)
     assert teacher.samples

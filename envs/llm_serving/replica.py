@@ -82,6 +82,18 @@ def anytrue(x: np.ndarray) -> bool:
     return True in x.tolist() if len(x) <= SMALL_REDUCE else bool(np.logical_or.reduce(x))
 
 
+def block_crossings(kvb: list[int], bs: int) -> tuple[int, list[int]]:
+    """For decodes with `kvb` = KV + block size each: their KV slots at the first iteration of a run,
+    sum_i ceil((kv_i + 1) / bs), and `cross[r]`, how many of them need one more block at iterations j = r (mod bs),
+    j > 0 (the scalar runs' slot counts grow by `cross[j % bs]` at iteration j)."""
+    tot = 0
+    cross = [0] * bs
+    for x in kvb:
+        tot += x // bs
+        cross[-x % bs] += 1
+    return tot, cross
+
+
 def pairwise_sum(v: list[float], lo: int = 0, n: int | None = None) -> float:
     """`np.add.reduce` of a float64 array with these entries, to the bit, in Python floats: numpy's pairwise
     summation (numpy/_core/src/umath/loops_utils.h.src: sequential from -0.0 below 8 entries, eight running
@@ -694,11 +706,7 @@ class Replica:
         if B <= RUN_SCALAR_MAX and kcap <= FF_SCALAR_ITERS:
             kvb = kv + self._bs0
             kvbl, heldl = kvb.tolist(), held.tolist()
-            tot = 0  # as in _fast_forward: the first iteration's slots and the requests crossing a block at each j
-            cross = [0] * bs
-            for x in kvbl:
-                tot += x // bs
-                cross[-x % bs] += 1
+            tot, cross = block_crossings(kvbl, bs)
             if tot == sum(heldl):  # no reservation: every request holds exactly its slots (see _fast_forward)
                 self._decode_run_scalar(until, R, g, kvb, rem, rem_min, kcap, floor, tot, cross)
                 return
@@ -725,28 +733,36 @@ class Replica:
         area[0] = self.kv_area
         area[1:] = used * dts
         self.kv_area = float(np.add.accumulate(area)[-1])
-        end = float(ends[-1])
+        self._close_decode_run(R, g, kv + k, blk_m[:, k - 1], starts.tolist(), ends.tolist(), used.tolist(), rem,
+                               rem_min)
+
+    def _close_decode_run(self, R: np.ndarray, g: np.ndarray, kv: np.ndarray, blocks: np.ndarray, starts: list[float],
+                          ends: list[float], used: list[int], rem: np.ndarray, rem_min: int) -> None:
+        """What a decode run of `len(ends)` iterations leaves (`_decode_run` and `_decode_run_scalar`): every
+        decode's token times, generated count, KV (`kv`) and blocks (`blocks`); a log row and a memory sample per
+        iteration (`starts`, `ends`, blocks in use `used`); the finished requests (remaining `rem` == the run)."""
+        st, k, B = self.st, len(ends), len(R)
+        end = ends[-1]
         st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
         st.generated[R] = g + k
-        st.kv[R] = kv + k
-        st.blocks[R] = blk_m[:, k - 1]
-        self.used = int(used[-1])
+        st.kv[R] = kv
+        st.blocks[R] = blocks
+        self.used = used[-1]
         self._dec_slots = None
         log = self.log
-        ul = used.tolist()
-        log.start.extend(starts.tolist())
-        log.end.extend(ends.tolist())
+        log.start.extend(starts)
+        log.end.extend(ends)
         log.n.extend([1] * k)
         log.seqs.extend([B] * k)
         log.tokens.extend([B] * k)
-        log.blocks_max.extend(ul)
+        log.blocks_max.extend(used)
         self.now = end
         self.iterations += k
         self.tokens_processed += B * k
         if self.sched.counts_tokens:
             for _ in range(k):
                 self.sched.on_tokens(R, 1)
-        self.memory_trace.extend(zip(ends[:-1].tolist(), ul[:-1]))
+        self.memory_trace.extend(zip(ends[:-1], used[:-1]))
         if k == rem_min:
             self._finish(R[rem == k].tolist())
         self.memory_trace.append((end, self.used))
@@ -759,7 +775,7 @@ class Replica:
         iteration j) plus the other requests' blocks; iteration j > 0 runs while its slots fit, boundary j
         keeps `floor` blocks free and starts before `until`; its time is `_ff_scalar`'s; the clock and the KV
         area are summed iteration by iteration from their current values (`_decode_run`'s accumulations)."""
-        st, bs, lat = self.st, self.block_size, self.lat
+        bs, lat = self.block_size, self.lat
         B = len(R)
         base, ovh, layers = lat.base(B), lat.decode_ovh, lat.layers
         split = B * lat._kv_heads_int < lat._few_ctas
@@ -796,29 +812,7 @@ class Replica:
             area += u * dt
         k = len(ends)
         self.kv_area = area
-        st.token_time[(st.offsets[R] + g)[:, None] + _ITERS[:k]] = ends
-        st.generated[R] = g + k
-        st.kv[R] = kvb + (k - bs)
-        st.blocks[R] = (kvb + (k - 1)) // self._bs0
-        self.used = u
-        self._dec_slots = None
-        log = self.log
-        log.start.extend(starts)
-        log.end.extend(ends)
-        log.n.extend([1] * k)
-        log.seqs.extend([B] * k)
-        log.tokens.extend([B] * k)
-        log.blocks_max.extend(ul)
-        self.now = now
-        self.iterations += k
-        self.tokens_processed += B * k
-        if self.sched.counts_tokens:
-            for _ in range(k):
-                self.sched.on_tokens(R, 1)
-        self.memory_trace.extend(zip(ends[:-1], ul[:-1]))
-        if k == rem_min:
-            self._finish(R[rem == k].tolist())
-        self.memory_trace.append((now, self.used))
+        self._close_decode_run(R, g, kvb + (k - bs), (kvb + (k - 1)) // self._bs0, starts, ends, ul, rem, rem_min)
 
     def _fast_forward(self, until: float, queue_blocked: bool, R: np.ndarray | None = None) -> None:
         """Run k >= 1 pure-decode iterations of the current batch in one go (`R`: the running requests as an
@@ -857,11 +851,7 @@ class Replica:
             lower = lat.min_decode_time(B) + lat.decode_coef * lat.layers * float(kvb_sum - B * (bs - 1))
             kcap = max(1, min(kcap, int((horizon - self.now) / max(lower, 1e-9)) + 2))
         if small and kcap <= FF_SCALAR_ITERS:
-            tot = 0  # the first iteration's KV slots, sum_i ceil(x_i / bs) with x = kv + 1
-            cross = [0] * bs  # requests whose slots grow at iterations j = r (mod bs)
-            for x in kvbl:
-                tot += x // bs
-                cross[-x % bs] += 1
+            tot, cross = block_crossings(kvbl, bs)
             # no reservation (no request holds more blocks than its slots): step's allocation holds each request's
             # slots or more (`_decode_need`: the maximum), so the sums are equal exactly when every request is
             if (tot == held_sum) if kept is not None else not any(h > x // bs for h, x in zip(heldl, kvbl)):
@@ -1044,11 +1034,7 @@ class Replica:
             return False
         kvb = kept[2]
         kvbl = kvb.tolist()
-        tot = 0  # the decodes' KV slots at the first iteration; cross: as in _fast_forward
-        cross = [0] * bs
-        for x in kvbl:
-            tot += x // bs
-            cross[-x % bs] += 1
+        tot, cross = block_crossings(kvbl, bs)
         if tot != sum(kept[3].tolist()):  # a reservation (a request holding more blocks than its slots)
             return False
         self._dec_slots = None  # (what batch_cost takes)

@@ -46,14 +46,40 @@ from sysgym.envs.job_sched.env import GLOBAL_FEATURES, JOB_FEATURES, NODE_FEATUR
 NODE_IN, GLOBAL_IN = NODE_FEATURES + 1, GLOBAL_FEATURES + 1
 
 
-def augment(obs: dict[str, np.ndarray], env: JobSchedEnv) -> dict[str, np.ndarray]:
-    """The env's observation plus the free executors' locality (see NODE_IN)."""
+# A heuristic's choice as an input (`TrainConfig.hint`, e.g. "uwfq"; None: Decima's inputs only). The net then
+# sees, per node, whether the heuristic would send executors to it now and how many (/ E), and globally whether it
+# would wait: a learned policy informed by a heuristic, as learned branching policies take strong branching's
+# scores as inputs. Cloning the heuristic then only has to learn to follow the hint (plain Decima inputs could not
+# represent uwfq's virtual deadlines, which depend on the arrival history), and RL learns where to depart from it.
+HINT_NODE, HINT_GLOBAL = 2, 1
+
+
+def hint_columns(env: JobSchedEnv, a: int) -> tuple[np.ndarray, float]:
+    """(per node: [heuristic sends here, executors it sends / E] (N, 2), 1.0 if it waits) for env action `a`."""
+    cols = np.zeros((env.N, HINT_NODE), np.float32)
+    if a == env.wait_action:
+        return cols, 1.0
+    sim, L, E = env.sim, env.num_limits, env.E
+    node, level = divmod(int(a), L)
+    job = sim.stage_job[env._node_stage[node]]
+    count = min(max(1, -(-(level + 1) * E // L) - sim.job_running[job]), sim.free_count)
+    cols[node] = (1.0, count / E)
+    return cols, 0.0
+
+
+def augment(obs: dict[str, np.ndarray], env: JobSchedEnv, hint: int | None = None) -> dict[str, np.ndarray]:
+    """The env's observation plus the free executors' locality (see NODE_IN), and, when `hint` (a heuristic's env
+    action in this state) is given, its columns (`hint_columns`)."""
     sim, E = env.sim, env.E
     local = np.zeros(env.max_jobs + 1, np.float32)
     for slot, j in enumerate(env._slots):
         local[slot] = len(sim.free_by_job.get(j) or ()) / E
     nf = np.concatenate([obs["node_features"], local[obs["node_job"]][:, None]], 1)
     glob = np.append(obs["global"], len(sim.free_by_job.get(-1) or ()) / E).astype(np.float32)
+    if hint is not None:
+        cols, waits = hint_columns(env, hint)
+        nf = np.concatenate([nf, cols], 1)
+        glob = np.append(glob, waits).astype(np.float32)
     return {**obs, "node_features": nf, "global": glob}
 
 
@@ -67,19 +93,22 @@ class DecimaNet(nn.Module):
     -inf where not a real node, limit logits (N, num_limits) per node's job, wait logit). Only real nodes are
     embedded, so the cost follows the graph, not the padding."""
 
-    def __init__(self, hidden: int = 32, embed: int = 16, depth: int = 4):
+    def __init__(self, hidden: int = 32, embed: int = 16, depth: int = 4, hint: str | None = None):
         super().__init__()
         self.depth = depth
-        self.prep = _mlp(NODE_IN, hidden, embed)
+        self.hint = hint  # the heuristic whose choice is an input (HINT_NODE), or None
+        ni = NODE_IN + (HINT_NODE if hint else 0)
+        gi = GLOBAL_IN + (HINT_GLOBAL if hint else 0)
+        self.prep = _mlp(ni, hidden, embed)
         self.f = _mlp(embed, hidden, embed)  # message from a child
         self.g = _mlp(embed, hidden, embed)  # aggregate of the messages
-        self.job = _mlp(NODE_IN + embed, hidden, embed)
+        self.job = _mlp(ni + embed, hidden, embed)
         self.glob = _mlp(embed + JOB_FEATURES, hidden, embed)
-        self.node_score = _mlp(NODE_IN + 3 * embed + GLOBAL_IN, hidden, 1)
-        self.limit_score = _mlp(2 * embed + JOB_FEATURES + GLOBAL_IN + 1, hidden, 1)
+        self.node_score = _mlp(ni + 3 * embed + gi, hidden, 1)
+        self.limit_score = _mlp(2 * embed + JOB_FEATURES + gi + 1, hidden, 1)
         # Decima's "no node" choice (the env's wait action, `allow_wait=True`): leave the free executors idle
         # until the next event, e.g. rather than pay the moving delay for little work
-        self.wait_score = _mlp(embed + GLOBAL_IN, hidden, 1)
+        self.wait_score = _mlp(embed + gi, hidden, 1)
 
     def forward(self, obs: dict[str, np.ndarray], num_limits: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -194,6 +223,20 @@ ALL_FREE = -1
 RELATIVE_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, ALL_FREE)
 
 
+def check_hint(hint: str | None) -> str | None:
+    """None or a job_sched heuristic's name (the solver `job_sched.<hint>`)."""
+    if hint is not None:
+        import sysgym.solvers as solvers
+        from sysgym.errors import InvalidArgumentError
+        from sysgym.solvers.job_sched.policies import PolicySolver
+
+        solver = solvers.get(f"job_sched.{hint}")  # UnknownNameError, listing the solvers, for an unknown name
+        if not isinstance(solver, PolicySolver):  # cpsat plans offline; agent is a learned policy itself
+            raise InvalidArgumentError(f"hint must be a job_sched heuristic policy (fifo, fair, uwfq, ...), "
+                                       f"got {hint!r}")
+    return hint
+
+
 def check_limit_mode(mode: str) -> str:
     from sysgym.errors import InvalidArgumentError
 
@@ -270,6 +313,11 @@ class DecimaActor:
         self.last_stage: dict[int, int] = {}  # job -> the stage the net last sent executors to
         self.decisions: list[Decision] = []
         self.net_calls = 0
+        hint = getattr(net, "hint", None)
+        self.hinter = Shadow(hint, env) if hint else None  # the heuristic whose choice the net takes as input
+
+    def _hint(self, obs) -> int | None:
+        return None if self.hinter is None else self.hinter.act(obs)
 
     def _stay(self) -> int | None:
         if self.stay == "none":
@@ -293,7 +341,7 @@ class DecimaActor:
         env = self.env
         L = env.num_limits
         rel = self.limit_mode == "relative"
-        obs = augment(obs, env)
+        obs = augment(obs, env, self._hint(obs))
         full = env.action_masks()
         mask = torch.as_tensor(full[:env.N * L].reshape(env.N, L))
         with torch.set_grad_enabled(self.record):
@@ -348,18 +396,41 @@ def _teacher_label(env: JobSchedEnv, a: int, limit_mode: str) -> tuple[int, Any]
     return relative_action(env, node, k), (node, k, m)
 
 
+class Shadow:
+    """A heuristic (`job_sched.<name>`) run beside the actor in the same env (`PolicyAgent`), asked once per state:
+    `act(obs)` answers again for the same observation object without asking the policy twice (its move budget
+    counts the questions), so a teacher that is also the net's hint is asked once per decision."""
+
+    def __init__(self, name: str, env: JobSchedEnv):
+        import sysgym.solvers as solvers
+        from sysgym.solvers.job_sched.policies import PolicyAgent
+
+        self.name = name
+        self.agent = PolicyAgent(solvers.get(f"job_sched.{name}").policy(), env)
+        self._last: tuple[Any, int] | None = None
+
+    def act(self, obs) -> int:
+        if self._last is None or self._last[0] is not obs:
+            self._last = (obs, self.agent.act(obs))
+        return self._last[1]
+
+
+def _shadows(teacher: str, hint: str | None, env: JobSchedEnv) -> tuple[Shadow, Shadow | None]:
+    """The teacher's shadow and the hint's (the same object when they are one heuristic)."""
+    t = Shadow(teacher, env)
+    return t, (t if hint == teacher else Shadow(hint, env) if hint else None)
+
+
 class TeacherActor(DecimaActor):
     """A heuristic (`job_sched.<name>`) in the net's place at the net's decisions (the stay rule unchanged, so
     the states are those the net meets); `samples` holds (observation, mask, action, relative label) for
     behaviour cloning. In "relative" mode the teacher's count becomes the nearest relative choice (`relative_choice`)
     and that is what is executed, so the rollout's JCT is the teacher's as the net could act it."""
 
-    def __init__(self, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE):
-        import sysgym.solvers as solvers
-        from sysgym.solvers.job_sched.policies import PolicyAgent
-
+    def __init__(self, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE,
+                 hint: str | None = None):
         super().__init__(None, env, stay=stay, limit_mode=limit_mode)
-        self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
+        self.agent, self.hinter = _shadows(teacher, hint, env)  # samples carry `hint`'s columns when it is set
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
@@ -368,7 +439,7 @@ class TeacherActor(DecimaActor):
             return a
         mask = self.env.action_masks().copy()
         a, rel = _teacher_label(self.env, self.agent.act(obs), self.limit_mode)
-        self.samples.append((augment(obs, self.env), mask, a, rel))
+        self.samples.append((augment(obs, self.env, self._hint(obs)), mask, a, rel))
         if a == self.env.wait_action:
             return a
         node = a // self.env.num_limits
@@ -384,23 +455,21 @@ class LabelActor(DecimaActor):
 
     def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY,
                  limit_mode: str = LEGACY_LIMIT_MODE):
-        import sysgym.solvers as solvers
-        from sysgym.solvers.job_sched.policies import PolicyAgent
-
         super().__init__(net, env, stay=stay, limit_mode=limit_mode)
-        self.agent = PolicyAgent(solvers.get(f"job_sched.{teacher}").policy(), env)
+        self.agent, self.hinter = _shadows(teacher, getattr(net, "hint", None), env)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
         if self._stay() is None:  # a net decision: label it with the teacher's choice here
             mask = self.env.action_masks().copy()
-            self.samples.append((augment(obs, self.env), mask,
+            self.samples.append((augment(obs, self.env, self._hint(obs)), mask,
                                  *_teacher_label(self.env, self.agent.act(obs), self.limit_mode)))
         return super().act(obs)
 
 
 def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: str = LEGACY_STAY,
-            num_limits: int = LEGACY_LIMITS, limit_mode: str = LEGACY_LIMIT_MODE) -> tuple[list, list[float], int]:
+            num_limits: int = LEGACY_LIMITS, limit_mode: str = LEGACY_LIMIT_MODE,
+            hint: str | None = None) -> tuple[list, list[float], int]:
     """(samples, episode mean JCTs, env steps): the teacher's own rollouts (net None) or, for DAgger, the net's
     greedy rollouts labelled by the teacher, under the stay rule `stay` in an env of `num_limits` levels (in
     "relative" `limit_mode`: one level per executor)."""
@@ -409,7 +478,7 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
     data, jct, steps = [], [], 0
     for inst in instances:
         env = make_env(inst, num_limits, limit_mode)
-        actor = TeacherActor(teacher, env, stay, limit_mode) if net is None else \
+        actor = TeacherActor(teacher, env, stay, limit_mode, hint) if net is None else \
             LabelActor(net, teacher, env, stay, limit_mode)
         with torch.no_grad():
             res = actor.run(inst)
@@ -422,12 +491,13 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
 def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, lr: float,
                     num_limits: int = LEGACY_LIMITS,
                     log=print, data: list | None = None, stay: str = LEGACY_STAY,
-                    limit_mode: str = LEGACY_LIMIT_MODE) -> dict[str, float]:
+                    limit_mode: str = LEGACY_LIMIT_MODE, hint: str | None = None) -> dict[str, float]:
     """Imitation warm start: cross-entropy of the net's (stage, limit) on the teacher's choices (on `data`, e.g.
     DAgger's aggregate, when given; else on the teacher's rollouts of `instances`). `num_limits`: the env's
     levels in "absolute" mode (unused in "relative" mode, whose samples carry their choice)."""
     if data is None:
-        data, jct, steps = collect(teacher, instances, stay=stay, num_limits=num_limits, limit_mode=limit_mode)
+        data, jct, steps = collect(teacher, instances, stay=stay, num_limits=num_limits, limit_mode=limit_mode,
+                                   hint=hint)
     else:
         jct, steps = [float("nan")], 0
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -518,10 +588,14 @@ class TrainConfig:
     # policy's); "relative" picks how many executors to add to the job (RELATIVE_CHOICES), in an env of one level
     # per executor (num_limits is then unused); recorded in decima.json and the ONNX metadata like `stay`
     limit_mode: str = LEGACY_LIMIT_MODE
+    # a heuristic whose choice the net takes as an input (HINT_NODE; e.g. "uwfq"), or None (Decima's inputs);
+    # recorded in decima.json's "net" and the ONNX metadata, and run beside the net in every later rollout
+    hint: str | None = None
 
     def __post_init__(self):
         check_stay(self.stay)
         check_limit_mode(self.limit_mode)
+        check_hint(self.hint)
         if isinstance(self.num_limits, bool) or not isinstance(self.num_limits, int) or self.num_limits < 1:
             from sysgym.errors import InvalidArgumentError
 
@@ -593,7 +667,7 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
     torch.manual_seed(cfg.seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    net = DecimaNet(cfg.hidden, cfg.embed, cfg.depth)
+    net = DecimaNet(cfg.hidden, cfg.embed, cfg.depth, cfg.hint)
     if cfg.init:
         net.load_state_dict(load_net(cfg.init)[0].state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -614,13 +688,13 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
             torch.save(net.state_dict(), out / "decima.pt")
         meta = {"config": asdict(cfg), "stay": cfg.stay, "num_limits": cfg.num_limits, "limit_mode": cfg.limit_mode,
                 "curve": curve, "best_val_mean_jct_s": best,
-                "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth}}
+                "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth, "hint": cfg.hint}}
         (out / "decima.json").write_text(json.dumps(meta, indent=1))
 
     if cfg.pretrain and cfg.pretrain_instances:
         bc = behaviour_clone(net, cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
                              cfg.pretrain_instances)], cfg.pretrain_epochs, cfg.pretrain_lr, log=log, stay=cfg.stay,
-                             num_limits=cfg.num_limits, limit_mode=cfg.limit_mode)
+                             num_limits=cfg.num_limits, limit_mode=cfg.limit_mode, hint=cfg.hint)
         steps += bc["env_steps"]
     evaluate(0)
     data: list = []

@@ -7,6 +7,7 @@ slot, `jf` (J, job features), `jmask` (J,), `glob` (global features) -> `node_sc
 `len(RELATIVE_CHOICES)` in "relative"), `wait` (). The metadata also records the actor (`stay`, the env's
 `num_limits`, `limit_mode`) that `job_sched.agent` rolls the graph out under. The observation's reduction to
 real stages (`decima.graph_inputs`, numpy) and the action choice stay outside the graph, as the VM policy's do.
+A net that takes a heuristic's choice as input (`decima.TrainConfig.hint`) records it in the metadata's "net";
 `OnnxDecimaNet(path)` is a drop-in for the torch net behind `DecimaActor` (greedy decisions), run by onnxruntime,
 so the shipped policy also runs without torch's training stack; `python -m sysgym.agents.decima_onnx PT [ONNX]`
 exports a trained `decima.pt`.
@@ -86,6 +87,7 @@ class OnnxDecimaNet:
         opts.intra_op_num_threads = 1
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.num_limits = int(self.meta.get("head_limits") or self.meta["num_limits"])  # the limit head's width
+        self.hint = (self.meta.get("net") or {}).get("hint")  # the heuristic the actor runs beside it, or None
 
     def __call__(self, obs: dict[str, np.ndarray], num_limits: int):
         if num_limits != self.num_limits:

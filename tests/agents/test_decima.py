@@ -379,3 +379,62 @@ def test_a_relative_run_records_its_limit_mode_and_job_sched_agent_and_onnx_foll
     assert onnx_net.meta["limit_mode"] == "relative" and onnx_net.num_limits == len(RELATIVE_CHOICES)
     sol2 = solvers.get("job_sched.agent", path=str(tmp_path / "r.onnx")).solve(inst)
     assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)
+
+
+def test_hint_columns_carry_the_heuristics_choice_asked_once_per_decision():
+    """With hint="uwfq" each cloning sample's extra columns mark the node uwfq sends executors to (and how many
+    / E), or the wait; uwfq, teacher and hint at once, is asked exactly once per decision."""
+    from sysgym.agents.decima import HINT_NODE, NODE_IN, TeacherActor, make_env
+
+    inst = generate_v1(seed=2, preset="small", num_jobs=4)
+    env = make_env(inst, limit_mode="relative")
+    actor = TeacherActor("uwfq", env, stay="none", limit_mode="relative", hint="uwfq")
+    assert actor.hinter is actor.agent
+    asked = []
+    inner = actor.agent.agent.act
+    actor.agent.agent.act = lambda obs: asked.append(1) or inner(obs)
+    actor.run(inst)
+    assert actor.samples and len(asked) == len(actor.samples)
+    for obs, _, a, _ in actor.samples:
+        nf = obs["node_features"]
+        assert nf.shape[1] == NODE_IN + HINT_NODE
+        marked = np.flatnonzero(nf[:, NODE_IN])
+        if a == env.wait_action:
+            assert obs["global"][-1] == 1.0 and len(marked) == 0
+        else:  # the label is uwfq's node; the count column is uwfq's executors / E
+            assert obs["global"][-1] == 0.0 and list(marked) == [a // env.num_limits]
+            assert 0 < nf[marked[0], NODE_IN + 1] <= 1
+
+
+def test_a_hinted_net_trains_records_its_hint_and_rolls_out_the_same_through_the_agent_and_onnx(tmp_path):
+    import sysgym.solvers as solvers
+    from sysgym.agents.decima import load_net, make_env, train_reinforce
+    from sysgym.agents.decima_onnx import OnnxDecimaNet
+    from sysgym.agents.decima_onnx import main as export_main
+
+    cfg = TrainConfig(preset="tiny", num_jobs=3, iterations=1, rollouts=2, eval_every=1, val_seeds=[900],
+                      stay="share", limit_mode="relative", pretrain="uwfq", pretrain_instances=1, hint="uwfq")
+    train_reinforce(cfg, tmp_path / "r", log=lambda m: None)
+    net, meta = load_net(tmp_path / "r")
+    assert net.hint == "uwfq" and meta["net"]["hint"] == "uwfq"
+    inst = generate_v1(seed=4, preset="tiny", num_jobs=4)
+    env = make_env(inst, limit_mode="relative")
+    with torch.no_grad():
+        actor = DecimaActor(net, env, stay="share", limit_mode="relative")
+        ref = actor.run(inst)
+    assert actor.hinter is not None and ref["net_calls"] > 0
+    sol = solvers.get("job_sched.agent", path=str(tmp_path / "r")).solve(inst)
+    assert sol.stats["net_calls"] == ref["net_calls"] and sol.objective == pytest.approx(ref["mean_jct_s"])
+    export_main([str(tmp_path / "r" / "decima.pt"), str(tmp_path / "r.onnx")])
+    assert OnnxDecimaNet(tmp_path / "r.onnx").hint == "uwfq"
+    sol2 = solvers.get("job_sched.agent", path=str(tmp_path / "r.onnx")).solve(inst)
+    assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)
+
+
+@pytest.mark.parametrize("hint,error", [("cpsat", "InvalidArgumentError"), ("agent", "InvalidArgumentError"),
+                                        ("nosuch", "UnknownNameError")])
+def test_a_hint_that_is_not_a_heuristic_policy_is_refused(hint, error):
+    from sysgym import errors
+
+    with pytest.raises(getattr(errors, error)):
+        TrainConfig(hint=hint)

@@ -23,7 +23,10 @@
   bonus; learning curve = the evaluator-scored mean JCT of greedy rollouts on validation seeds. `pretrain=<heuristic>`
   first clones that heuristic at the net's decisions (`behaviour_clone`; the shipped policy cloned `uwfq`);
   `dagger_rounds=<n>` then relabels the net's own greedy states with it (`LabelActor`, DAgger); `init=<run>`
-  starts from a checkpoint.
+  starts from a checkpoint. `grad_fraction` < 1 keeps the graph of only that share of the sampled decisions
+  (`Decision`), so long episodes fit in memory.
+* `hint=<heuristic>` (`HINT_NODE`): the net also takes that heuristic's choice in the current state as input (a
+  `Shadow` of it runs beside the actor); off by default (Decima's inputs only).
 * `python -m sysgym.agents.decima OUT_DIR key=value ...` trains into OUT_DIR (`decima.pt` + `decima.json`).
 """
 from __future__ import annotations
@@ -171,8 +174,12 @@ def graph_inputs(obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 @dataclass
 class Decision:
-    logp: torch.Tensor
-    entropy: torch.Tensor
+    """One net decision of a recorded rollout. `logp` and `entropy` are None for a decision drawn out of the
+    gradient (`TrainConfig.grad_fraction` < 1): its reward still counts in every return, but its graph is not
+    kept, so an episode of ~17,000 decisions (stay "share") does not hold ~17,000 graphs in memory; the policy
+    gradient's sum over decisions is then estimated from the kept ones, each weighted 1 / grad_fraction."""
+    logp: torch.Tensor | None
+    entropy: torch.Tensor | None
     time_s: float
     reward: float = 0.0  # the env's reward from this decision to the net's next one
 
@@ -224,16 +231,13 @@ RELATIVE_CHOICES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, ALL_FREE)
 
 
 def check_hint(hint: str | None) -> str | None:
-    """None or a job_sched heuristic's name (the solver `job_sched.<hint>`)."""
+    """None or a job_sched heuristic policy's name (`policy_names()`: fifo, fair, uwfq, ...)."""
     if hint is not None:
-        import sysgym.solvers as solvers
-        from sysgym.errors import InvalidArgumentError
-        from sysgym.solvers.job_sched.policies import PolicySolver
+        from sysgym.envs.job_sched import policy_names
+        from sysgym.errors import UnknownNameError
 
-        solver = solvers.get(f"job_sched.{hint}")  # UnknownNameError, listing the solvers, for an unknown name
-        if not isinstance(solver, PolicySolver):  # cpsat plans offline; agent is a learned policy itself
-            raise InvalidArgumentError(f"hint must be a job_sched heuristic policy (fifo, fair, uwfq, ...), "
-                                       f"got {hint!r}")
+        if hint not in policy_names():
+            raise UnknownNameError("heuristic to take as a hint (hint)", hint, policy_names())
     return hint
 
 
@@ -301,7 +305,8 @@ class DecimaActor:
     one of `STAY_RULES`."""
 
     def __init__(self, net: DecimaNet, env: JobSchedEnv, *, greedy: bool = True, generator: torch.Generator | None
-                 = None, record: bool = False, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE):
+                 = None, record: bool = False, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE,
+                 grad_fraction: float = 1.0):
         self.stay = check_stay(stay)
         self.limit_mode = check_limit_mode(limit_mode)
         if limit_mode == "relative" and env.num_limits != env.E:
@@ -310,6 +315,7 @@ class DecimaActor:
             raise InvalidArgumentError(f"limit_mode='relative' needs an env with num_limits = executors ({env.E}), "
                                        f"got {env.num_limits} (make_env(instance, limit_mode='relative'))")
         self.net, self.env, self.greedy, self.gen, self.record = net, env, greedy, generator, record
+        self.grad_fraction = grad_fraction  # with `record`: the share of decisions whose graph is kept (see Decision)
         self.last_stage: dict[int, int] = {}  # job -> the stage the net last sent executors to
         self.decisions: list[Decision] = []
         self.net_calls = 0
@@ -344,7 +350,9 @@ class DecimaActor:
         obs = augment(obs, env, self._hint(obs))
         full = env.action_masks()
         mask = torch.as_tensor(full[:env.N * L].reshape(env.N, L))
-        with torch.set_grad_enabled(self.record):
+        grad = self.record and (self.grad_fraction >= 1.0 or
+                                float(torch.rand((), generator=self.gen)) < self.grad_fraction)
+        with torch.set_grad_enabled(grad):
             scores, limits, wait = self.net(obs, head_limits(self.limit_mode, L))
             scores = scores.masked_fill(~mask.any(1), -float("inf"))
             if env.allow_wait:  # the last entry: wait (masked when no event is pending)
@@ -361,9 +369,11 @@ class DecimaActor:
                     int(torch.multinomial(d_lim.probs, 1, generator=self.gen))
         self.net_calls += 1
         if self.record:
-            logp, ent = d_node.log_prob(torch.tensor(node)), d_node.entropy()
-            if not waits:
-                logp, ent = logp + d_lim.log_prob(torch.tensor(level)), ent + d_lim.entropy()
+            logp = ent = None
+            if grad:
+                logp, ent = d_node.log_prob(torch.tensor(node)), d_node.entropy()
+                if not waits:
+                    logp, ent = logp + d_lim.log_prob(torch.tensor(level)), ent + d_lim.entropy()
             self.decisions.append(Decision(logp, ent, env.sim.now))
         if waits:
             return env.wait_action
@@ -591,11 +601,18 @@ class TrainConfig:
     # a heuristic whose choice the net takes as an input (HINT_NODE; e.g. "uwfq"), or None (Decima's inputs);
     # recorded in decima.json's "net" and the ONNX metadata, and run beside the net in every later rollout
     hint: str | None = None
+    # the share of sampled decisions whose graph REINFORCE keeps (Decision; 1: all, Decima's)
+    grad_fraction: float = 1.0
 
     def __post_init__(self):
         check_stay(self.stay)
         check_limit_mode(self.limit_mode)
         check_hint(self.hint)
+        if isinstance(self.grad_fraction, bool) or not isinstance(self.grad_fraction, (int, float)) or \
+                not 0 < self.grad_fraction <= 1:
+            from sysgym.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(f"grad_fraction must be in (0, 1], got {self.grad_fraction!r}")
         if isinstance(self.num_limits, bool) or not isinstance(self.num_limits, int) or self.num_limits < 1:
             from sysgym.errors import InvalidArgumentError
 
@@ -640,7 +657,7 @@ def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainC
     runs = []
     for _ in range(cfg.rollouts):
         actor = DecimaActor(net, make_env(instance, cfg.num_limits, cfg.limit_mode), greedy=False, generator=gen,
-                            record=True, stay=cfg.stay, limit_mode=cfg.limit_mode)
+                            record=True, stay=cfg.stay, limit_mode=cfg.limit_mode, grad_fraction=cfg.grad_fraction)
         res = actor.run(instance)
         runs.append((actor.decisions, res))
     times = [np.array([d.time_s for d in ds]) for ds, _ in runs]
@@ -648,15 +665,20 @@ def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainC
     base = time_baseline(times, rets)
     loss = torch.zeros(())
     n = sum(len(ds) for ds, _ in runs)
+    w = 1.0 / min(cfg.grad_fraction, 1.0)  # each kept decision stands for 1 / grad_fraction decisions
     for (ds, _), g, b in zip(runs, rets, base):
-        adv = torch.as_tensor(g - b, dtype=torch.float32)
-        logp = torch.stack([d.logp for d in ds])
-        ent = torch.stack([d.entropy for d in ds])
-        loss = loss - (adv * logp).sum() / n - entropy_w * ent.sum() / n
-    opt.zero_grad()
-    loss.backward()
-    nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-    opt.step()
+        keep = [i for i, d in enumerate(ds) if d.logp is not None]
+        if not keep:
+            continue
+        adv = torch.as_tensor((g - b)[keep], dtype=torch.float32)
+        logp = torch.stack([ds[i].logp for i in keep])
+        ent = torch.stack([ds[i].entropy for i in keep])
+        loss = loss - w * (adv * logp).sum() / n - w * entropy_w * ent.sum() / n
+    if loss.requires_grad:  # else no decision was kept (a short episode at a small grad_fraction): no update
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
     return {"loss": float(loss.detach()), "mean_jct_s": float(np.mean([r["mean_jct_s"] for _, r in runs])),
             "env_steps": sum(r["env_steps"] for _, r in runs), "net_calls": n}
 

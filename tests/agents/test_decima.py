@@ -431,10 +431,34 @@ def test_a_hinted_net_trains_records_its_hint_and_rolls_out_the_same_through_the
     assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)
 
 
-@pytest.mark.parametrize("hint,error", [("cpsat", "InvalidArgumentError"), ("agent", "InvalidArgumentError"),
-                                        ("nosuch", "UnknownNameError")])
-def test_a_hint_that_is_not_a_heuristic_policy_is_refused(hint, error):
-    from sysgym import errors
+@pytest.mark.parametrize("hint", ["cpsat", "agent", "nosuch", "job_sched.uwfq"])
+def test_a_hint_that_is_not_a_heuristic_policy_is_refused(hint):
+    from sysgym.errors import UnknownNameError
 
-    with pytest.raises(getattr(errors, error)):
+    with pytest.raises(UnknownNameError, match="uwfq"):  # the message lists the heuristics
         TrainConfig(hint=hint)
+
+
+def test_a_fraction_of_decisions_keeps_its_graph_and_the_step_still_learns():
+    """grad_fraction=0.3: about 30 % of the recorded decisions carry a log-probability (the rest only their
+    rewards), and one REINFORCE step still changes the parameters; 0 and 1.5 are refused."""
+    from sysgym.agents.decima import make_env
+    from sysgym.errors import InvalidArgumentError
+
+    inst = generate_v1(seed=3, preset="small", num_jobs=4)
+    torch.manual_seed(0)
+    net = DecimaNet()
+    actor = DecimaActor(net, make_env(inst), greedy=False, generator=torch.Generator().manual_seed(1), record=True,
+                        grad_fraction=0.3)
+    actor.run(inst)
+    kept = sum(d.logp is not None for d in actor.decisions)
+    assert len(actor.decisions) > 100 and 0.15 < kept / len(actor.decisions) < 0.45
+    assert all((d.logp is None) == (d.entropy is None) for d in actor.decisions)
+    cfg = TrainConfig(preset="tiny", num_jobs=3, rollouts=2, grad_fraction=0.5)
+    before = [p.detach().clone() for p in net.parameters()]
+    stats = train_step(net, torch.optim.Adam(net.parameters(), lr=1e-3), make_instance(cfg, 5), cfg,
+                       torch.Generator().manual_seed(0), 0.05)
+    assert np.isfinite(stats["loss"]) and any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    for bad in (0, 1.5, True):
+        with pytest.raises(InvalidArgumentError):
+            TrainConfig(grad_fraction=bad)

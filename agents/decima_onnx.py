@@ -117,17 +117,21 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         raise SystemExit("usage: python -m sysgym.agents.decima_onnx DECIMA.pt [OUT.onnx]")
-    from sysgym.agents.decima import head_limits, limit_mode_of, stay_of
-
     net, meta = load_net(args[0])
     out = Path(args[1]) if len(args) > 1 else Path(args[0]).with_suffix(".onnx")
+    print(export_run(net, meta, out, Path(args[0]).name))
+
+
+def export_run(net: DecimaNet, meta: dict, out: Path | str, source: str) -> Path:
+    """Export a trained run's net with the metadata `job_sched.agent` follows: the actor's stay rule, the env's
+    levels, the limit mode and the net's record (with its hint)."""
+    from sysgym.agents.decima import head_limits, limit_mode_of, stay_of
+
     limits = int(meta.get("config", {}).get("num_limits") or _env_limits())
     mode = limit_mode_of(meta)
-    # the actor's rule, the env's levels and the limit mode, which `job_sched.agent` follows
-    info = {"family": "job_sched", "source": Path(args[0]).name, "net": meta.get("net"),
+    info = {"family": "job_sched", "source": source, "net": meta.get("net"),
             "seed": meta.get("config", {}).get("seed"), "stay": stay_of(meta), "num_limits": limits, "limit_mode": mode}
-    export_onnx(net, out, head_limits(mode, limits), info)
-    print(out)
+    return export_onnx(net, out, head_limits(mode, limits), info)
 
 
 if __name__ == "__main__":

@@ -120,3 +120,50 @@ class JobSchedAgent(AgentSolver):
                                "policy_format": "decima-onnx" if self.path.endswith(".onnx") else "decima",
                                "algo": "reinforce",
                                "steps": stats["env_steps"], "net_calls": stats["net_calls"]})
+
+
+def _training_record(meta: dict[str, Any]) -> dict[str, Any]:
+    """A run's training figures from its curve: the kept (best-validated) checkpoint's and the run's last."""
+    curve = meta.get("curve") or []
+    best = min(curve, key=lambda c: c["val_mean_jct_s"]) if curve else {}
+    return {"kept": best, "run_stopped_at": curve[-1] if curve else {},
+            "best_val_mean_jct_s": meta.get("best_val_mean_jct_s"), "config": meta.get("config")}
+
+
+def ship(run: str | Path, evaluation: str | Path, command: str, machine: str,
+         warm_start: str | Path | None = None, target: Path | None = None) -> Path:
+    """Make a Decima run the shipped `job_sched` policy: its decima.pt and decima.json (config, curve), plus a
+    `training` block computed from the curves (this run's and, when it started from another run with `init=`,
+    that `warm_start` run's), the commands and machine, and `evaluation`, the JSON `job_sched_agent_bench.py
+    --policy RUN --json FILE` wrote; then the ONNX export beside it. Nothing in the record is typed by hand but
+    the commands and the machine's description."""
+    import shutil
+
+    from sysgym.agents.decima import load_net
+    from sysgym.agents.decima_onnx import export_run
+
+    net, meta = load_net(run)
+    src = Path(run) / "decima.pt" if Path(run).is_dir() else Path(run)
+    target = Path(target or SHIPPED["job_sched"])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    training = {"run": _training_record(meta), "command": command, "machine": machine}
+    if warm_start is not None:
+        training["warm_start"] = _training_record(load_net(warm_start)[1])
+    meta = {**meta, "training": training, "evaluation": json.loads(Path(evaluation).read_text())}
+    shutil.copyfile(src, target)
+    target.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    export_run(net, meta, target.with_suffix(".onnx"), target.name)
+    return target
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="ship a Decima run as the package's job_sched policy")
+    ap.add_argument("--run", required=True, help="the Decima run folder (decima.pt + decima.json)")
+    ap.add_argument("--evaluation", required=True, help="job_sched_agent_bench.py --policy RUN --json FILE")
+    ap.add_argument("--command", required=True, help="the command(s) that trained the run")
+    ap.add_argument("--machine", required=True, help="where and how loaded it trained")
+    ap.add_argument("--warm-start", default=None, help="the run it started from (init=), if any")
+    a = ap.parse_args()
+    print(ship(a.run, a.evaluation, a.command, a.machine, a.warm_start))

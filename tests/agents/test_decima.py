@@ -427,6 +427,15 @@ def test_a_hinted_net_trains_records_its_hint_and_rolls_out_the_same_through_the
     assert sol.stats["net_calls"] == ref["net_calls"] and sol.objective == pytest.approx(ref["mean_jct_s"])
     export_main([str(tmp_path / "r" / "decima.pt"), str(tmp_path / "r.onnx")])
     assert OnnxDecimaNet(tmp_path / "r.onnx").hint == "uwfq"
+    # shipping it (to a temporary target): weights, the record computed from its curve, the ONNX export
+    from sysgym.agents.pretrained_job_sched import load_decima, ship
+
+    (tmp_path / "ev.json").write_text('{"seeds": [1000]}')
+    target = ship(tmp_path / "r", tmp_path / "ev.json", "cmd", "here", target=tmp_path / "s" / "x_decima.pt")
+    shipped = load_decima(target)
+    kept = shipped.meta["training"]["run"]["kept"]
+    assert kept["val_mean_jct_s"] == shipped.meta["best_val_mean_jct_s"] and shipped.meta["evaluation"]["seeds"]
+    assert load_decima(target.with_suffix(".onnx")).net.hint == "uwfq"
     sol2 = solvers.get("job_sched.agent", path=str(tmp_path / "r.onnx")).solve(inst)
     assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)
 

@@ -5,9 +5,9 @@ policies, as agent configs (`conf/agent/vm_two_stage.yaml`, `conf/agent/decima.y
   small, LNS on medium-v1; `sysgym.agents.imitation`) into `<run dir>/bc/policy.pt`, then REINFORCE on the
   evaluator's FR (`sysgym.agents.vm_finetune`) writes `<run dir>/policy.pt`, which `solver=vm_resched.agent
   solver.params.path=<run dir>/policy.pt` runs. `pretrain: null` fine-tunes a freshly initialised policy.
-* `agent=decima` (env family job_sched): Decima's REINFORCE (`sysgym.agents.decima.train_reinforce`), warm-started
-  by cloning the heuristic named in `pretrain` (null: none), into `<run dir>/decima.pt` + `decima.json`
-  (`solver=job_sched.agent solver.params.path=<run dir>`).
+* `agent=decima` / `agent=decima_plain` (env family job_sched): Decima's REINFORCE
+  (`sysgym.agents.decima.train_reinforce`), warm-started by cloning the heuristic named in `pretrain` (null:
+  none), into `<run dir>/decima.pt` + `decima.json` (`solver=job_sched.agent solver.params.path=<run dir>`).
 
 The recipes fix their own instance presets (the env group only names the family); `agent.params.*` are the
 trainers' own options and `seed` is the run's. `sysgym tune-agent` does not tune these (it drives SB3 learners).
@@ -62,6 +62,8 @@ def check(agent: dict, family: str | None) -> None:
     bad = sorted(set(params) - known)
     if bad:
         raise AgentError(f"agent {algo}: unknown parameter(s) {bad}; known: {', '.join(sorted(known))}")
+    if algo == "decima":  # the values too (a stay rule, limit mode, hint, ...), before the run folder exists
+        TrainConfig(**params, pretrain=agent.get("pretrain"))
 
 
 def train_pipeline(agent: dict, family: str | None, seed: int, run_dir: Path):

@@ -4,6 +4,9 @@
   `agents/weights/job_sched_decima.pt`, its training config, seed, steps, wall time and evaluation table in
   `job_sched_decima.json`), loaded with no training first; `job_sched_decima.onnx` is the same net exported
   to ONNX (`python -m sysgym.agents.decima_onnx agents/weights/job_sched_decima.pt`; a test checks they agree).
+* The shipped net takes uwfq's choice as an input (`decima.TrainConfig.hint`); `PLAIN`
+  (`job_sched_plain_decima.pt` + `.onnx`), the first shipped policy, has Decima's inputs only.
+* `python -m sysgym.agents.pretrained_job_sched --run R --evaluation E ...` (`ship`) makes a run the shipped one.
 * `job_sched.agent`: with no `path`, the shipped Decima policy; with a Decima run (a folder holding
   `decima.pt`, or that file, or a Decima ONNX graph), that one; with any other path (SB3 run dir, .zip, .onnx,
   .pt of `sysgym train`), the generic `<family>.agent` behaviour (`sysgym.agents.methods.AgentSolver`).
@@ -24,6 +27,9 @@ from sysgym.solver import Solver, register
 WEIGHTS = Path(__file__).parent / "weights"
 SHIPPED = {"job_sched": WEIGHTS / "job_sched_decima.pt"}
 SHIPPED_ONNX = {"job_sched": WEIGHTS / "job_sched_decima.onnx"}  # the same net, exported (agents/decima_onnx.py)
+# the first shipped policy: Decima's inputs only (no hint), 10 absolute levels, stay rule "stage"; kept so a pure
+# Decima GNN runs without training (`solver.params.path=`), and as the pin of runs that record no actor options
+PLAIN = WEIGHTS / "job_sched_plain_decima.pt"
 
 
 @dataclass

@@ -102,17 +102,26 @@ def plot_curve(meta_path: str, out: str, num_jobs: int) -> None:
     insts = [generate_v1(seed=s, preset=cfg["preset"], num_jobs=cfg["num_jobs"]) for s in cfg["val_seeds"]]
     ref = {h: np.mean([fam.evaluate(i, solvers.get(f"job_sched.{h}").solve(i))[fam.objective] for i in insts])
            for h in HEURISTICS}
+    hint = (meta.get("net") or {}).get("hint")
+    name = "Decima GNN" + (f" + {hint} hint" if hint else "")
+    vals = [c["val_mean_jct_s"] for c in curve]
+    # a linear axis around the policy and the heuristics near it; farther ones are named with their value
+    top = 1.25 * max(max(vals), sorted(ref.values())[min(2, len(ref) - 1)])
+    bottom = 0.95 * min(min(vals), min(ref.values()))
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
     for ax, key, label in ((axes[0], "env_steps", "env steps (all rollouts)"), (axes[1], "wall_s", "wall time (s)")):
-        ax.plot([c[key] for c in curve], [c["val_mean_jct_s"] for c in curve], "o-", label="Decima GNN (greedy)")
+        ax.plot([c[key] for c in curve], vals, "o-", lw=2, label=f"{name} (greedy)", zorder=3)
         for h, v in ref.items():
-            ax.axhline(v, ls="--", lw=0.8, color=f"C{1 + HEURISTICS.index(h)}", label=h)
+            if v <= top:
+                ax.axhline(v, ls="--", lw=0.9, color=f"C{1 + HEURISTICS.index(h)}", label=f"{h} ({v:.2f} s)")
         ax.set_xlabel(label)
-        ax.set_yscale("log")
+        ax.set_ylim(bottom, top)
     axes[0].set_ylabel("mean JCT (s), validation seeds")
-    axes[1].legend(fontsize=7)
-    fig.suptitle(f"Decima on preset decima, {cfg['num_jobs']} jobs, moving delay on (2 loaded cores)")
+    off = ", ".join(f"{h} {v:.1f} s" for h, v in ref.items() if v > top)
+    axes[1].legend(fontsize=7, title=f"off the axis: {off}" if off else None, title_fontsize=7)
+    fig.suptitle(f"{name} on preset {cfg['preset']}, {cfg['num_jobs']} jobs, moving delay on, validation seeds "
+                 f"{', '.join(map(str, cfg['val_seeds']))}")
     print("wrote", save_figure(fig, out))
 
 

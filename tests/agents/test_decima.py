@@ -82,7 +82,9 @@ def test_shipped_policy_loads_and_the_evaluator_scores_its_schedule_feasible():
 
     pol = pretrained("job_sched")
     meta = pol.meta
-    assert meta["config"]["seed"] == 0 and meta["curve"] and "evaluation" in meta
+    assert isinstance(meta["config"]["seed"], int) and meta["curve"] and meta["training"]["command"]
+    ev = meta["evaluation"]  # the bench's table on the held-out seeds, as `ship` stored it
+    assert ev["seeds"] == [1000, 1001, 1002, 1003, 1004] and set(ev["summary"]) >= {"agent", "uwfq", "fair"}
     inst = generate_v1(seed=11, preset="decima", num_jobs=3)
     sol = solvers.get("job_sched.agent").solve(inst)  # no path: the shipped policy, no training
     fam = get_family("job_sched")
@@ -116,26 +118,32 @@ def test_shipped_onnx_graph_is_the_shipped_net_and_runs_as_job_sched_agent(tmp_p
     export of a random net too (dynamic stage/edge/job counts, several children per parent: a scatter-add), and
     `job_sched.agent path=<.onnx>` schedules with it, scored feasible by the evaluator."""
     import sysgym.solvers as solvers
+    from sysgym.agents.decima import head_limits, limit_mode_of, make_env
     from sysgym.agents.decima_onnx import OnnxDecimaNet, export_onnx
-    from sysgym.agents.pretrained_job_sched import SHIPPED, SHIPPED_ONNX, pretrained
+    from sysgym.agents.pretrained_job_sched import PLAIN, SHIPPED, SHIPPED_ONNX, load_decima, pretrained
     from sysgym.registry import get_family
 
     torch.manual_seed(1)
     fresh = DecimaNet().eval()
     export_onnx(fresh, tmp_path / "fresh.onnx", 10)
-    pairs = [(pretrained("job_sched").net, OnnxDecimaNet(SHIPPED_ONNX["job_sched"])),
-             (fresh, OnnxDecimaNet(tmp_path / "fresh.onnx"))]
+    shipped = pretrained("job_sched")
+    mode = limit_mode_of(shipped.meta)
+    pairs = [(shipped.net, OnnxDecimaNet(SHIPPED_ONNX["job_sched"])), (fresh, OnnxDecimaNet(tmp_path / "fresh.onnx")),
+             (load_decima(PLAIN).net, OnnxDecimaNet(PLAIN.with_suffix(".onnx")))]
     for preset, jobs in (("decima", 3), ("tiny", 4)):
-        env = JobSchedEnv(instance=generate_v1(seed=5, preset=preset, num_jobs=jobs), allow_wait=True)
-        obs, _ = env.reset()
-        actor = DecimaActor(pairs[0][0], env)
+        inst = generate_v1(seed=5, preset=preset, num_jobs=jobs)
+        env = make_env(inst, limit_mode=mode)  # the shipped net's env; its actor drives, the others score the states
+        obs, _ = env.reset(options={"instance": inst})
+        actor = DecimaActor(shipped.net, env, limit_mode=mode)
         for _ in range(25):
-            a_obs = augment(obs, env)
-            assert (a_obs["edge_mask"] > 0).sum() > 0
+            hint = actor._hint(obs)  # the shipped net's hint here (None without one); asked once, act reuses it
+            assert (obs["edge_mask"] > 0).sum() > 0
             for net, onnx_net in pairs:
+                a_obs = augment(obs, env, hint if net.hint else None)
+                width = head_limits(mode, env.num_limits) if net is shipped.net else 10
                 with torch.no_grad():
-                    ref = net(a_obs, env.num_limits)
-                got = onnx_net(a_obs, env.num_limits)
+                    ref = net(a_obs, width)
+                got = onnx_net(a_obs, width)
                 for r, g in zip(ref, got):
                     fin = torch.isfinite(r)
                     assert torch.equal(fin, torch.isfinite(g))
@@ -182,23 +190,21 @@ def test_the_old_stay_rule_is_the_default_and_reproduces_the_shipped_policys_rol
     the old rule ("stage") with 10 levels: the same JCT and net calls as before the option existed (pinned: the
     code at f513680, shipped weights, decima seed 7, 6 jobs); another rule gives another rollout."""
     import sysgym.solvers as solvers
-    from sysgym.agents.decima import limits_of, make_env, stay_of
-    from sysgym.agents.pretrained_job_sched import SHIPPED, pretrained
+    from sysgym.agents.decima import limit_mode_of, limits_of, make_env, stay_of
+    from sysgym.agents.pretrained_job_sched import PLAIN, load_decima
 
-    pol = pretrained("job_sched")
-    legacy = "stay" not in pol.meta and "num_limits" not in pol.meta["config"]
-    if legacy:  # the first shipped policy (weights replaced later record their actor)
-        assert stay_of(pol.meta) == "stage" and limits_of(pol.meta) == 10
+    pol = load_decima(PLAIN)  # the first shipped policy, which records none of the actor's options
+    assert "stay" not in pol.meta and "num_limits" not in pol.meta["config"] and pol.net.hint is None
+    assert stay_of(pol.meta) == "stage" and limits_of(pol.meta) == 10 and limit_mode_of(pol.meta) == "absolute"
     inst = generate_v1(seed=7, preset="decima", num_jobs=6)
     with torch.no_grad():
         old = DecimaActor(pol.net, make_env(inst), stay="stage").run(inst)
         default = DecimaActor(pol.net, make_env(inst)).run(inst)
         share = DecimaActor(pol.net, make_env(inst), stay="share").run(inst)
     assert old == default
-    if legacy:
-        assert old["net_calls"] == 4442 and old["mean_jct_s"] == pytest.approx(32.59066666666704, rel=1e-12)
-        sol = solvers.get("job_sched.agent", path=str(SHIPPED["job_sched"])).solve(inst)
-        assert sol.stats["net_calls"] == 4442 and sol.objective == pytest.approx(old["mean_jct_s"], rel=1e-12)
+    assert old["net_calls"] == 4442 and old["mean_jct_s"] == pytest.approx(32.59066666666704, rel=1e-12)
+    sol = solvers.get("job_sched.agent", path=str(PLAIN)).solve(inst)
+    assert sol.stats["net_calls"] == 4442 and sol.objective == pytest.approx(old["mean_jct_s"], rel=1e-12)
     assert share["net_calls"] > old["net_calls"]  # "share" asks the net whenever the job is over its share
 
 
@@ -339,7 +345,7 @@ def test_relative_actor_rolls_out_valid_actions_and_refuses_a_coarse_env():
 
 def test_absolute_limits_stay_the_default_everywhere():
     from sysgym.agents.decima import LEGACY_LIMIT_MODE, head_limits, limit_mode_of, make_env
-    from sysgym.agents.pretrained_job_sched import pretrained
+    from sysgym.agents.pretrained_job_sched import PLAIN, load_decima
 
     assert LEGACY_LIMIT_MODE == "absolute" and TrainConfig().limit_mode == "absolute"
     inst = generate_v1(seed=2, preset="tiny")
@@ -347,9 +353,9 @@ def test_absolute_limits_stay_the_default_everywhere():
     assert env.num_limits == 10 and DecimaActor(DecimaNet(), env).limit_mode == "absolute"
     assert limit_mode_of({}) == "absolute" and limit_mode_of({"config": {"stay": "share"}}) == "absolute"
     assert head_limits("absolute", 10) == 10
-    pol = pretrained("job_sched")
-    if "limit_mode" not in pol.meta and "limit_mode" not in pol.meta["config"]:  # the first shipped policy
-        assert limit_mode_of(pol.meta) == "absolute"
+    pol = load_decima(PLAIN)  # the first shipped policy records no mode
+    assert "limit_mode" not in pol.meta and "limit_mode" not in pol.meta["config"]
+    assert limit_mode_of(pol.meta) == "absolute"
 
 
 def test_a_relative_run_records_its_limit_mode_and_job_sched_agent_and_onnx_follow_it(tmp_path):
@@ -471,3 +477,22 @@ def test_a_fraction_of_decisions_keeps_its_graph_and_the_step_still_learns():
     for bad in (0, 1.5, True):
         with pytest.raises(InvalidArgumentError):
             TrainConfig(grad_fraction=bad)
+
+
+def test_the_readme_table_is_the_shipped_policies_evaluation():
+    """The README's held-out rows for the shipped and the plain policy are their JSON's bench figures."""
+    import json
+    import re
+    from pathlib import Path
+
+    from sysgym.agents.pretrained_job_sched import PLAIN, SHIPPED
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for label, path in (("Decima GNN + uwfq hint (`job_sched.agent`, shipped)", SHIPPED["job_sched"]),
+                        ("Decima GNN, Decima's inputs only (`job_sched_plain_decima.pt`)", PLAIN)):
+        row = next(line for line in readme.splitlines() if line.startswith(f"| {label} |"))
+        cells = [float(c) for c in re.findall(r"\| ([0-9.]+)", row)]
+        ev = json.loads(path.with_suffix(".json").read_text())["evaluation"]
+        per_seed = ev["per_seed"]["agent"] if "per_seed" in ev else ev["per_seed_jct_s"]["agent"]
+        mean = ev["summary"]["agent"] if "summary" in ev else ev["mean_jct_s"]["agent"]
+        assert cells == [round(v, 2) for v in per_seed + [mean]]

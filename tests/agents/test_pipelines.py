@@ -7,7 +7,7 @@ import pytest
 
 from sysgym.agents.common import AgentError
 from sysgym.agents.training import train
-from sysgym.errors import UnknownNameError
+from sysgym.errors import InvalidArgumentError, UnknownNameError
 from tests.agents.conftest import compose
 
 QUIET = ["progress_bar=false", "tensorboard=false"]
@@ -44,6 +44,7 @@ def test_decima_recipe_trains_a_run_the_job_sched_agent_loads(tmp_path):
     assert res.model_path.is_file() and res.metric == "val_mean_jct_s" and res.best > 0 and res.timesteps > 0
     meta = json.loads((tmp_path / "dec" / "decima.json").read_text())
     assert meta["config"]["pretrain"] == "uwfq" and meta["config"]["num_jobs"] == 2
+    assert meta["net"]["hint"] == "uwfq" and meta["limit_mode"] == "relative"  # the shipped recipe's actor
     sol = solvers.get("job_sched.agent", path=str(tmp_path / "dec")).solve(generate_v1(seed=1, preset="tiny",
                                                                                          num_jobs=2))
     assert sol.stats["policy_format"] == "decima"
@@ -55,8 +56,19 @@ def test_decima_recipe_trains_a_run_the_job_sched_agent_loads(tmp_path):
     (["env=vm_resched_tiny", "agent=vm_two_stage", "+agent.params.epoch=3"], AgentError, "unknown parameter"),
     (["env=job_sched_decima", "agent=decima", "agent.pretrain=fastest"], UnknownNameError, "fastest"),
     (["env=job_sched_decima", "agent=decima", "+agent.params.learning_rate=1"], AgentError, "unknown parameter"),
+    (["env=job_sched_decima", "agent=decima", "agent.params.hint=fastest"], UnknownNameError, "fastest"),
+    (["env=job_sched_decima", "agent=decima_plain", "+agent.params.stay=always"], InvalidArgumentError, "stay must be"),
 ])
 def test_recipe_mistakes_are_named_before_any_work(tmp_path, overrides, error, match):
     with pytest.raises(error, match=match):
         train(compose(QUIET + overrides), tmp_path / "r")
     assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+def test_the_plain_decima_recipe_is_the_first_shipped_policys():
+    """`agent=decima_plain` keeps Decima's inputs only (no hint) and the first policy's actor (its weights record
+    no actor options: stay "stage", 10 absolute levels)."""
+    cfg = compose(QUIET + ["env=job_sched_decima", "agent=decima_plain"])
+    params = cfg.agent.params
+    assert cfg.agent.algo == "decima" and cfg.agent.pretrain == "uwfq"
+    assert "hint" not in params and "stay" not in params and "limit_mode" not in params

@@ -762,12 +762,25 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         raise SystemExit("usage: python -m sysgym.agents.decima OUT_DIR [key=value ...]")
-    torch.set_num_threads(1)
+    from dataclasses import fields
+
+    from sysgym.errors import InvalidArgumentError, UnknownNameError
+
+    known = [f.name for f in fields(TrainConfig)]
     kw: dict[str, Any] = {}
-    for a in args[1:]:
-        k, v = a.split("=", 1)
-        kw[k] = json.loads(v)
-    train_reinforce(TrainConfig(**kw), args[0], log=lambda m: print(m, flush=True))
+    for a in args[1:]:  # every argument is checked before training starts
+        k, eq, v = a.partition("=")
+        if not eq:
+            raise InvalidArgumentError(f"{a!r}: arguments are key=value (TrainConfig's fields)")
+        if k not in known:
+            raise UnknownNameError("TrainConfig field", k, known)
+        try:
+            kw[k] = json.loads(v)
+        except ValueError:
+            raise InvalidArgumentError(f"{a!r}: the value must be JSON (quote strings: {k}='\"{v}\"')") from None
+    cfg = TrainConfig(**kw)
+    torch.set_num_threads(1)
+    train_reinforce(cfg, args[0], log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":

@@ -147,15 +147,28 @@ def ship(run: str | Path, evaluation: str | Path, command: str, machine: str,
 
     from sysgym.agents.decima import load_net
     from sysgym.agents.decima_onnx import export_run
+    from sysgym.errors import InvalidArgumentError
 
+    # every input is read and checked before anything shipped is overwritten
+    if not is_decima_run(run) or Path(run).suffix == ".onnx":
+        raise InvalidArgumentError(f"{run}: not a Decima run (a folder with decima.pt and decima.json)")
+    try:
+        ev = json.loads(Path(evaluation).read_text())
+    except (OSError, ValueError) as e:
+        raise InvalidArgumentError(f"{evaluation}: not a readable JSON file ({e})") from None
+    if not isinstance(ev, dict) or not {"seeds", "summary"} <= set(ev):
+        raise InvalidArgumentError(f"{evaluation}: not the JSON `job_sched_agent_bench.py --json` writes "
+                                   "(needs 'seeds' and 'summary')")
     net, meta = load_net(run)
+    if warm_start is not None and not is_decima_run(warm_start):
+        raise InvalidArgumentError(f"{warm_start}: not a Decima run (the warm start)")
     src = Path(run) / "decima.pt" if Path(run).is_dir() else Path(run)
     target = Path(target or SHIPPED["job_sched"])
     target.parent.mkdir(parents=True, exist_ok=True)
     training = {"run": _training_record(meta), "command": command, "machine": machine}
     if warm_start is not None:
         training["warm_start"] = _training_record(load_net(warm_start)[1])
-    meta = {**meta, "training": training, "evaluation": json.loads(Path(evaluation).read_text())}
+    meta = {**meta, "training": training, "evaluation": ev}
     shutil.copyfile(src, target)
     target.with_suffix(".json").write_text(json.dumps(meta, indent=1))
     export_run(net, meta, target.with_suffix(".onnx"), target.name)

@@ -436,7 +436,7 @@ def test_a_hinted_net_trains_records_its_hint_and_rolls_out_the_same_through_the
     # shipping it (to a temporary target): weights, the record computed from its curve, the ONNX export
     from sysgym.agents.pretrained_job_sched import load_decima, ship
 
-    (tmp_path / "ev.json").write_text('{"seeds": [1000]}')
+    (tmp_path / "ev.json").write_text('{"seeds": [1000], "summary": {"agent": 1.0}}')
     target = ship(tmp_path / "r", tmp_path / "ev.json", "cmd", "here", target=tmp_path / "s" / "x_decima.pt")
     shipped = load_decima(target)
     kept = shipped.meta["training"]["run"]["kept"]
@@ -496,3 +496,39 @@ def test_the_readme_table_is_the_shipped_policies_evaluation():
         per_seed = ev["per_seed"]["agent"] if "per_seed" in ev else ev["per_seed_jct_s"]["agent"]
         mean = ev["summary"]["agent"] if "summary" in ev else ev["mean_jct_s"]["agent"]
         assert cells == [round(v, 2) for v in per_seed + [mean]]
+
+
+def test_ship_and_the_trainers_command_line_name_bad_input_before_writing_anything(tmp_path):
+    """A folder that is not a Decima run, an evaluation file that is not JSON or not the bench's, a warm start
+    that is no run: named errors, and the target is not created. The trainer's command line: a key that is no
+    field, an argument without '=', an unquoted string: named errors before the output folder exists."""
+    from sysgym.agents.decima import main
+    from sysgym.agents.pretrained_job_sched import PLAIN, ship
+    from sysgym.errors import InvalidArgumentError, UnknownNameError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for f in ("pt", "json"):
+        (run / f"decima.{f}").write_bytes(PLAIN.with_suffix(f".{f}").read_bytes())
+    good = tmp_path / "ev.json"
+    good.write_text('{"seeds": [1000], "summary": {}}')
+    bad_json, other = tmp_path / "bad.json", tmp_path / "other.json"
+    bad_json.write_text("{not json")
+    other.write_text('{"x": 1}')
+    target = tmp_path / "out" / "x_decima.pt"
+    for kw, match in ((dict(run=tmp_path, evaluation=good), "not a Decima run"),
+                      (dict(run=run, evaluation=bad_json), "not a readable JSON"),
+                      (dict(run=run, evaluation=tmp_path / "missing.json"), "not a readable JSON"),
+                      (dict(run=run, evaluation=other), "needs 'seeds' and 'summary'"),
+                      (dict(run=run, evaluation=good, warm_start=tmp_path), "warm start")):
+        with pytest.raises(InvalidArgumentError, match=match):
+            ship(command="c", machine="m", target=target, **kw)
+        assert not target.parent.exists()
+    out = tmp_path / "train"
+    for argv, err, match in (([str(out), "stays=1"], UnknownNameError, "grad_fraction"),
+                             ([str(out), "stay"], InvalidArgumentError, "key=value"),
+                             ([str(out), "stay=share"], InvalidArgumentError, "must be JSON"),
+                             ([str(out), 'stay="always"'], InvalidArgumentError, "stay must be")):
+        with pytest.raises(err, match=match):
+            main(argv)
+        assert not out.exists()

@@ -62,11 +62,7 @@ def hint_columns(env: JobSchedEnv, a: int) -> tuple[np.ndarray, float]:
     cols = np.zeros((env.N, HINT_NODE), np.float32)
     if a == env.wait_action:
         return cols, 1.0
-    sim, L, E = env.sim, env.num_limits, env.E
-    node, level = divmod(int(a), L)
-    job = sim.stage_job[env._node_stage[node]]
-    count = min(max(1, -(-(level + 1) * E // L) - sim.job_running[job]), sim.free_count)
-    cols[node] = (1.0, count / E)
+    cols[int(a) // env.num_limits] = (1.0, env.executors_for(a)[1] / env.E)
     return cols, 0.0
 
 
@@ -398,11 +394,8 @@ def _teacher_label(env: JobSchedEnv, a: int, limit_mode: str) -> tuple[int, Any]
     (the action the nearest relative choice takes, (node, choice, allowed choices' mask)), wait: (it, None)."""
     if limit_mode == "absolute" or a == env.wait_action:
         return a, None
-    node, level = divmod(a, env.num_limits)
-    sim = env.sim
-    s = env._node_stage[node]
-    limit = -(-(level + 1) * env.E // env.num_limits)
-    k, m = relative_choice(env, node, max(1, limit - sim.job_running[sim.stage_job[s]]))
+    node = a // env.num_limits
+    k, m = relative_choice(env, node, env.executors_for(a)[1])
     return relative_action(env, node, k), (node, k, m)
 
 

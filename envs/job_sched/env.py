@@ -187,13 +187,9 @@ class JobSchedEnv(SysgymEnv):
             sim.step_event()
             extra: dict[str, Any] = {"waited": True}
         else:
-            node, level = divmod(a, self.num_limits)
-            s = self._node_stage[node]
-            j = sim.stage_job[s]
-            limit = math.ceil((level + 1) * self.E / self.num_limits)
-            count = max(1, min(sim.free_count, limit - sim.job_running[j]))
+            s, count, limit = self.executors_for(a)
             sent = sim.assign(s, count)
-            extra = {"executors_sent": sent, "stage": int(s), "job": int(j), "limit": int(limit)}
+            extra = {"executors_sent": sent, "stage": int(s), "job": int(sim.stage_job[s]), "limit": int(limit)}
         sim.run_to_decision()
         cost = self._cost()
         reward = -(cost - self._reported) * self.reward_scale
@@ -313,6 +309,14 @@ class JobSchedEnv(SysgymEnv):
         sim = self.sim
         return {"time_s": sim.now, "jobs_in_system": sim.jobs_in_system, "jobs_done": sim.jobs_done,
                 "free_executors": sim.free_count, "instance": self.instance.name, "step": self.steps}
+
+    def executors_for(self, action: int) -> tuple[int, int, int]:
+        """(stage, executors sent, the level's limit) of an allowed stage action: the level's cap on the job's
+        executors minus those it runs, at least one, at most the free ones."""
+        node, level = divmod(int(action), self.num_limits)
+        s = self._node_stage[node]
+        limit = math.ceil((level + 1) * self.E / self.num_limits)
+        return s, max(1, min(self.sim.free_count, limit - self.sim.job_running[self.sim.stage_job[s]])), limit
 
     def action_for(self, stage: int, count: int) -> int:
         """The action that sends `count` executors to `stage` (the smallest limit level that allows it)."""

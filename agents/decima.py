@@ -302,7 +302,7 @@ class DecimaActor:
 
     def __init__(self, net: DecimaNet, env: JobSchedEnv, *, greedy: bool = True, generator: torch.Generator | None
                  = None, record: bool = False, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE,
-                 grad_fraction: float = 1.0):
+                 grad_fraction: float = 1.0, hinter: Shadow | None = None):
         self.stay = check_stay(stay)
         self.limit_mode = check_limit_mode(limit_mode)
         if limit_mode == "relative" and env.num_limits != env.E:
@@ -316,7 +316,8 @@ class DecimaActor:
         self.decisions: list[Decision] = []
         self.net_calls = 0
         hint = getattr(net, "hint", None)
-        self.hinter = Shadow(hint, env) if hint else None  # the heuristic whose choice the net takes as input
+        # the heuristic whose choice the net takes as input (`hinter`: one a subclass already shares with its teacher)
+        self.hinter = hinter if hinter is not None else Shadow(hint, env) if hint else None
 
     def _hint(self, obs) -> int | None:
         return None if self.hinter is None else self.hinter.act(obs)
@@ -458,8 +459,9 @@ class LabelActor(DecimaActor):
 
     def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY,
                  limit_mode: str = LEGACY_LIMIT_MODE):
-        super().__init__(net, env, stay=stay, limit_mode=limit_mode)
-        self.agent, self.hinter = _shadows(teacher, getattr(net, "hint", None), env)
+        agent, hinter = _shadows(teacher, getattr(net, "hint", None), env)
+        super().__init__(net, env, stay=stay, limit_mode=limit_mode, hinter=hinter)
+        self.agent = agent
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:

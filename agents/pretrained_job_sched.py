@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,19 @@ def _training_record(meta: dict[str, Any]) -> dict[str, Any]:
             "best_val_mean_jct_s": meta.get("best_val_mean_jct_s"), "config": meta.get("config")}
 
 
+def _portable(meta: dict[str, Any], run: str | Path) -> dict[str, Any]:
+    """`meta` with its config's warm start (`init`), when given as an absolute path, written relative to the folder
+    that holds the run's folder (/home/me/runs/hint_rl's init /home/me/runs/hint_bc -> runs/hint_bc), as the
+    training commands name runs: a shipped record names no folder of the machine it was made on."""
+    cfg = meta.get("config") or {}
+    init = cfg.get("init")
+    if not init or not Path(init).is_absolute():
+        return meta
+    folder = Path(run).resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    return {**meta, "config": {**cfg, "init": os.path.relpath(init, folder.parent.parent)}}
+
+
 def ship(run: str | Path, evaluation: str | Path, command: str, machine: str,
          warm_start: str | Path | None = None, target: Path | None = None) -> Path:
     """Make a Decima run the shipped `job_sched` policy: its decima.pt and decima.json (config, curve), plus a
@@ -160,6 +174,7 @@ def ship(run: str | Path, evaluation: str | Path, command: str, machine: str,
         raise InvalidArgumentError(f"{evaluation}: not the JSON `job_sched_agent_bench.py --json` writes "
                                    "(needs 'seeds' and 'summary')")
     net, meta = load_net(run)
+    meta = _portable(meta, run)
     if warm_start is not None and not is_decima_run(warm_start):
         raise InvalidArgumentError(f"{warm_start}: not a Decima run (the warm start)")
     src = Path(run) / "decima.pt" if Path(run).is_dir() else Path(run)
@@ -167,7 +182,7 @@ def ship(run: str | Path, evaluation: str | Path, command: str, machine: str,
     target.parent.mkdir(parents=True, exist_ok=True)
     training = {"run": _training_record(meta), "command": command, "machine": machine}
     if warm_start is not None:
-        training["warm_start"] = _training_record(load_net(warm_start)[1])
+        training["warm_start"] = _training_record(_portable(load_net(warm_start)[1], warm_start))
     meta = {**meta, "training": training, "evaluation": ev}
     shutil.copyfile(src, target)
     target.with_suffix(".json").write_text(json.dumps(meta, indent=1))

@@ -130,6 +130,8 @@ def test_shipped_onnx_graph_is_the_shipped_net_and_runs_as_job_sched_agent(tmp_p
     mode = limit_mode_of(shipped.meta)
     pairs = [(shipped.net, OnnxDecimaNet(SHIPPED_ONNX["job_sched"])), (fresh, OnnxDecimaNet(tmp_path / "fresh.onnx")),
              (load_decima(PLAIN).net, OnnxDecimaNet(PLAIN.with_suffix(".onnx")))]
+    for pt in (SHIPPED["job_sched"], PLAIN):  # each export names the weights it was made from
+        assert OnnxDecimaNet(pt.with_suffix(".onnx")).meta["source"] == pt.name
     for preset, jobs in (("decima", 3), ("tiny", 4)):
         inst = generate_v1(seed=5, preset=preset, num_jobs=jobs)
         env = make_env(inst, limit_mode=mode)  # the shipped net's env; its actor drives, the others score the states
@@ -444,6 +446,32 @@ def test_a_hinted_net_trains_records_its_hint_and_rolls_out_the_same_through_the
     assert load_decima(target.with_suffix(".onnx")).net.hint == "uwfq"
     sol2 = solvers.get("job_sched.agent", path=str(tmp_path / "r.onnx")).solve(inst)
     assert sol2.stats["net_calls"] == ref["net_calls"] and sol2.objective == pytest.approx(ref["mean_jct_s"], rel=1e-6)
+
+
+def test_a_dagger_labeller_shares_its_teacher_with_the_nets_hint():
+    """LabelActor for a net hinted by its own teacher builds one uwfq shadow, the teacher's (no spare)."""
+    from sysgym.agents.decima import DecimaNet, LabelActor, Shadow, make_env
+
+    env = make_env(generate_v1(seed=2, preset="tiny", num_jobs=3), limit_mode="relative")
+    built = []
+    init = Shadow.__init__
+    try:
+        Shadow.__init__ = lambda self, *a: built.append(a[0]) or init(self, *a)
+        actor = LabelActor(DecimaNet(hint="uwfq"), "uwfq", env, stay="share", limit_mode="relative")
+    finally:
+        Shadow.__init__ = init
+    assert actor.hinter is actor.agent and built == ["uwfq"]
+
+
+def test_ship_names_an_absolute_warm_start_relative_to_the_folder_holding_the_runs(tmp_path):
+    from sysgym.agents.pretrained_job_sched import _portable
+
+    (tmp_path / "runs" / "rl").mkdir(parents=True)
+    meta = {"config": {"init": str(tmp_path / "runs" / "bc"), "lr": 1.0}, "curve": []}
+    out = _portable(meta, tmp_path / "runs" / "rl")
+    assert out["config"] == {"init": "runs/bc", "lr": 1.0} and meta["config"]["init"].startswith(str(tmp_path))
+    for init in ("runs/bc", None):  # as given on a command line, or none: unchanged
+        assert _portable({"config": {"init": init}}, tmp_path / "runs" / "rl")["config"]["init"] == init
 
 
 @pytest.mark.parametrize("hint", ["cpsat", "agent", "nosuch", "job_sched.uwfq"])

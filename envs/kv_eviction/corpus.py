@@ -76,7 +76,7 @@ def load_corpus(max_train_bytes: int = 4_000_000, max_eval_bytes: int = 1_000_00
     base = Path(root) if root else stdlib_root()
     if not base.is_dir():
         raise FileNotFoundError(f"Python standard library folder {base} does not exist")
-    train, evl = [], []
+    train, evl, files = [], [], []
     n_train = n_eval = 0
     h = hashlib.sha256()
     for digest, path in _files(base):
@@ -89,18 +89,22 @@ def load_corpus(max_train_bytes: int = 4_000_000, max_eval_bytes: int = 1_000_00
             data = path.read_bytes()
         except OSError:
             continue
+        sha = hashlib.sha1(data)
         h.update(digest.encode())
-        h.update(hashlib.sha1(data).digest())
+        h.update(sha.digest())
         if is_eval:
             evl.append(data)
             n_eval += len(data) + 1
         else:
             train.append(data)
             n_train += len(data) + 1
+            files.append(("stdlib", path.relative_to(base).as_posix(), sha.hexdigest()))
     if not train or not evl:
         raise FileNotFoundError(f"no Python source files found under {base}")
     to_arr = lambda parts: np.frombuffer(b"\n".join(parts), np.uint8).copy()  # noqa: E731
-    return Corpus(train=to_arr(train), eval=to_arr(evl), digest=h.hexdigest()[:12], root=str(base))
+    # `files` lists the training files (a shipped model's record names its training text; the digest is unchanged)
+    return Corpus(train=to_arr(train), eval=to_arr(evl), digest=h.hexdigest()[:12], root=str(base),
+                  files=tuple(files))
 
 
 def _is_eval(path_hash: str) -> bool:

@@ -8,8 +8,8 @@ Presets (sequence lengths and the 20 % budget follow H2O's headline setting, Zha
 * `bench`: the default model, 64 sequences of 512 tokens (the issue's speed target).
 
 This module imports torch only when an instance is made (registering the family does not load it); the
-default model's weights ship with the package (no training on first use), the other named models train on
-first use and are cached.
+named models' weights ship with the package (no training on first use; a custom `ModelConfig` trains on first
+use and is cached).
 """
 from __future__ import annotations
 

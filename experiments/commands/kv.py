@@ -1,6 +1,6 @@
 """`sysgym kv {train,eval,curve,inspect}`: the token-level KV-eviction family from the command line.
 
-    sysgym kv train --model default                                  # load the shipped model (or train a named one)
+    sysgym kv train --model default                                  # load a shipped model (--retrain: train it here)
     sysgym kv inspect --model default --plot docs/images/kv_patterns_default.png   # sinks and heavy hitters
     sysgym kv eval --policy streaming_llm --budget 0.2 --model tiny --seq-len 128
     sysgym kv curve --out kv_curve                                   # every policy x budget, JSONL + PNG

@@ -23,15 +23,20 @@ def test_default_model_is_shipped_and_loads_without_training(kv_cache_dir):
     assert np.mean(meta["losses"][-50:]) < np.mean(meta["losses"][:50]) - 1.0  # it learned
 
 
-def test_tiny_model_is_shipped_so_its_instances_do_not_depend_on_the_machine(kv_cache_dir):
-    """The `tiny` preset's instances carry the hash of their model's weights, and the same configuration trained
-    on two machines gave different weights (float kernels differ by CPU), so the pinned digests broke on a new
-    machine: its weights ship too, and loading them trains and caches nothing."""
-    meta = json.loads((SHIPPED_DIR / "tiny.json").read_text())
-    assert meta["config"] == asdict(CONFIGS["tiny"]) and shipped("tiny", CONFIGS["tiny"]) is not None
-    m = get_model("tiny", progress=False)
-    assert m.stats["shipped"] and not list(kv_cache_dir.glob("tiny*"))
-    assert np.mean(meta["losses"][-20:]) < np.mean(meta["losses"][:20]) - 1.0  # it learned
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_named_model_is_shipped_so_its_instances_do_not_depend_on_the_machine(kv_cache_dir, name):
+    """An instance carries the hash of its model's weights, and the same configuration trained on two machines
+    gave different weights (float kernels differ by CPU; the stdlib corpus is the running Python's), so the
+    `tiny` preset's pinned digests broke on a new machine: every named model's weights ship, with the list of
+    files they were trained on, and loading one trains and caches nothing."""
+    meta = json.loads((SHIPPED_DIR / f"{name}.json").read_text())
+    assert meta["config"] == asdict(CONFIGS[name]) and shipped(name, CONFIGS[name]) is not None
+    assert meta["steps"] == CONFIGS[name].train_steps == len(meta["losses"])
+    assert meta["corpus_files"] and all(len(f) == 3 and len(f[2]) == 40 for f in meta["corpus_files"])
+    m = get_model(name, progress=False)
+    assert m.stats["shipped"] and not list(kv_cache_dir.glob(f"{name}*"))
+    k = max(1, len(meta["losses"]) // 10)
+    assert np.mean(meta["losses"][-k:]) < np.mean(meta["losses"][:20]) - 1.0  # it learned
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@
   (`Decision`), so long episodes fit in memory.
 * `hint=<heuristic>` (`HINT_NODE`): the net also takes that heuristic's choice in the current state as input (a
   `Shadow` of it runs beside the actor); off by default (Decima's inputs only).
+* `lookahead_every=<k>`: the cloning teacher is the heuristic improved by one-step rollouts at every k-th decision
+  on the training instances (`decima_lookahead`, Bertsekas's rollout algorithm); off by default.
 * `python -m sysgym.agents.decima OUT_DIR key=value ...` trains into OUT_DIR (`decima.pt` + `decima.json`).
 """
 from __future__ import annotations
@@ -432,9 +434,13 @@ class TeacherActor(DecimaActor):
     and that is what is executed, so the rollout's JCT is the teacher's as the net could act it."""
 
     def __init__(self, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE,
-                 hint: str | None = None):
+                 hint: str | None = None, lookahead_every: int = 0):
         super().__init__(None, env, stay=stay, limit_mode=limit_mode)
         self.agent, self.hinter = _shadows(teacher, hint, env)  # samples carry `hint`'s columns when it is set
+        if lookahead_every:  # the teacher improved by rollouts (decima_lookahead); the hint stays the plain heuristic's
+            from sysgym.agents.decima_lookahead import Lookahead
+
+            self.agent = Lookahead(self.agent, env, lookahead_every)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
@@ -472,19 +478,53 @@ class LabelActor(DecimaActor):
         return super().act(obs)
 
 
+def _teacher_rollout(inst, teacher: str, stay: str, num_limits: int, limit_mode: str, hint: str | None,
+                     lookahead_every: int) -> tuple[list, list[bool], dict[str, Any], dict[str, Any]]:
+    """One teacher episode: (samples, per sample whether the teacher looked ahead, run stats, teacher stats)."""
+    env = make_env(inst, num_limits, limit_mode)
+    actor = TeacherActor(teacher, env, stay, limit_mode, hint, lookahead_every)
+    with torch.no_grad():
+        res = actor.run(inst)
+    look = actor.agent if lookahead_every else None
+    return (actor.samples, list(look.looked) if look else [False] * len(actor.samples), res,
+            look.stats() if look else {})
+
+
 def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: str = LEGACY_STAY,
             num_limits: int = LEGACY_LIMITS, limit_mode: str = LEGACY_LIMIT_MODE,
-            hint: str | None = None) -> tuple[list, list[float], int]:
+            hint: str | None = None, lookahead_every: int = 0, lookahead_weight: int = 1, workers: int = 1,
+            teacher_stats: list | None = None) -> tuple[list, list[float], int]:
     """(samples, episode mean JCTs, env steps): the teacher's own rollouts (net None) or, for DAgger, the net's
     greedy rollouts labelled by the teacher, under the stay rule `stay` in an env of `num_limits` levels (in
-    "relative" `limit_mode`: one level per executor)."""
+    "relative" `limit_mode`: one level per executor). `lookahead_every` > 0: the teacher improved by rollouts
+    (`decima_lookahead.Lookahead`), whose looked-ahead samples count `lookahead_weight` times; `workers` > 1 runs
+    the teacher's episodes in that many processes (the samples are the same, in the same order); each episode's
+    teacher statistics are appended to `teacher_stats`."""
     check_stay(stay)
     check_limit_mode(limit_mode)
     data, jct, steps = [], [], 0
+    if net is None:
+        args = [(inst, teacher, stay, num_limits, limit_mode, hint, lookahead_every) for inst in instances]
+        if workers > 1 and len(instances) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn: a forked copy of a process whose torch already started threads can hang
+            with ProcessPoolExecutor(min(workers, len(instances)), multiprocessing.get_context("spawn")) as pool:
+                runs = list(pool.map(_teacher_rollout, *zip(*args)))
+        else:
+            runs = [_teacher_rollout(*a) for a in args]
+        for samples, looked, res, st in runs:
+            jct.append(res["mean_jct_s"])
+            steps += res["env_steps"]
+            for sample, seen in zip(samples, looked):
+                data += [sample] * (lookahead_weight if seen else 1)
+            if teacher_stats is not None:
+                teacher_stats.append({**st, "mean_jct_s": res["mean_jct_s"], "samples": len(samples)})
+        return data, jct, steps
     for inst in instances:
         env = make_env(inst, num_limits, limit_mode)
-        actor = TeacherActor(teacher, env, stay, limit_mode, hint) if net is None else \
-            LabelActor(net, teacher, env, stay, limit_mode)
+        actor = LabelActor(net, teacher, env, stay, limit_mode)
         with torch.no_grad():
             res = actor.run(inst)
         jct.append(res["mean_jct_s"])
@@ -496,13 +536,17 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
 def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, lr: float,
                     num_limits: int = LEGACY_LIMITS,
                     log=print, data: list | None = None, stay: str = LEGACY_STAY,
-                    limit_mode: str = LEGACY_LIMIT_MODE, hint: str | None = None) -> dict[str, float]:
+                    limit_mode: str = LEGACY_LIMIT_MODE, hint: str | None = None, lookahead_every: int = 0,
+                    lookahead_weight: int = 1, workers: int = 1) -> dict[str, Any]:
     """Imitation warm start: cross-entropy of the net's (stage, limit) on the teacher's choices (on `data`, e.g.
-    DAgger's aggregate, when given; else on the teacher's rollouts of `instances`). `num_limits`: the env's
-    levels in "absolute" mode (unused in "relative" mode, whose samples carry their choice)."""
+    DAgger's aggregate, when given; else on the teacher's rollouts of `instances`, improved by rollouts every
+    `lookahead_every`-th decision when > 0, see `collect`). `num_limits`: the env's levels in "absolute" mode
+    (unused in "relative" mode, whose samples carry their choice)."""
+    teacher_stats: list[dict[str, Any]] = []
     if data is None:
         data, jct, steps = collect(teacher, instances, stay=stay, num_limits=num_limits, limit_mode=limit_mode,
-                                   hint=hint)
+                                   hint=hint, lookahead_every=lookahead_every, lookahead_weight=lookahead_weight,
+                                   workers=workers, teacher_stats=teacher_stats)
     else:
         jct, steps = [float("nan")], 0
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -534,10 +578,11 @@ def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, 
             opt.step()
             total += float(loss.detach())
         losses.append(total / len(data))
-        log(f"[decima] imitation of {teacher}: epoch {ep + 1} mean loss {total / len(data):.3f} "
+        who = f"{teacher}+lookahead/{lookahead_every}" if lookahead_every else teacher
+        log(f"[decima] imitation of {who}: epoch {ep + 1} mean loss {total / len(data):.3f} "
             f"({len(data)} decisions, teacher JCT {np.mean(jct):.2f})")
     return {"teacher_mean_jct_s": float(np.mean(jct)), "samples": len(data), "env_steps": steps,
-            "epoch_losses": losses}
+            "epoch_losses": losses, "teacher_episodes": teacher_stats}
 
 
 def time_baseline(times: list[np.ndarray], returns: list[np.ndarray]) -> list[np.ndarray]:
@@ -598,6 +643,13 @@ class TrainConfig:
     hint: str | None = None
     # the share of sampled decisions whose graph REINFORCE keeps (Decision; 1: all, Decima's)
     grad_fraction: float = 1.0
+    # > 0: the cloning teacher (`pretrain`) is improved by one-step rollouts at every lookahead_every-th decision
+    # (`decima_lookahead`, Bertsekas's rollout algorithm, on training instances only); needs stay "none" and
+    # relative limits; its looked-ahead samples count lookahead_weight times in the cloning loss
+    lookahead_every: int = 0
+    lookahead_weight: int = 1
+    # processes for the cloning teacher's episodes (the same samples as one process, in the same order)
+    workers: int = 1
 
     def __post_init__(self):
         check_stay(self.stay)
@@ -608,10 +660,18 @@ class TrainConfig:
             from sysgym.errors import InvalidArgumentError
 
             raise InvalidArgumentError(f"grad_fraction must be in (0, 1], got {self.grad_fraction!r}")
-        if isinstance(self.num_limits, bool) or not isinstance(self.num_limits, int) or self.num_limits < 1:
-            from sysgym.errors import InvalidArgumentError
+        from sysgym.errors import InvalidArgumentError
 
-            raise InvalidArgumentError(f"num_limits must be a positive integer, got {self.num_limits!r}")
+        for name, low in (("num_limits", 1), ("lookahead_every", 0), ("lookahead_weight", 1), ("workers", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise InvalidArgumentError(f"{name} must be an integer >= {low}, got {v!r}")
+        if self.lookahead_every and (self.pretrain is None or self.stay != "none" or self.limit_mode != "relative"):
+            raise InvalidArgumentError("lookahead_every > 0 improves the cloning teacher: it needs "
+                                       "pretrain=<heuristic>, stay='none' and limit_mode='relative' "
+                                       "(decima_lookahead's module doc), got "
+                                       f"pretrain={self.pretrain!r}, stay={self.stay!r}, "
+                                       f"limit_mode={self.limit_mode!r}")
 
 
 def make_instance(cfg: TrainConfig | dict, seed: int):
@@ -693,6 +753,7 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
     curve: list[dict[str, float]] = []
     t0, steps, calls, best = time.perf_counter(), 0, 0, float("inf")
     rng = np.random.default_rng(cfg.seed)
+    pretrained: dict[str, Any] = {}  # the cloning step's record (teacher, samples, losses), once it ran
 
     def evaluate(it: int, **extra):
         nonlocal best
@@ -706,13 +767,19 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
         meta = {"config": asdict(cfg), "stay": cfg.stay, "num_limits": cfg.num_limits, "limit_mode": cfg.limit_mode,
                 "curve": curve, "best_val_mean_jct_s": best,
                 "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth, "hint": cfg.hint}}
+        if pretrained:
+            meta["pretrain"] = pretrained
         (out / "decima.json").write_text(json.dumps(meta, indent=1))
 
     if cfg.pretrain and cfg.pretrain_instances:
         bc = behaviour_clone(net, cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
                              cfg.pretrain_instances)], cfg.pretrain_epochs, cfg.pretrain_lr, log=log, stay=cfg.stay,
-                             num_limits=cfg.num_limits, limit_mode=cfg.limit_mode, hint=cfg.hint)
+                             num_limits=cfg.num_limits, limit_mode=cfg.limit_mode, hint=cfg.hint,
+                             lookahead_every=cfg.lookahead_every, lookahead_weight=cfg.lookahead_weight,
+                             workers=cfg.workers)
         steps += bc["env_steps"]
+        pretrained.update({k: bc[k] for k in ("teacher_mean_jct_s", "samples", "env_steps", "epoch_losses",
+                                              "teacher_episodes")}, wall_s=round(time.perf_counter() - t0, 1))
     evaluate(0)
     data: list = []
     for r in range(1, cfg.dagger_rounds + 1):

@@ -6,6 +6,8 @@ with moving delay on (setting multi_app), every schedule scored by the job_sched
     python benchmarks/job_sched_agent_bench.py --curve docs/images/job_sched_decima_curve.png
     python benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --seeds 900-904
         # uwfq acting in the net's place through the actor (the cap on cloning it), beside uwfq itself
+    python benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --stay none --lookahead 50
+        # the same teacher improved by rollouts (decima_lookahead), as the shipped policy was cloned from
 
 Training used seeds 0-799 and validation seeds 900-901, so 1000+ are held out. Prints each method's mean JCT per
 seed and overall, the learned policy's reduction against the best heuristic, and Decima's published figure
@@ -62,10 +64,12 @@ def report(res: dict[str, list[float]], seeds: list[int]) -> dict[str, float]:
 
 
 def teacher_through_actor(teacher: str, seeds: list[int], num_jobs: int, stay: str, num_limits: int,
-                          limit_mode: str) -> None:
+                          limit_mode: str, lookahead: int = 0) -> None:
     """The heuristic run by the simulator beside the same heuristic acting at the net's decisions through
     Decima's actor (`decima.TeacherActor`: the stay rule, the env's levels or relative choices), both scored by
-    the evaluator: what cloning it can reach at best."""
+    the evaluator: what cloning it can reach at best. `lookahead` > 0: the teacher improved by one-step rollouts
+    every `lookahead`-th decision (`decima_lookahead`; it knows the instance's future, so it is a cloning
+    teacher for training instances, never a method)."""
     import sysgym.solvers as solvers
     from sysgym.agents.decima import TeacherActor, make_env
     from sysgym.envs.job_sched.generator import generate_v1
@@ -78,13 +82,14 @@ def teacher_through_actor(teacher: str, seeds: list[int], num_jobs: int, stay: s
         inst = generate_v1(seed=seed, preset="decima", num_jobs=num_jobs)
         own.append(float(fam.evaluate(inst, solvers.get(f"job_sched.{teacher}").solve(inst, seed=0))[fam.objective]))
         env = make_env(inst, num_limits, limit_mode)
-        actor = TeacherActor(teacher, env, stay, limit_mode)
+        actor = TeacherActor(teacher, env, stay, limit_mode, lookahead_every=lookahead)
         actor.run(inst)
         calls += len(actor.samples)
         via.append(float(fam.evaluate(inst, Solution(env.decisions(), np.nan, "feasible", 0.0))[fam.objective]))
     print(f"{'':<28}" + "".join(f"{s:>9}" for s in seeds) + f"{'mean JCT':>10}")
     print(f"{teacher:<28}" + "".join(f"{v:9.2f}" for v in own) + f"{np.mean(own):10.2f}")
-    lab = f"via actor ({stay}, {limit_mode if limit_mode == 'relative' else num_limits})"
+    lab = f"via actor ({stay}, {limit_mode if limit_mode == 'relative' else num_limits}" + \
+        (f", lookahead/{lookahead})" if lookahead else ")")
     print(f"{lab:<28}" + "".join(f"{v:9.2f}" for v in via) + f"{np.mean(via):10.2f}  ({calls} decisions)")
 
 
@@ -136,15 +141,19 @@ def main() -> None:
     ap.add_argument("--stay", default="stage", help="--teacher: the actor's stay rule (stage|share|none)")
     ap.add_argument("--num-limits", type=int, default=10, help="--teacher: the env's levels (absolute mode)")
     ap.add_argument("--limit-mode", default="absolute", help="--teacher: absolute|relative")
+    ap.add_argument("--lookahead", type=int, default=0, help="--teacher: improve it by rollouts every N-th decision "
+                    "(stay none, relative; the cloning teacher of TrainConfig.lookahead_every)")
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(1)
     lo, _, hi = a.seeds.partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
+    if a.lookahead and (not a.teacher or a.stay != "none" or a.limit_mode != "relative"):
+        ap.error("--lookahead goes with --teacher, --stay none and --limit-mode relative (TrainConfig.lookahead_every)")
     if a.teacher:
         t0 = time.perf_counter()
-        teacher_through_actor(a.teacher, seeds, a.num_jobs, a.stay, a.num_limits, a.limit_mode)
+        teacher_through_actor(a.teacher, seeds, a.num_jobs, a.stay, a.num_limits, a.limit_mode, a.lookahead)
         print(f"wall {time.perf_counter() - t0:.0f} s")
         return
     t0 = time.perf_counter()

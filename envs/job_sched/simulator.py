@@ -282,12 +282,9 @@ class SimResult:
         return self.events / max(self.wall_time_s, 1e-9)
 
 
-def run_policy(inst: JobInstance, policy: SchedulingPolicy, *, seed: int = 0) -> Simulator:
-    """Run `policy` (see `SchedulingPolicy`) to the end."""
-    sim = Simulator(inst)
-    policy.reset(sim, seed)
-    if hasattr(policy, "on_arrival"):
-        sim.listeners.append(policy)
+def drive(sim: Simulator, policy: SchedulingPolicy) -> Simulator:
+    """Let `policy` (already reset, and listening if it listens) decide on `sim` from its current state until no
+    event is left; `run_policy` from the start, `agents/decima_lookahead.py` from copies of a running simulator."""
     pick = policy.pick
     while True:
         while sim.free_count and sim.ready:
@@ -298,6 +295,16 @@ def run_policy(inst: JobInstance, policy: SchedulingPolicy, *, seed: int = 0) ->
             sim.assign(s, count)
         if not sim.step_event():
             break
+    return sim
+
+
+def run_policy(inst: JobInstance, policy: SchedulingPolicy, *, seed: int = 0) -> Simulator:
+    """Run `policy` (see `SchedulingPolicy`) to the end."""
+    sim = Simulator(inst)
+    policy.reset(sim, seed)
+    if hasattr(policy, "on_arrival"):
+        sim.listeners.append(policy)
+    drive(sim, policy)
     if not sim.finished:
         left = [j for j in range(inst.num_jobs) if not np.isfinite(sim.job_finish[j])]
         raise RuntimeError(f"policy {getattr(policy, 'name', policy)} left jobs {left[:10]} unfinished "

@@ -1,0 +1,135 @@
+"""A cloning teacher that improves on its heuristic by rollouts (`TrainConfig.lookahead_every`).
+
+Bertsekas's rollout algorithm (Bertsekas, Tsitsiklis & Wu, J. Heuristics 1997; "Rollout, Policy Iteration and
+Distributed RL", 2020): at a state, try each candidate action once, follow the base heuristic to the end of the
+episode from each, and take the action whose rollout ends with the least total job time. In a deterministic
+simulator every rollout of a candidate shares the same future arrivals and task durations (common random
+numbers), so the comparison is exact for that training instance and one rollout per candidate suffices; taking
+the best candidate and then the base policy is never worse than the base policy from that state. It is the
+Monte-Carlo policy-improvement step of approximate policy iteration, and the teacher is only ever run on
+training instances: the net it teaches sees Decima's observation (and the hint) and nothing of the future.
+
+`Lookahead` wraps the teacher's `Shadow` (the heuristic beside the actor): every `every`-th time it is asked
+(deterministic, so a run is reproducible), it copies the simulator and the heuristic's state and scores:
+
+* the heuristic's own action;
+* the wait (when the env allows it now);
+* the heuristic's stage with each other executor count the net's relative head can express;
+* the three other runnable stages the heuristic ranks first (its `key`), with one executor and with every free
+  one.
+
+Each copy continues with the heuristic at simulator level (`finish`), which is what the actor executes when the
+stay rule is "none" (the net, hence the teacher, decides every decision; under "share" or "stage" the actor's
+own stay decisions follow, which the rollout does not model, and the measured teacher was worse than uwfq on
+two of four training seeds, so `TrainConfig` requires stay "none" with it).
+
+Measured (Decima preset, 20 jobs, relative limits, stay "none", every 50th decision, one core per episode):
+* training seeds 100 and 101: uwfq 48.91 and 81.19 s mean JCT, uwfq through the actor 49.08 and 80.76 s, this
+  teacher 47.86 and 79.47 s (424 and 545 looks, 58 and 52 changed the action; 246 and 417 s). Under stay
+  "share" (the rollouts not modelling the actor's stay decisions) the same teacher scored 84.59 s on seed 101
+  and 68.89 s on 102, against 83.01 and 67.67 s through the actor without looks: worse, hence the requirement;
+* the run `python -m sysgym.agents.decima runs/look50 'pretrain="uwfq"' 'hint="uwfq"' 'limit_mode="relative"'
+  'stay="none"' lookahead_every=50 lookahead_weight=10 workers=2 pretrain_instances=4 pretrain_epochs=2
+  iterations=0 'val_seeds=[900,901,902,903,904]'` (its training seeds 680, 509, 408, 215): teacher 61.77,
+  50.13, 74.80, 48.48 s against uwfq's 63.68, 51.21, 76.79, 49.31 s (1.7-3.0 % lower; 60-77 changed actions of
+  523-626 looks per episode); the net cloned from it (134,750 weighted samples, 2 epochs; 1,955 s on 2 cores)
+  scored 39.14 s greedy on validation 900-904, where uwfq scores 37.09 s and the shipped clone 37.72 s: the
+  teacher beats uwfq, its clone does not (README, Decima section).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+# the simulator's fields that no step changes: shared by the copies instead of copied (the copy is per candidate)
+_STATIC = ("inst", "children", "stage_job", "job_user", "arrival", "dur", "warm", "end_task", "ntasks",
+           "_task_stage", "order")
+OTHER_STAGES = 3  # runnable stages besides the heuristic's that each look tries (its first-ranked ones)
+
+
+def finish(sim, policy) -> float:
+    """Run `policy` (a simulator-level policy object, already reset and listening) on `sim` to the end; returns
+    the job-time integral (the sum of the jobs' response times, `Simulator.area`)."""
+    from sysgym.envs.job_sched.simulator import drive
+
+    return drive(sim, policy).area
+
+
+class Lookahead:
+    """The teacher `base` (a `decima.Shadow`), improved by one-step rollouts every `every`-th question (module
+    doc). `looks`, `changed` and `gain_s` (the rollouts' total job time saved, summed over the changed actions)
+    count what it did; `looked` marks, per question, whether it looked (for weighting the cloning samples)."""
+
+    def __init__(self, base, env, every: int):
+        self.base, self.env, self.every = base, env, int(every)
+        self.asked = self.looks = self.changed = 0
+        self.gain_s = 0.0
+        self.looked: list[bool] = []
+        self._last: tuple[Any, int] | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.base.name}+lookahead/{self.every}"
+
+    def candidates(self, a0: int) -> list[int]:
+        from sysgym.agents.decima import relative_action, relative_counts, relative_mask
+
+        env, sim = self.env, self.env.sim
+        mask, L = env.action_masks(), env.num_limits
+        cands = [a0]
+        if env.wait_action is not None and mask[env.wait_action]:
+            cands.append(env.wait_action)
+        nodes = {n: s for n, s in env._node_stage.items() if s in sim.ready and mask[n * L:(n + 1) * L].any()}
+        n0 = None if a0 == env.wait_action else a0 // L
+        if n0 is not None:
+            for k in np.flatnonzero(relative_mask(relative_counts(env, env._node_stage[n0]))):
+                cands.append(relative_action(env, n0, int(k)))
+        key = self.base.agent.policy.key
+        for n in sorted((n for n in nodes if n != n0), key=lambda n: key(sim, nodes[n]))[:OTHER_STAGES]:
+            allowed = np.flatnonzero(relative_mask(relative_counts(env, nodes[n])))
+            for k in sorted({int(allowed[0]), int(allowed[-1])}):
+                cands.append(relative_action(env, n, k))
+        out: list[int] = []
+        for a in cands:
+            if a not in out and mask[a]:
+                out.append(a)
+        return out
+
+    def value(self, a: int) -> float:
+        """The job-time integral at the end when `a` is taken now and the heuristic decides from then on."""
+        env, sim = self.env, self.env.sim
+        memo = {id(getattr(sim, k)): getattr(sim, k) for k in _STATIC}
+        s2, p2 = copy.deepcopy((sim, self.base.agent.policy), memo)
+        if a == env.wait_action:
+            s2.step_event()
+        else:
+            stage, count, _ = env.executors_for(a)
+            s2.assign(stage, count)
+        return finish(s2, p2)
+
+    def act(self, obs) -> int:
+        if self._last is not None and self._last[0] is obs:  # asked again in the same state: the same answer
+            return self._last[1]
+        a0 = self.base.act(obs)
+        self.asked += 1
+        a, looked = a0, False
+        if self.asked % self.every == 0:
+            cands = self.candidates(a0)
+            if len(cands) > 1:
+                looked = True
+                self.looks += 1
+                vals = [self.value(c) for c in cands]
+                best = int(np.argmin(vals))
+                if vals[best] < vals[0] - 1e-9:  # strictly better only: ties keep the heuristic's action
+                    self.changed += 1
+                    self.gain_s += vals[0] - vals[best]
+                    a = cands[best]
+        self.looked.append(looked)
+        self._last = (obs, a)
+        return a
+
+    def stats(self) -> dict[str, Any]:
+        return {"teacher": self.name, "asked": self.asked, "looks": self.looks, "changed": self.changed,
+                "rollout_gain_s": round(self.gain_s, 4)}

@@ -438,8 +438,9 @@ class TeacherActor(DecimaActor):
         super().__init__(None, env, stay=stay, limit_mode=limit_mode)
         self.agent, self.hinter = _shadows(teacher, hint, env)  # samples carry `hint`'s columns when it is set
         if lookahead_every:  # the teacher improved by rollouts (decima_lookahead); the hint stays the plain heuristic's
-            from sysgym.agents.decima_lookahead import Lookahead
+            from sysgym.agents.decima_lookahead import Lookahead, check_teacher
 
+            check_teacher(teacher)
             self.agent = Lookahead(self.agent, env, lookahead_every)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
@@ -644,8 +645,9 @@ class TrainConfig:
     # the share of sampled decisions whose graph REINFORCE keeps (Decision; 1: all, Decima's)
     grad_fraction: float = 1.0
     # > 0: the cloning teacher (`pretrain`) is improved by one-step rollouts at every lookahead_every-th decision
-    # (`decima_lookahead`, Bertsekas's rollout algorithm, on training instances only); needs stay "none" and
-    # relative limits; its looked-ahead samples count lookahead_weight times in the cloning loss
+    # (`decima_lookahead`, Bertsekas's rollout algorithm, on training instances only); needs stay "none", relative
+    # limits, a teacher that ranks stages (fifo, uwfq) and no DAgger rounds; its looked-ahead samples count
+    # lookahead_weight times in the cloning loss
     lookahead_every: int = 0
     lookahead_weight: int = 1
     # processes for the cloning teacher's episodes (the same samples as one process, in the same order)
@@ -672,6 +674,13 @@ class TrainConfig:
                                        "(decima_lookahead's module doc), got "
                                        f"pretrain={self.pretrain!r}, stay={self.stay!r}, "
                                        f"limit_mode={self.limit_mode!r}")
+        if self.lookahead_every:
+            from sysgym.agents.decima_lookahead import check_teacher
+
+            check_teacher(self.pretrain)
+            if self.dagger_rounds:  # DAgger relabels with the plain heuristic (LabelActor): not what was asked
+                raise InvalidArgumentError("lookahead_every applies to the first cloning only; DAgger rounds would "
+                                           f"relabel with plain {self.pretrain} (set dagger_rounds=0)")
 
 
 def make_instance(cfg: TrainConfig | dict, seed: int):

@@ -57,6 +57,24 @@ def finish(sim, policy) -> float:
     return drive(sim, policy).area
 
 
+def ranking_teachers() -> list[str]:
+    """The heuristics a look can use: those that rank stages (`key(sim, stage)`, for the candidates' other stages)."""
+    from sysgym.envs.job_sched.simulator import make_policy, policy_names
+
+    return [n for n in policy_names() if hasattr(make_policy(n), "key")]
+
+
+def check_teacher(name: str) -> str:
+    """`name` if the rollouts can improve it (a heuristic that ranks stages), else a named error before any work."""
+    from sysgym.errors import InvalidArgumentError
+
+    ok = ranking_teachers()
+    if name not in ok:
+        raise InvalidArgumentError(f"the lookahead teacher must be a heuristic that ranks stages ({', '.join(ok)}), "
+                                   f"got {name!r}")
+    return name
+
+
 class Lookahead:
     """The teacher `base` (a `decima.Shadow`), improved by one-step rollouts every `every`-th question (module
     doc). `looks`, `changed` and `gain_s` (the rollouts' total job time saved, summed over the changed actions)

@@ -151,6 +151,12 @@ def main() -> None:
     seeds = list(range(int(lo), int(hi or lo) + 1))
     if a.lookahead and (not a.teacher or a.stay != "none" or a.limit_mode != "relative"):
         ap.error("--lookahead goes with --teacher, --stay none and --limit-mode relative (TrainConfig.lookahead_every)")
+    if a.lookahead:
+        from sysgym.agents.decima_lookahead import ranking_teachers
+
+        ranked = ranking_teachers()
+        if a.teacher not in ranked:
+            ap.error(f"--lookahead needs a teacher that ranks stages ({', '.join(ranked)}), got {a.teacher}")
     if a.teacher:
         t0 = time.perf_counter()
         teacher_through_actor(a.teacher, seeds, a.num_jobs, a.stay, a.num_limits, a.limit_mode, a.lookahead)

@@ -71,7 +71,10 @@ def test_teacher_samples_are_the_same_in_one_process_and_in_two():
                                  dict(lookahead_every=5, stay="none", limit_mode="relative"),
                                  dict(lookahead_every=5, stay="none", pretrain="uwfq"),
                                  dict(lookahead_every=-1), dict(lookahead_every=True), dict(lookahead_weight=0),
-                                 dict(workers=0), dict(workers=1.5)])
+                                 dict(workers=0), dict(workers=1.5),
+                                 dict(lookahead_every=5, stay="none", pretrain="fair", limit_mode="relative"),
+                                 dict(lookahead_every=5, stay="none", pretrain="uwfq", limit_mode="relative",
+                                      dagger_rounds=1)])
 def test_lookahead_options_that_cannot_work_are_refused(bad):
     from sysgym.errors import InvalidArgumentError
 

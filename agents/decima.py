@@ -554,6 +554,7 @@ def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, 
     rng = np.random.default_rng(0)
     K = len(RELATIVE_CHOICES)
     losses = []
+    who = f"{teacher}+lookahead/{lookahead_every}" if lookahead_every else teacher
     for ep in range(epochs):
         total = 0.0
         for i in rng.permutation(len(data)):
@@ -579,7 +580,6 @@ def behaviour_clone(net: DecimaNet, teacher: str, instances: list, epochs: int, 
             opt.step()
             total += float(loss.detach())
         losses.append(total / len(data))
-        who = f"{teacher}+lookahead/{lookahead_every}" if lookahead_every else teacher
         log(f"[decima] imitation of {who}: epoch {ep + 1} mean loss {total / len(data):.3f} "
             f"({len(data)} decisions, teacher JCT {np.mean(jct):.2f})")
     return {"teacher_mean_jct_s": float(np.mean(jct)), "samples": len(data), "env_steps": steps,

@@ -7,7 +7,7 @@ with moving delay on (setting multi_app), every schedule scored by the job_sched
     python benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --seeds 900-904
         # uwfq acting in the net's place through the actor (the cap on cloning it), beside uwfq itself
     python benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --stay none --lookahead 50
-        # the same teacher improved by rollouts (decima_lookahead), as the shipped policy was cloned from
+        # the same teacher improved by rollouts (decima_lookahead; TrainConfig.lookahead_every's cloning teacher)
 
 Training used seeds 0-799 and validation seeds 900-901, so 1000+ are held out. Prints each method's mean JCT per
 seed and overall, the learned policy's reduction against the best heuristic, and Decima's published figure
@@ -149,11 +149,12 @@ def main() -> None:
     torch.set_num_threads(1)
     lo, _, hi = a.seeds.partition("-")
     seeds = list(range(int(lo), int(hi or lo) + 1))
-    if a.lookahead and (not a.teacher or a.stay != "none" or a.limit_mode != "relative"):
-        ap.error("--lookahead goes with --teacher, --stay none and --limit-mode relative (TrainConfig.lookahead_every)")
     if a.lookahead:
         from sysgym.agents.decima_lookahead import ranking_teachers
 
+        if not a.teacher or a.stay != "none" or a.limit_mode != "relative":
+            ap.error("--lookahead goes with --teacher, --stay none and --limit-mode relative "
+                     "(TrainConfig.lookahead_every)")
         ranked = ranking_teachers()
         if a.teacher not in ranked:
             ap.error(f"--lookahead needs a teacher that ranks stages ({', '.join(ranked)}), got {a.teacher}")

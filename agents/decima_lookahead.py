@@ -20,14 +20,17 @@ training instances: the net it teaches sees Decima's observation (and the hint) 
 
 Each copy continues with the heuristic at simulator level (`finish`), which is what the actor executes when the
 stay rule is "none" (the net, hence the teacher, decides every decision; under "share" or "stage" the actor's
-own stay decisions follow, which the rollout does not model, and the measured teacher was worse than uwfq on
-two of four training seeds, so `TrainConfig` requires stay "none" with it).
+own stay decisions follow, which the rollout does not model, and the measured teacher was worse than uwfq
+through the same actor on seeds 101 and 102, below, so `TrainConfig` requires stay "none" with it).
 
 Measured (Decima preset, 20 jobs, relative limits, stay "none", every 50th decision, one core per episode):
 * training seeds 100 and 101: uwfq 48.91 and 81.19 s mean JCT, uwfq through the actor 49.08 and 80.76 s, this
-  teacher 47.86 and 79.47 s (424 and 545 looks, 58 and 52 changed the action; 246 and 417 s). Under stay
-  "share" (the rollouts not modelling the actor's stay decisions) the same teacher scored 84.59 s on seed 101
-  and 68.89 s on 102, against 83.01 and 67.67 s through the actor without looks: worse, hence the requirement;
+  teacher 47.86 and 79.47 s; `python
+  benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --stay none --lookahead 50 --seeds 100`
+  (and 101; 392 and 529 s with three runs sharing 2 cores; without `--lookahead`: the actor's figures, 29 s).
+  Under stay "share" (the rollouts not modelling the actor's stay decisions) the same teacher scored 84.59 s on
+  seed 101 and 68.89 s on 102, against 83.01 and 67.67 s through the actor without looks: worse, hence the
+  requirement (the same command with `--stay share --seeds 101-102`; 228 and 364 s);
 * the run `python -m sysgym.agents.decima runs/look50 'pretrain="uwfq"' 'hint="uwfq"' 'limit_mode="relative"'
   'stay="none"' lookahead_every=50 lookahead_weight=10 workers=2 pretrain_instances=4 pretrain_epochs=2
   iterations=0 'val_seeds=[900,901,902,903,904]'` (its training seeds 680, 509, 408, 215): teacher 61.77,

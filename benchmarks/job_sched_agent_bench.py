@@ -142,7 +142,7 @@ def main() -> None:
     ap.add_argument("--num-limits", type=int, default=10, help="--teacher: the env's levels (absolute mode)")
     ap.add_argument("--limit-mode", default="absolute", help="--teacher: absolute|relative")
     ap.add_argument("--lookahead", type=int, default=0, help="--teacher: improve it by rollouts every N-th decision "
-                    "(stay none, relative; the cloning teacher of TrainConfig.lookahead_every)")
+                    "(relative limits; with stay none, the cloning teacher of TrainConfig.lookahead_every)")
     a = ap.parse_args()
     import torch
 
@@ -152,9 +152,10 @@ def main() -> None:
     if a.lookahead:
         from sysgym.agents.decima_lookahead import ranking_teachers
 
-        if not a.teacher or a.stay != "none" or a.limit_mode != "relative":
-            ap.error("--lookahead goes with --teacher, --stay none and --limit-mode relative "
-                     "(TrainConfig.lookahead_every)")
+        # stay "share"/"stage" run too (TrainConfig refuses them: the rollouts do not model the actor's stay
+        # decisions), so the measurement behind that refusal can be repeated here
+        if not a.teacher or a.limit_mode != "relative":
+            ap.error("--lookahead goes with --teacher and --limit-mode relative (TrainConfig.lookahead_every)")
         ranked = ranking_teachers()
         if a.teacher not in ranked:
             ap.error(f"--lookahead needs a teacher that ranks stages ({', '.join(ranked)}), got {a.teacher}")

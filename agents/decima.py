@@ -28,7 +28,9 @@
 * `hint=<heuristic>` (`HINT_NODE`): the net also takes that heuristic's choice in the current state as input (a
   `Shadow` of it runs beside the actor); off by default (Decima's inputs only).
 * `lookahead_every=<k>`: the cloning teacher is the heuristic improved by one-step rollouts at every k-th decision
-  on the training instances (`decima_lookahead`, Bertsekas's rollout algorithm); off by default.
+  on the training instances (`decima_lookahead`, Bertsekas's rollout algorithm); off by default. DAgger rounds
+  then label with it as well, and it also looks at every decision where the net departs from the heuristic (the
+  net's choice among the candidates), so each departure is kept or corrected by rollouts.
 * `python -m sysgym.agents.decima OUT_DIR key=value ...` trains into OUT_DIR (`decima.pt` + `decima.json`).
 """
 from __future__ import annotations
@@ -462,33 +464,56 @@ class TeacherActor(DecimaActor):
 class LabelActor(DecimaActor):
     """DAgger (Ross et al., AISTATS'11): the net acts (greedy), and at each of its decisions the teacher's
     choice in the same state is recorded in `samples`, so cloning also sees the states the net's own mistakes
-    lead to (plain cloning only sees the teacher's states)."""
+    lead to (plain cloning only sees the teacher's states). `lookahead_every` > 0: the teacher is improved by
+    rollouts (`decima_lookahead.Lookahead`) every `lookahead_every`-th decision and at every decision where the
+    net departs from the heuristic (its choice is then a candidate); its `looked` marks those samples."""
 
     def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY,
-                 limit_mode: str = LEGACY_LIMIT_MODE):
+                 limit_mode: str = LEGACY_LIMIT_MODE, lookahead_every: int = 0):
         agent, hinter = _shadows(teacher, getattr(net, "hint", None), env)
         super().__init__(net, env, stay=stay, limit_mode=limit_mode, hinter=hinter)
         self.agent = agent
+        if lookahead_every:
+            from sysgym.agents.decima_lookahead import Lookahead, check_teacher
+
+            check_teacher(teacher)
+            self.agent = Lookahead(agent, env, lookahead_every)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
-        if self._stay() is None:  # a net decision: label it with the teacher's choice here
-            mask = self.env.action_masks().copy()
-            self.samples.append((augment(obs, self.env, self._hint(obs)), mask,
-                                 *_teacher_label(self.env, self.agent.act(obs), self.limit_mode)))
-        return super().act(obs)
+        if self._stay() is not None:
+            return super().act(obs)
+        mask = self.env.action_masks().copy()
+        aug = augment(obs, self.env, self._hint(obs))
+        a = super().act(obs)  # the net's choice, taken; the teacher labels the same (not yet stepped) state
+        label = self.agent.act(obs) if isinstance(self.agent, Shadow) else self.agent.act(obs, also=a)
+        self.samples.append((aug, mask, *_teacher_label(self.env, label, self.limit_mode)))
+        return a
 
 
-def _teacher_rollout(inst, teacher: str, stay: str, num_limits: int, limit_mode: str, hint: str | None,
-                     lookahead_every: int) -> tuple[list, list[bool], dict[str, Any], dict[str, Any]]:
-    """One teacher episode: (samples, per sample whether the teacher looked ahead, run stats, teacher stats)."""
-    env = make_env(inst, num_limits, limit_mode)
-    actor = TeacherActor(teacher, env, stay, limit_mode, hint, lookahead_every)
+def _episode(actor: DecimaActor, inst, lookahead_every: int) -> tuple[list, list[bool], dict[str, Any],
+                                                                       dict[str, Any]]:
+    """Run a labelling actor (`TeacherActor`, `LabelActor`) for one episode: (samples, per sample whether the
+    teacher looked ahead, run stats, teacher stats)."""
     with torch.no_grad():
         res = actor.run(inst)
     look = actor.agent if lookahead_every else None
     return (actor.samples, list(look.looked) if look else [False] * len(actor.samples), res,
             look.stats() if look else {})
+
+
+def _teacher_rollout(inst, teacher: str, stay: str, num_limits: int, limit_mode: str, hint: str | None,
+                     lookahead_every: int) -> tuple[list, list[bool], dict[str, Any], dict[str, Any]]:
+    """One teacher episode (`_episode`)."""
+    env = make_env(inst, num_limits, limit_mode)
+    return _episode(TeacherActor(teacher, env, stay, limit_mode, hint, lookahead_every), inst, lookahead_every)
+
+
+def _label_rollout(inst, net: DecimaNet, teacher: str, stay: str, num_limits: int, limit_mode: str,
+                   lookahead_every: int) -> tuple[list, list[bool], dict[str, Any], dict[str, Any]]:
+    """One DAgger episode, the net greedy and the teacher labelling (`_episode`)."""
+    env = make_env(inst, num_limits, limit_mode)
+    return _episode(LabelActor(net, teacher, env, stay, limit_mode, lookahead_every), inst, lookahead_every)
 
 
 def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: str = LEGACY_STAY,
@@ -498,39 +523,36 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
     """(samples, episode mean JCTs, env steps): the teacher's own rollouts (net None) or, for DAgger, the net's
     greedy rollouts labelled by the teacher, under the stay rule `stay` in an env of `num_limits` levels (in
     "relative" `limit_mode`: one level per executor). `lookahead_every` > 0: the teacher improved by rollouts
-    (`decima_lookahead.Lookahead`), whose looked-ahead samples count `lookahead_weight` times; `workers` > 1 runs
-    the teacher's episodes in that many processes (the samples are the same, in the same order); each episode's
-    teacher statistics are appended to `teacher_stats`."""
+    (`decima_lookahead.Lookahead`; under DAgger it also looks wherever the net departs from the heuristic), whose
+    looked-ahead samples count `lookahead_weight` times; `workers` > 1 runs the episodes in that many processes
+    (the samples are the same, in the same order); each episode's teacher statistics are appended to
+    `teacher_stats`."""
     check_stay(stay)
     check_limit_mode(limit_mode)
-    data, jct, steps = [], [], 0
     if net is None:
-        args = [(inst, teacher, stay, num_limits, limit_mode, hint, lookahead_every) for inst in instances]
-        if workers > 1 and len(instances) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+        fn, args = _teacher_rollout, [(inst, teacher, stay, num_limits, limit_mode, hint, lookahead_every)
+                                      for inst in instances]
+    else:
+        fn, args = _label_rollout, [(inst, net, teacher, stay, num_limits, limit_mode, lookahead_every)
+                                    for inst in instances]
+    if workers > 1 and len(instances) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: a forked copy of a process whose torch already started threads can hang
-            with ProcessPoolExecutor(min(workers, len(instances)), multiprocessing.get_context("spawn")) as pool:
-                runs = list(pool.map(_teacher_rollout, *zip(*args)))
-        else:
-            runs = [_teacher_rollout(*a) for a in args]
-        for samples, looked, res, st in runs:
-            jct.append(res["mean_jct_s"])
-            steps += res["env_steps"]
-            for sample, seen in zip(samples, looked):
-                data += [sample] * (lookahead_weight if seen else 1)
-            if teacher_stats is not None:
-                teacher_stats.append({**st, "mean_jct_s": res["mean_jct_s"], "samples": len(samples)})
-        return data, jct, steps
-    for inst in instances:
-        env = make_env(inst, num_limits, limit_mode)
-        actor = LabelActor(net, teacher, env, stay, limit_mode)
-        with torch.no_grad():
-            res = actor.run(inst)
+        # spawn: a forked copy of a process whose torch already started threads can hang
+        with ProcessPoolExecutor(min(workers, len(instances)), multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:  # one core each
+            runs = list(pool.map(fn, *zip(*args)))
+    else:
+        runs = [fn(*a) for a in args]
+    data, jct, steps = [], [], 0
+    for samples, looked, res, st in runs:
         jct.append(res["mean_jct_s"])
         steps += res["env_steps"]
-        data += actor.samples
+        for sample, seen in zip(samples, looked):
+            data += [sample] * (lookahead_weight if seen else 1)
+        if teacher_stats is not None:
+            teacher_stats.append({**st, "mean_jct_s": res["mean_jct_s"], "samples": len(samples)})
     return data, jct, steps
 
 
@@ -646,11 +668,11 @@ class TrainConfig:
     grad_fraction: float = 1.0
     # > 0: the cloning teacher (`pretrain`) is improved by one-step rollouts at every lookahead_every-th decision
     # (`decima_lookahead`, Bertsekas's rollout algorithm, on training instances only); needs stay "none", relative
-    # limits, a teacher that ranks stages (fifo, uwfq) and no DAgger rounds; its looked-ahead samples count
-    # lookahead_weight times in the cloning loss
+    # limits and a teacher that ranks stages (fifo, uwfq); DAgger rounds then label with it too, looking also
+    # wherever the net departs from the heuristic; looked-ahead samples count lookahead_weight times in the loss
     lookahead_every: int = 0
     lookahead_weight: int = 1
-    # processes for the cloning teacher's episodes (the same samples as one process, in the same order)
+    # processes for the cloning teacher's and DAgger's episodes (the same samples as one process, in order)
     workers: int = 1
 
     def __post_init__(self):
@@ -678,9 +700,6 @@ class TrainConfig:
             from sysgym.agents.decima_lookahead import check_teacher
 
             check_teacher(self.pretrain)
-            if self.dagger_rounds:  # DAgger relabels with the plain heuristic (LabelActor): not what was asked
-                raise InvalidArgumentError("lookahead_every applies to the first cloning only; DAgger rounds would "
-                                           f"relabel with plain {self.pretrain} (set dagger_rounds=0)")
 
 
 def make_instance(cfg: TrainConfig | dict, seed: int):
@@ -763,6 +782,7 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
     t0, steps, calls, best = time.perf_counter(), 0, 0, float("inf")
     rng = np.random.default_rng(cfg.seed)
     pretrained: dict[str, Any] = {}  # the cloning step's record (teacher, samples, losses), once it ran
+    rounds: list[dict[str, Any]] = []  # DAgger rounds' teacher statistics, once they ran
 
     def evaluate(it: int, **extra):
         nonlocal best
@@ -778,6 +798,8 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
                 "net": {"hidden": cfg.hidden, "embed": cfg.embed, "depth": cfg.depth, "hint": cfg.hint}}
         if pretrained:
             meta["pretrain"] = pretrained
+        if rounds:
+            meta["dagger"] = rounds
         (out / "decima.json").write_text(json.dumps(meta, indent=1))
 
     if cfg.pretrain and cfg.pretrain_instances:
@@ -792,13 +814,20 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
     evaluate(0)
     data: list = []
     for r in range(1, cfg.dagger_rounds + 1):
+        stats: list[dict[str, Any]] = []
         new, jct, n = collect(cfg.pretrain, [make_instance(cfg, int(s)) for s in rng.integers(0, 800,
-                              cfg.dagger_instances)], net, cfg.stay, cfg.num_limits, cfg.limit_mode)
+                              cfg.dagger_instances)], net, cfg.stay, cfg.num_limits, cfg.limit_mode,
+                              lookahead_every=cfg.lookahead_every, lookahead_weight=cfg.lookahead_weight,
+                              workers=cfg.workers, teacher_stats=stats)
         data += new
         steps += n
-        log(f"[decima] DAgger round {r}: net JCT {np.mean(jct):.2f}, {len(new)} labelled decisions")
+        rounds.append({"round": r, "episodes": stats, "wall_s": round(time.perf_counter() - t0, 1)})
+        log(f"[decima] DAgger round {r}: net JCT {np.mean(jct):.2f}, {len(new)} labelled decisions"
+            + (f", teacher looks {sum(e['looks'] for e in stats)} (at {sum(e['disagreed'] for e in stats)} "
+               f"departures from {cfg.pretrain}), changed {sum(e['changed'] for e in stats)}"
+               if cfg.lookahead_every else ""))
         behaviour_clone(net, cfg.pretrain, [], cfg.dagger_epochs, cfg.pretrain_lr, cfg.num_limits, log=log, data=data,
-                        limit_mode=cfg.limit_mode)
+                        limit_mode=cfg.limit_mode, lookahead_every=cfg.lookahead_every)  # (the log's teacher name)
         evaluate(0, dagger_round=r)
     for it in range(1, cfg.iterations + 1):
         inst = make_instance(cfg, int(rng.integers(0, 800)))  # training seeds 0-799; validation 900+

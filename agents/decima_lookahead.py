@@ -37,7 +37,15 @@ Measured (Decima preset, 20 jobs, relative limits, stay "none", every 50th decis
   50.13, 74.80, 48.48 s against uwfq's 63.68, 51.21, 76.79, 49.31 s (1.7-3.0 % lower; 60-77 changed actions of
   523-626 looks per episode); the net cloned from it (134,750 weighted samples, 2 epochs; 1,955 s on 2 cores)
   scored 39.14 s greedy on validation 900-904, where uwfq scores 37.09 s and the shipped clone 37.72 s: the
-  teacher beats uwfq, its clone does not (README, Decima section).
+  teacher beats uwfq, its clone does not (README, Decima section);
+* why: the labels are mostly the instance's own future. `Lookahead(probe=F)` (the bench's `--probe`) scores each
+  look again under F resampled futures (`resample_future`); on training seeds 100 and 101 (every 100th decision,
+  3 futures) a resampled future picked the true future's label 35.1 and 24.4 % of the time (chance 18.7 and
+  18.9 %), and the keep-or-change verdict agreed 56.1 and 47.5 % of the time. Scoring by the mean over 3
+  resampled futures instead (`futures=3`, the bench's `--futures`) no longer beats uwfq through the actor
+  (README). DAgger with this teacher (`decima.LabelActor`, which also looks wherever the net departs from the
+  heuristic) made the clone worse on validation (43.41 s from 39.14 s): the net's departures were the best
+  candidate at 15 of 781 looks.
 """
 from __future__ import annotations
 
@@ -78,28 +86,57 @@ def check_teacher(name: str) -> str:
     return name
 
 
+def resample_future(sim, rng: np.random.Generator) -> None:
+    """Give the copy `sim` another future that is consistent with everything observed so far: the not yet
+    launched tasks of each stage get that stage's remaining durations in a random order (so every stage's, and
+    every job's, remaining work is unchanged), and the jobs yet to arrive arrive at new Poisson times (the
+    instance's mean inter-arrival, `meta["mean_interarrival_s"]`) after now, in the same order. The copy's
+    `dur` and `arrival` are replaced, not changed in place (they are shared with the original, `_STATIC`)."""
+    dur = list(sim.dur)
+    for a, b in zip(sim.next_task, sim.end_task):
+        if b - a > 1:
+            dur[a:b] = [dur[a + int(i)] for i in rng.permutation(b - a)]
+    sim.dur = dur
+    arrival, t = list(sim.arrival), sim.now
+    mean = float(sim.inst.meta.get("mean_interarrival_s", 0.0) or 0.0)
+    for j in sim.order[sim.next_arrival:]:
+        t += float(rng.exponential(mean)) if mean > 0 else 0.0
+        arrival[j] = max(t, sim.now)
+    sim.arrival = arrival
+
+
 class Lookahead:
     """The teacher `base` (a `decima.Shadow`), improved by one-step rollouts every `every`-th question (module
-    doc). `looks`, `changed` and `gain_s` (the rollouts' total job time saved, summed over the changed actions)
-    count what it did; `looked` marks, per question, whether it looked (for weighting the cloning samples)."""
+    doc). `looks`, `changed`, `gain_s` (the rollouts' total job time saved, summed over the changed actions),
+    `disagreed` (DAgger: looks forced by the net departing from the heuristic) and `upheld` (of those, how often
+    the net's departure was the best candidate) count what it did; `looked` marks, per question, whether it
+    looked (for weighting the cloning samples)."""
 
-    def __init__(self, base, env, every: int):
+    def __init__(self, base, env, every: int, probe: int = 0, seed: int = 0, futures: int = 0):
         self.base, self.env, self.every = base, env, int(every)
-        self.asked = self.looks = self.changed = 0
+        # `futures` > 0: score each candidate by its mean over that many resampled futures instead of the
+        # instance's own future, so the label depends on what the state shows (and the teacher could act online)
+        self.futures = int(futures)
+        # `probe` > 0 (a diagnostic, `label_stability`): at each look also score the candidates under that many
+        # resampled futures (`resample_future`, the same futures for every candidate) and record the best of each
+        self.probe, self.seed = int(probe), int(seed)
+        self.probes: list[tuple[int, list[int]]] = []  # per look: (best under the true future, best under each)
+        self.asked = self.looks = self.changed = self.disagreed = self.upheld = 0
         self.gain_s = 0.0
         self.looked: list[bool] = []
+        self.sizes: list[int] = []  # candidates per look
         self._last: tuple[Any, int] | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.base.name}+lookahead/{self.every}"
+        return f"{self.base.name}+lookahead/{self.every}" + (f"/futures{self.futures}" if self.futures else "")
 
-    def candidates(self, a0: int) -> list[int]:
+    def candidates(self, a0: int, also: int | None = None) -> list[int]:
         from sysgym.agents.decima import relative_action, relative_counts, relative_mask
 
         env, sim = self.env, self.env.sim
         mask, L = env.action_masks(), env.num_limits
-        cands = [a0]
+        cands = [a0] if also is None else [a0, also]
         if env.wait_action is not None and mask[env.wait_action]:
             cands.append(env.wait_action)
         nodes = {n: s for n, s in env._node_stage.items() if s in sim.ready and mask[n * L:(n + 1) * L].any()}
@@ -118,11 +155,14 @@ class Lookahead:
                 out.append(a)
         return out
 
-    def value(self, a: int) -> float:
-        """The job-time integral at the end when `a` is taken now and the heuristic decides from then on."""
+    def value(self, a: int, future: int | None = None) -> float:
+        """The job-time integral at the end when `a` is taken now and the heuristic decides from then on; with
+        `future` (an index), in that resampled future of this look instead of the instance's own."""
         env, sim = self.env, self.env.sim
         memo = {id(getattr(sim, k)): getattr(sim, k) for k in _STATIC}
         s2, p2 = copy.deepcopy((sim, self.base.agent.policy), memo)
+        if future is not None:  # common random numbers: every candidate of a look meets the same sampled futures
+            resample_future(s2, np.random.default_rng([self.seed, self.asked, future]))
         if a == env.wait_action:
             s2.step_event()
         else:
@@ -130,27 +170,55 @@ class Lookahead:
             s2.assign(stage, count)
         return finish(s2, p2)
 
-    def act(self, obs) -> int:
+    def act(self, obs, also: int | None = None) -> int:
+        """The teacher's action in this state. `also` (DAgger: the net's own choice here): when it differs from
+        the heuristic's, it is a candidate and the teacher looks now whatever the count, so every departure the
+        net makes from the heuristic is labelled by rollouts (kept if it is the best, corrected if not)."""
         if self._last is not None and self._last[0] is obs:  # asked again in the same state: the same answer
             return self._last[1]
         a0 = self.base.act(obs)
         self.asked += 1
         a, looked = a0, False
-        if self.asked % self.every == 0:
-            cands = self.candidates(a0)
+        if also is not None:  # the same choice as the heuristic's once rounded to the net's relative head: agrees
+            from sysgym.agents.decima import _teacher_label
+
+            also = None if also == _teacher_label(self.env, a0, "relative")[0] else also
+        if also is not None:
+            self.disagreed += 1
+        if self.asked % self.every == 0 or also is not None:
+            cands = self.candidates(a0, also)
             if len(cands) > 1:
                 looked = True
                 self.looks += 1
-                vals = [self.value(c) for c in cands]
+                self.sizes.append(len(cands))
+                vals = [float(np.mean([self.value(c, f) for f in range(self.futures)])) if self.futures
+                        else self.value(c) for c in cands]
                 best = int(np.argmin(vals))
+                if self.probe:
+                    self.probes.append((best, [int(np.argmin([self.value(c, f) for c in cands]))
+                                               for f in range(self.probe)]))
                 if vals[best] < vals[0] - 1e-9:  # strictly better only: ties keep the heuristic's action
                     self.changed += 1
                     self.gain_s += vals[0] - vals[best]
                     a = cands[best]
+                    self.upheld += also is not None and a == also
         self.looked.append(looked)
         self._last = (obs, a)
         return a
 
     def stats(self) -> dict[str, Any]:
         return {"teacher": self.name, "asked": self.asked, "looks": self.looks, "changed": self.changed,
-                "rollout_gain_s": round(self.gain_s, 4)}
+                "disagreed": self.disagreed, "upheld": self.upheld, "rollout_gain_s": round(self.gain_s, 4)}
+
+
+def label_stability(probes: list[tuple[int, list[int]]], candidates: list[int]) -> dict[str, float]:
+    """How much of a look's label is the instance's own future (`Lookahead(probe=F)`'s records): the share of
+    resampled futures whose best candidate is the one the true future picked, whether they agree on changing the
+    heuristic's action at all (index 0), and the chance level (1 / candidates, averaged over the looks)."""
+    same = [b == t for t, bs in probes for b in bs]
+    change = [(b != 0) == (t != 0) for t, bs in probes for b in bs]
+    return {"looks": len(probes), "same_best": float(np.mean(same)) if same else float("nan"),
+            "same_change": float(np.mean(change)) if change else float("nan"),
+            "changed_true": float(np.mean([t != 0 for t, _ in probes])) if probes else float("nan"),
+            "changed_resampled": float(np.mean([b != 0 for _, bs in probes for b in bs])) if probes else float("nan"),
+            "chance": float(np.mean([1 / n for n in candidates])) if candidates else float("nan")}

@@ -8,6 +8,8 @@ with moving delay on (setting multi_app), every schedule scored by the job_sched
         # uwfq acting in the net's place through the actor (the cap on cloning it), beside uwfq itself
     python benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --stay none --lookahead 50
         # the same teacher improved by rollouts (decima_lookahead; TrainConfig.lookahead_every's cloning teacher)
+    python benchmarks/job_sched_agent_bench.py --teacher uwfq --limit-mode relative --stay none --lookahead 50 \
+        --probe 3 --seeds 100    # and how often 3 resampled futures pick the label the instance's own future picked
 
 Training used seeds 0-799 and validation seeds 900-901, so 1000+ are held out. Prints each method's mean JCT per
 seed and overall, the learned policy's reduction against the best heuristic, and Decima's published figure
@@ -64,12 +66,14 @@ def report(res: dict[str, list[float]], seeds: list[int]) -> dict[str, float]:
 
 
 def teacher_through_actor(teacher: str, seeds: list[int], num_jobs: int, stay: str, num_limits: int,
-                          limit_mode: str, lookahead: int = 0) -> None:
+                          limit_mode: str, lookahead: int = 0, probe: int = 0, futures: int = 0) -> None:
     """The heuristic run by the simulator beside the same heuristic acting at the net's decisions through
     Decima's actor (`decima.TeacherActor`: the stay rule, the env's levels or relative choices), both scored by
     the evaluator: what cloning it can reach at best. `lookahead` > 0: the teacher improved by one-step rollouts
     every `lookahead`-th decision (`decima_lookahead`; it knows the instance's future, so it is a cloning
-    teacher for training instances, never a method)."""
+    teacher for training instances, never a method). `probe` > 0: at each look also find the best candidate under
+    that many resampled futures (`decima_lookahead.resample_future`) and print how often it is the true future's
+    (`label_stability`): how much of the teacher's label a net, which cannot see the future, could learn."""
     import sysgym.solvers as solvers
     from sysgym.agents.decima import TeacherActor, make_env
     from sysgym.envs.job_sched.generator import generate_v1
@@ -78,19 +82,36 @@ def teacher_through_actor(teacher: str, seeds: list[int], num_jobs: int, stay: s
 
     fam = get_family("job_sched")
     own, via, calls = [], [], 0
+    probes: list = []
+    sizes: list[int] = []
     for seed in seeds:
         inst = generate_v1(seed=seed, preset="decima", num_jobs=num_jobs)
         own.append(float(fam.evaluate(inst, solvers.get(f"job_sched.{teacher}").solve(inst, seed=0))[fam.objective]))
         env = make_env(inst, num_limits, limit_mode)
         actor = TeacherActor(teacher, env, stay, limit_mode, lookahead_every=lookahead)
+        if probe:
+            actor.agent.probe = probe
+        if futures:
+            actor.agent.futures = futures
         actor.run(inst)
+        if probe:
+            probes += actor.agent.probes
+            sizes += actor.agent.sizes
         calls += len(actor.samples)
         via.append(float(fam.evaluate(inst, Solution(env.decisions(), np.nan, "feasible", 0.0))[fam.objective]))
     print(f"{'':<28}" + "".join(f"{s:>9}" for s in seeds) + f"{'mean JCT':>10}")
     print(f"{teacher:<28}" + "".join(f"{v:9.2f}" for v in own) + f"{np.mean(own):10.2f}")
     lab = f"via actor ({stay}, {limit_mode if limit_mode == 'relative' else num_limits}" + \
-        (f", lookahead/{lookahead})" if lookahead else ")")
+        (f", lookahead/{lookahead}" + (f"/futures{futures})" if futures else ")") if lookahead else ")")
     print(f"{lab:<28}" + "".join(f"{v:9.2f}" for v in via) + f"{np.mean(via):10.2f}  ({calls} decisions)")
+    if probe:
+        from sysgym.agents.decima_lookahead import label_stability
+
+        st = label_stability(probes, sizes)
+        print(f"label stability over {st['looks']} looks x {probe} resampled futures: the same best candidate "
+              f"{100 * st['same_best']:.1f} % (chance {100 * st['chance']:.1f} %); the same keep-or-change verdict "
+              f"{100 * st['same_change']:.1f} %; changed under the true future {100 * st['changed_true']:.1f} %, "
+              f"under a resampled one {100 * st['changed_resampled']:.1f} %")
 
 
 def plot_curve(meta_path: str, out: str, num_jobs: int) -> None:
@@ -143,6 +164,10 @@ def main() -> None:
     ap.add_argument("--limit-mode", default="absolute", help="--teacher: absolute|relative")
     ap.add_argument("--lookahead", type=int, default=0, help="--teacher: improve it by rollouts every N-th decision "
                     "(relative limits; with stay none, the cloning teacher of TrainConfig.lookahead_every)")
+    ap.add_argument("--futures", type=int, default=0, help="--lookahead: score candidates by their mean over this "
+                    "many resampled futures instead of the instance's own (decima_lookahead.resample_future)")
+    ap.add_argument("--probe", type=int, default=0, help="--lookahead: also score each look under this many "
+                    "resampled futures and print how often they pick the same action (label stability)")
     a = ap.parse_args()
     import torch
 
@@ -156,12 +181,17 @@ def main() -> None:
         # decisions), so the measurement behind that refusal can be repeated here
         if not a.teacher or a.limit_mode != "relative":
             ap.error("--lookahead goes with --teacher and --limit-mode relative (TrainConfig.lookahead_every)")
+        if a.probe < 0 or a.futures < 0:
+            ap.error(f"--probe and --futures must be >= 0, got {a.probe} and {a.futures}")
         ranked = ranking_teachers()
         if a.teacher not in ranked:
             ap.error(f"--lookahead needs a teacher that ranks stages ({', '.join(ranked)}), got {a.teacher}")
+    if (a.probe or a.futures) and not a.lookahead:
+        ap.error("--probe and --futures go with --lookahead")
     if a.teacher:
         t0 = time.perf_counter()
-        teacher_through_actor(a.teacher, seeds, a.num_jobs, a.stay, a.num_limits, a.limit_mode, a.lookahead)
+        teacher_through_actor(a.teacher, seeds, a.num_jobs, a.stay, a.num_limits, a.limit_mode, a.lookahead, a.probe,
+                              a.futures)
         print(f"wall {time.perf_counter() - t0:.0f} s")
         return
     t0 = time.perf_counter()

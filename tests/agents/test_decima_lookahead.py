@@ -7,7 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from sysgym.agents.decima import TeacherActor, TrainConfig, collect, load_net, make_env, train_reinforce
+from sysgym.agents.decima import (
+    DecimaNet,
+    LabelActor,
+    TeacherActor,
+    TrainConfig,
+    _teacher_label,
+    collect,
+    load_net,
+    make_env,
+    train_reinforce,
+)
 from sysgym.envs.job_sched.generator import generate_v1
 from sysgym.envs.job_sched.simulator import simulate
 
@@ -72,9 +82,7 @@ def test_teacher_samples_are_the_same_in_one_process_and_in_two():
                                  dict(lookahead_every=5, stay="none", pretrain="uwfq"),
                                  dict(lookahead_every=-1), dict(lookahead_every=True), dict(lookahead_weight=0),
                                  dict(workers=0), dict(workers=1.5),
-                                 dict(lookahead_every=5, stay="none", pretrain="fair", limit_mode="relative"),
-                                 dict(lookahead_every=5, stay="none", pretrain="uwfq", limit_mode="relative",
-                                      dagger_rounds=1)])
+                                 dict(lookahead_every=5, stay="none", pretrain="fair", limit_mode="relative")])
 def test_lookahead_options_that_cannot_work_are_refused(bad):
     from sysgym.errors import InvalidArgumentError
 
@@ -92,3 +100,140 @@ def test_a_run_with_the_lookahead_teacher_records_what_the_teacher_did(tmp_path)
     assert meta["pretrain"]["samples"] == ep["samples"] + 2 * ep["looks"]  # looked samples count 3 times
     net, _ = load_net(tmp_path / "r")
     assert net.hint == "uwfq"
+
+
+def test_dagger_with_the_lookahead_teacher_looks_wherever_the_net_departs_from_the_heuristic():
+    """An untrained net departs from uwfq often; with periodic looks off (every 10**6), the teacher looks exactly at
+    the departures (the net's choice rounded like uwfq's to the relative head differs), nowhere else, and each
+    label is the best candidate of a look that included the net's own choice."""
+    torch.manual_seed(0)
+    inst = generate_v1(seed=4, preset="small", num_jobs=4)
+    env = make_env(inst, limit_mode="relative")
+    actor = LabelActor(DecimaNet(hint="uwfq"), "uwfq", env, "none", "relative", lookahead_every=10 ** 6)
+    look, inner, seen = actor.agent, actor.agent.act, []
+    values = []
+    value = look.value
+    look.value = lambda a: values.append(a) or value(a)
+
+    def act(obs, also=None):
+        a0 = look.base.act(obs)
+        departs = also != _teacher_label(env, a0, "relative")[0]
+        n, v = look.looks, len(values)
+        a = inner(obs, also=also)
+        seen.append((departs, look.looks > n, also in values[v:], a == also))
+        return a
+
+    look.act = act
+    with torch.no_grad():
+        actor.run(inst)
+    assert len(seen) == len(actor.samples) == len(look.looked) == look.asked
+    departures = sum(d for d, *_ in seen)
+    assert departures > 0 and look.disagreed == departures == look.looks == sum(look.looked)
+    for departs, looked, scored, _ in seen:
+        assert looked == departs and scored == departs
+    assert 0 <= look.upheld <= look.changed <= look.looks
+    assert look.upheld <= sum(departs and same for departs, _, _, same in seen)
+
+
+def test_dagger_samples_are_the_same_in_one_process_and_in_two():
+    torch.manual_seed(1)
+    net = DecimaNet(hint="uwfq")
+    insts = [generate_v1(seed=s, preset="small", num_jobs=3) for s in (7, 8)]
+    kw = dict(stay="none", limit_mode="relative", lookahead_every=4, lookahead_weight=2)
+    stats1, stats2 = [], []
+    one = collect("uwfq", insts, net, workers=1, teacher_stats=stats1, **kw)
+    two = collect("uwfq", insts, net, workers=2, teacher_stats=stats2, **kw)
+    assert one[1] == two[1] and one[2] == two[2] and stats1 == stats2
+    assert len(one[0]) == sum(s["samples"] + s["looks"] for s in stats1)
+    for x, y in zip(one[0], two[0]):
+        assert x[2] == y[2] and all(np.array_equal(x[0][k], y[0][k]) for k in x[0])
+
+
+def test_a_dagger_run_with_the_lookahead_teacher_records_its_rounds(tmp_path):
+    cfg = TrainConfig(preset="tiny", num_jobs=3, iterations=0, val_seeds=[900], pretrain="uwfq", hint="uwfq",
+                      stay="none", limit_mode="relative", lookahead_every=2, pretrain_instances=1, dagger_rounds=1,
+                      dagger_instances=1)
+    train_reinforce(cfg, tmp_path / "r", log=lambda m: None)
+    meta = json.loads((tmp_path / "r" / "decima.json").read_text())
+    ((rnd,),) = [[r for r in meta["dagger"]]]
+    (ep,) = rnd["episodes"]
+    assert rnd["round"] == 1 and ep["teacher"] == "uwfq+lookahead/2"
+    assert ep["disagreed"] <= ep["looks"] <= ep["asked"] and ep["upheld"] <= ep["changed"] <= ep["looks"]
+    assert [c.get("dagger_round") for c in meta["curve"]] == [None, 1]
+
+
+def test_a_resampled_future_keeps_what_was_observed_and_leaves_the_instance_alone():
+    import copy
+
+    from sysgym.agents.decima_lookahead import _STATIC, resample_future
+    from sysgym.envs.job_sched.simulator import Simulator, drive, make_policy
+
+    inst = generate_v1(seed=11, preset="small", num_jobs=8)
+    sim = Simulator(inst)
+    pol = make_policy("uwfq")
+    pol.reset(sim)
+    sim.listeners.append(pol)
+    while sim.next_arrival < 3 or not any(b - a > 1 for a, b in zip(sim.next_task, sim.end_task)):
+        while sim.free_count and sim.ready and (c := pol.pick(sim)) is not None:
+            sim.assign(*c)
+        assert sim.step_event()
+    dur0, arr0 = list(sim.dur), list(sim.arrival)
+    s2, p2 = copy.deepcopy((sim, pol), {id(getattr(sim, k)): getattr(sim, k) for k in _STATIC})
+    resample_future(s2, np.random.default_rng(0))
+    assert sim.dur == dur0 and sim.arrival == arr0  # the original (and the shared lists) untouched
+    moved = 0
+    for a, b, e in zip(sim.next_task, sim.end_task, np.diff(inst.stage_task_ptr)):
+        start = b - e
+        assert s2.dur[start:a] == dur0[start:a]  # launched tasks keep their durations
+        assert sorted(s2.dur[a:b]) == sorted(dur0[a:b])  # the rest: the same durations, another order
+        moved += s2.dur[a:b] != dur0[a:b]
+    assert moved > 0
+    na = sim.next_arrival
+    assert [s2.arrival[j] for j in sim.order[:na]] == [arr0[j] for j in sim.order[:na]]
+    future = [s2.arrival[j] for j in sim.order[na:]]
+    assert future and all(t >= sim.now for t in future) and future == sorted(future) and \
+        future != [arr0[j] for j in sim.order[na:]]
+    assert drive(s2, p2).finished  # the resampled copy runs to the end
+
+
+def test_label_stability_counts_agreement_with_the_true_futures_label():
+    from sysgym.agents.decima_lookahead import label_stability
+
+    st = label_stability([(0, [0, 1]), (2, [2, 2])], [4, 4])
+    assert st == {"looks": 2, "same_best": 0.75, "same_change": 0.75, "changed_true": 0.5,
+                  "changed_resampled": 0.75, "chance": 0.25}
+
+
+def test_a_probing_teacher_records_one_best_per_resampled_future_at_every_look():
+    inst = generate_v1(seed=3, preset="small", num_jobs=4)
+    env = make_env(inst, limit_mode="relative")
+    actor = TeacherActor("uwfq", env, "none", "relative", hint="uwfq", lookahead_every=3)
+    actor.agent.probe = 2
+    actor.run(inst)
+    look = actor.agent
+    assert look.looks > 0 and len(look.probes) == len(look.sizes) == look.looks
+    for (true, bests), n in zip(look.probes, look.sizes):
+        assert len(bests) == 2 and 0 <= true < n and all(0 <= b < n for b in bests)
+
+
+def test_a_teacher_scoring_resampled_futures_takes_the_candidate_with_the_least_mean():
+    inst = generate_v1(seed=3, preset="small", num_jobs=4)
+    env = make_env(inst, limit_mode="relative")
+    actor = TeacherActor("uwfq", env, "none", "relative", hint="uwfq", lookahead_every=4)
+    look = actor.agent
+    look.futures = 2
+    assert look.name == "uwfq+lookahead/4/futures2"
+    inner, calls = look.value, []
+    look.value = lambda a, future=None: calls.append((look.asked, a, future, v := inner(a, future))) or v
+    actor.run(inst)
+    assert look.looks > 0 and {f for *_, f, _ in calls} == {0, 1}  # never the instance's own future
+    by_look: dict[int, dict[int, list[float]]] = {}
+    for asked, a, _, v in calls:
+        by_look.setdefault(asked, {}).setdefault(a, []).append(v)
+    assert len(by_look) == look.looks
+    changed = 0
+    for cands in by_look.values():
+        means = {a: float(np.mean(v)) for a, v in cands.items()}
+        first = next(iter(means))  # uwfq's own action
+        changed += min(means.values()) < means[first] - 1e-9
+    assert changed == look.changed

@@ -36,6 +36,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -491,6 +492,22 @@ class LabelActor(DecimaActor):
         return a
 
 
+def _worker_init(parent: int) -> None:
+    """A `collect` worker: one torch thread (one core each), and it exits as soon as its parent is gone. A worker
+    holds a whole episode (tens of minutes with rollouts), and one whose run was killed (SIGTERM, SIGKILL) would
+    otherwise keep a core busy until that episode ends."""
+    import threading
+
+    torch.set_num_threads(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def _episode(actor: DecimaActor, inst, lookahead_every: int) -> tuple[list, list[bool], dict[str, Any],
                                                                        dict[str, Any]]:
     """Run a labelling actor (`TeacherActor`, `LabelActor`) for one episode: (samples, per sample whether the
@@ -541,7 +558,7 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
 
         # spawn: a forked copy of a process whose torch already started threads can hang
         with ProcessPoolExecutor(min(workers, len(instances)), multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:  # one core each
+                                 initializer=_worker_init, initargs=(os.getpid(),)) as pool:
             runs = list(pool.map(fn, *zip(*args)))
     else:
         runs = [fn(*a) for a in args]

@@ -237,3 +237,69 @@ def test_a_teacher_scoring_resampled_futures_takes_the_candidate_with_the_least_
         first = next(iter(means))  # uwfq's own action
         changed += min(means.values()) < means[first] - 1e-9
     assert changed == look.changed
+
+
+def _children(pid: int) -> list[int]:
+    """Live `collect` workers (multiprocessing spawn_main) whose parent is `pid`, from /proc."""
+    import os
+
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
+            cmd = open(f"/proc/{d}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if int(stat[1]) == pid and stat[0] != "Z" and b"spawn_main" in cmd:
+            out.append(int(d))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads /proc (Linux)")
+def test_a_killed_run_takes_its_worker_processes_with_it(tmp_path):
+    """collect's workers each hold a whole episode; when the run that started them is killed they exit too,
+    instead of keeping the cores busy until their episodes end."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text("from sysgym.agents.decima import collect\n"
+                      "from sysgym.envs.job_sched.generator import generate_v1\n"
+                      "if __name__ == '__main__':\n"
+                      "    insts = [generate_v1(seed=s, preset='decima', num_jobs=20) for s in (1, 2)]\n"
+                      "    collect('uwfq', insts, stay='none', limit_mode='relative', hint='uwfq', lookahead_every=1,"
+                      " workers=2)\n")
+    proc = subprocess.Popen([sys.executable, str(script)])
+    workers: list[int] = []
+    try:
+        deadline = time.time() + 120
+        while len(workers) < 2 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+            workers = _children(proc.pid)
+        assert len(workers) == 2, "the run did not start its two workers"
+        time.sleep(3)  # inside their episodes
+        assert all(_alive(w) for w in workers)
+        proc.kill()
+        proc.wait()
+        deadline = time.time() + 20
+        while any(_alive(w) for w in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in workers:
+            if _alive(w):
+                os.kill(w, signal.SIGKILL)

@@ -107,7 +107,7 @@ def test_dagger_with_the_lookahead_teacher_looks_wherever_the_net_departs_from_t
     the departures (the net's choice rounded like uwfq's to the relative head differs), nowhere else, and each
     label is the best candidate of a look that included the net's own choice."""
     torch.manual_seed(0)
-    inst = generate_v1(seed=4, preset="small", num_jobs=4)
+    inst = generate_v1(seed=4, preset="tiny", num_jobs=3)
     env = make_env(inst, limit_mode="relative")
     actor = LabelActor(DecimaNet(hint="uwfq"), "uwfq", env, "none", "relative", lookahead_every=10 ** 6)
     look, inner, seen = actor.agent, actor.agent.act, []
@@ -138,7 +138,7 @@ def test_dagger_with_the_lookahead_teacher_looks_wherever_the_net_departs_from_t
 def test_dagger_samples_are_the_same_in_one_process_and_in_two():
     torch.manual_seed(1)
     net = DecimaNet(hint="uwfq")
-    insts = [generate_v1(seed=s, preset="small", num_jobs=3) for s in (7, 8)]
+    insts = [generate_v1(seed=s, preset="tiny", num_jobs=3) for s in (7, 8)]
     kw = dict(stay="none", limit_mode="relative", lookahead_every=4, lookahead_weight=2)
     stats1, stats2 = [], []
     one = collect("uwfq", insts, net, workers=1, teacher_stats=stats1, **kw)

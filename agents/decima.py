@@ -430,6 +430,17 @@ def _shadows(teacher: str, hint: str | None, env: JobSchedEnv) -> tuple[Shadow, 
     return t, (t if hint == teacher else Shadow(hint, env) if hint else None)
 
 
+def _teacher_agent(shadow: Shadow, env: JobSchedEnv, lookahead_every: int):
+    """The labelling teacher: the heuristic's shadow, or with `lookahead_every` > 0 that heuristic improved by
+    rollouts (`decima_lookahead.Lookahead`; the net's hint stays the plain heuristic's shadow)."""
+    if not lookahead_every:
+        return shadow
+    from sysgym.agents.decima_lookahead import Lookahead, check_teacher
+
+    check_teacher(shadow.name)
+    return Lookahead(shadow, env, lookahead_every)
+
+
 class TeacherActor(DecimaActor):
     """A heuristic (`job_sched.<name>`) in the net's place at the net's decisions (the stay rule unchanged, so
     the states are those the net meets); `samples` holds (observation, mask, action, relative label) for
@@ -439,12 +450,8 @@ class TeacherActor(DecimaActor):
     def __init__(self, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE,
                  hint: str | None = None, lookahead_every: int = 0):
         super().__init__(None, env, stay=stay, limit_mode=limit_mode)
-        self.agent, self.hinter = _shadows(teacher, hint, env)  # samples carry `hint`'s columns when it is set
-        if lookahead_every:  # the teacher improved by rollouts (decima_lookahead); the hint stays the plain heuristic's
-            from sysgym.agents.decima_lookahead import Lookahead, check_teacher
-
-            check_teacher(teacher)
-            self.agent = Lookahead(self.agent, env, lookahead_every)
+        shadow, self.hinter = _shadows(teacher, hint, env)  # samples carry `hint`'s columns when it is set
+        self.agent = _teacher_agent(shadow, env, lookahead_every)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
@@ -471,14 +478,9 @@ class LabelActor(DecimaActor):
 
     def __init__(self, net: DecimaNet, teacher: str, env: JobSchedEnv, stay: str = LEGACY_STAY,
                  limit_mode: str = LEGACY_LIMIT_MODE, lookahead_every: int = 0):
-        agent, hinter = _shadows(teacher, getattr(net, "hint", None), env)
+        shadow, hinter = _shadows(teacher, getattr(net, "hint", None), env)
         super().__init__(net, env, stay=stay, limit_mode=limit_mode, hinter=hinter)
-        self.agent = agent
-        if lookahead_every:
-            from sysgym.agents.decima_lookahead import Lookahead, check_teacher
-
-            check_teacher(teacher)
-            self.agent = Lookahead(agent, env, lookahead_every)
+        self.agent = _teacher_agent(shadow, env, lookahead_every)
         self.samples: list[tuple[dict[str, np.ndarray], np.ndarray, int, Any]] = []
 
     def act(self, obs: dict[str, np.ndarray]) -> int:

@@ -98,10 +98,17 @@ def resample_future(sim, rng: np.random.Generator) -> None:
             dur[a:b] = [dur[a + int(i)] for i in rng.permutation(b - a)]
     sim.dur = dur
     arrival, t = list(sim.arrival), sim.now
-    mean = float(sim.inst.meta.get("mean_interarrival_s", 0.0) or 0.0)
-    for j in sim.order[sim.next_arrival:]:
-        t += float(rng.exponential(mean)) if mean > 0 else 0.0
-        arrival[j] = max(t, sim.now)
+    to_come = sim.order[sim.next_arrival:]
+    mean = (sim.inst.meta or {}).get("mean_interarrival_s")
+    if to_come and (isinstance(mean, bool) or not isinstance(mean, (int, float)) or not mean > 0):
+        from sysgym.errors import InvalidArgumentError
+
+        # without it every job still to come would arrive now: a different workload, not another future
+        raise InvalidArgumentError("resampling the future needs the instance's mean inter-arrival time "
+                                   f"(meta['mean_interarrival_s'] > 0, as generate_v1 records it), got {mean!r}")
+    for j in to_come:
+        t += float(rng.exponential(mean))
+        arrival[j] = t
     sim.arrival = arrival
 
 

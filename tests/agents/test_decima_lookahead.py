@@ -303,3 +303,21 @@ def test_a_killed_run_takes_its_worker_processes_with_it(tmp_path):
         for w in workers:
             if _alive(w):
                 os.kill(w, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("meta", [{}, {"mean_interarrival_s": 0.0}, {"mean_interarrival_s": float("nan")},
+                                  {"mean_interarrival_s": "25"}])
+def test_resampling_the_future_of_an_instance_without_its_arrival_rate_is_refused_by_name(meta):
+    import dataclasses
+
+    from sysgym.agents.decima_lookahead import resample_future
+    from sysgym.envs.job_sched.simulator import Simulator
+    from sysgym.errors import InvalidArgumentError
+
+    inst = generate_v1(seed=11, preset="small", num_jobs=8)
+    sim = Simulator(dataclasses.replace(inst, meta=meta))
+    assert sim.next_arrival < len(sim.order)  # jobs still to come
+    arrival = list(sim.arrival)
+    with pytest.raises(InvalidArgumentError, match="mean_interarrival_s"):
+        resample_future(sim, np.random.default_rng(0))
+    assert sim.arrival == arrival

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -510,6 +511,17 @@ def _worker_init(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+def _main_file() -> str | None:
+    return getattr(sys.modules.get("__main__"), "__file__", None)
+
+
+def _spawnable() -> bool:
+    """Whether spawn can start workers: it re-runs the main module from its file, so a main script without one
+    on disk (`python - < script.py` sets `__file__` to '<stdin>') breaks every worker before it starts."""
+    main = _main_file()
+    return main is None or os.path.isfile(main)
+
+
 def _episode(actor: DecimaActor, inst, lookahead_every: int) -> tuple[list, list[bool], dict[str, Any],
                                                                        dict[str, Any]]:
     """Run a labelling actor (`TeacherActor`, `LabelActor`) for one episode: (samples, per sample whether the
@@ -554,6 +566,14 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
     else:
         fn, args = _label_rollout, [(inst, net, teacher, stay, num_limits, limit_mode, lookahead_every)
                                     for inst in instances]
+    if workers > 1 and len(instances) > 1 and not _spawnable():
+        import warnings
+
+        warnings.warn(f"collect(workers={workers}): worker processes are started by spawn, which re-runs the main "
+                      f"script from its file, and this one has none ({_main_file()!r}, e.g. a script read on "
+                      "standard input); running the episodes in this process instead (the same samples)",
+                      RuntimeWarning, stacklevel=2)
+        workers = 1
     if workers > 1 and len(instances) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor

@@ -321,3 +321,23 @@ def test_resampling_the_future_of_an_instance_without_its_arrival_rate_is_refuse
     with pytest.raises(InvalidArgumentError, match="mean_interarrival_s"):
         resample_future(sim, np.random.default_rng(0))
     assert sim.arrival == arrival
+
+
+def test_workers_from_a_script_read_on_standard_input_run_in_process_with_a_warning():
+    """spawn re-runs the main script from its file; `python - < script` has none ('<stdin>'), which broke every
+    worker (BrokenProcessPool) before. collect now warns and runs the episodes itself: the same samples."""
+    import subprocess
+    import sys
+
+    script = ("import json\n"
+              "from sysgym.agents.decima import collect\n"
+              "from sysgym.envs.job_sched.generator import generate_v1\n"
+              "insts = [generate_v1(seed=s, preset='tiny', num_jobs=3) for s in (1, 2)]\n"
+              "data, jct, steps = collect('uwfq', insts, workers=2)\n"
+              "print(json.dumps([len(data), jct, steps]))\n")
+    out = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "RuntimeWarning" in out.stderr and "'<stdin>'" in out.stderr
+    insts = [generate_v1(seed=s, preset="tiny", num_jobs=3) for s in (1, 2)]
+    data, jct, steps = collect("uwfq", insts, workers=1)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [len(data), jct, steps]

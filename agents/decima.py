@@ -117,7 +117,11 @@ class DecimaNet(nn.Module):
 
     def forward(self, obs: dict[str, np.ndarray], num_limits: int
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        g = graph_inputs(obs)
+        return self.from_graph(graph_inputs(obs), num_limits)
+
+    def from_graph(self, g: dict[str, np.ndarray], num_limits: int
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`forward` on an observation already reduced by `graph_inputs`."""
         node_scores, job_limits, wait = self.core(*(torch.as_tensor(g[k]) for k in CORE_INPUTS), num_limits)
         scores = torch.full((len(g["node_job"]),), -float("inf"))
         scores[torch.as_tensor(g["real"])] = node_scores
@@ -184,6 +188,50 @@ class Decision:
     entropy: torch.Tensor | None
     time_s: float
     reward: float = 0.0  # the env's reward from this decision to the net's next one
+    # a kept decision of a rollout run in a worker process (`DecimaActor(replay=True)`): what the net saw and
+    # chose, so the process that updates the net recomputes `logp` and `entropy` with their graph (`replayed`)
+    replay: Replay | None = None
+
+
+@dataclass
+class Replay:
+    """A kept decision's inputs and choice: the augmented observation reduced to its graph (`graph_inputs`, a
+    few KB rather than the padded ~27 KB), which nodes and whether the wait could be chosen, the limit head's
+    width, the chosen node (env.N: the wait) and, unless it waited, the allowed limit choices and the chosen
+    one."""
+    graph: dict[str, np.ndarray]
+    node_ok: np.ndarray
+    wait_ok: bool | None  # None: the env has no wait action
+    head: int
+    node: int
+    lim_mask: np.ndarray | None = None
+    level: int | None = None
+
+
+def _policy(net_out, node_ok: torch.Tensor, wait_ok: bool | None):
+    """The stage distribution's logits (the net's scores, masked; the wait appended when the env has one)."""
+    scores, limits, wait = net_out
+    scores = scores.masked_fill(~node_ok, -float("inf"))
+    if wait_ok is not None:  # the last entry: wait (masked when no event is pending)
+        scores = torch.cat([scores, wait[None] if wait_ok else torch.full((1,), -float("inf"))])
+    return scores, limits
+
+
+def _log_prob(d_node, node: int, limits: torch.Tensor | None = None, lim_mask=None, level: int | None = None):
+    """(log-probability, entropy) of a decision: the stage's, plus the limit's unless it waited."""
+    logp, ent = d_node.log_prob(torch.tensor(node)), d_node.entropy()
+    if level is not None:
+        d_lim = torch.distributions.Categorical(logits=limits[node].masked_fill(~torch.as_tensor(lim_mask),
+                                                                                -float("inf")))
+        logp, ent = logp + d_lim.log_prob(torch.tensor(level)), ent + d_lim.entropy()
+    return logp, ent
+
+
+def replayed(net: DecimaNet, r: Replay) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log-probability, entropy) of a replayed decision under `net`, with their graph: the same computation as
+    the actor's (`_policy`, `_log_prob`), so with the net that acted it gives the actor's own values."""
+    scores, limits = _policy(net.from_graph(r.graph, r.head), torch.as_tensor(r.node_ok), r.wait_ok)
+    return _log_prob(torch.distributions.Categorical(logits=scores), r.node, limits, r.lim_mask, r.level)
 
 
 # The stay rules (`DecimaActor(stay=...)`, module doc), which decisions go back to the job's last chosen stage
@@ -308,7 +356,7 @@ class DecimaActor:
 
     def __init__(self, net: DecimaNet, env: JobSchedEnv, *, greedy: bool = True, generator: torch.Generator | None
                  = None, record: bool = False, stay: str = LEGACY_STAY, limit_mode: str = LEGACY_LIMIT_MODE,
-                 grad_fraction: float = 1.0, hinter: Shadow | None = None):
+                 grad_fraction: float = 1.0, hinter: Shadow | None = None, replay: bool = False):
         self.stay = check_stay(stay)
         self.limit_mode = check_limit_mode(limit_mode)
         if limit_mode == "relative" and env.num_limits != env.E:
@@ -318,6 +366,7 @@ class DecimaActor:
                                        f"got {env.num_limits} (make_env(instance, limit_mode='relative'))")
         self.net, self.env, self.greedy, self.gen, self.record = net, env, greedy, generator, record
         self.grad_fraction = grad_fraction  # with `record`: the share of decisions whose graph is kept (see Decision)
+        self.replay = replay  # with `record`: keep a kept decision's inputs (Replay) instead of its graph
         self.last_stage: dict[int, int] = {}  # job -> the stage the net last sent executors to
         self.decisions: list[Decision] = []
         self.net_calls = 0
@@ -353,13 +402,15 @@ class DecimaActor:
         obs = augment(obs, env, self._hint(obs))
         full = env.action_masks()
         mask = torch.as_tensor(full[:env.N * L].reshape(env.N, L))
-        grad = self.record and (self.grad_fraction >= 1.0 or
+        keep = self.record and (self.grad_fraction >= 1.0 or
                                 float(torch.rand((), generator=self.gen)) < self.grad_fraction)
+        grad = keep and not self.replay
+        head = head_limits(self.limit_mode, L)
+        node_ok, wait_ok = mask.any(1), (bool(full[-1]) if env.allow_wait else None)
+        level = lim_mask = None
+        g = graph_inputs(obs)
         with torch.set_grad_enabled(grad):
-            scores, limits, wait = self.net(obs, head_limits(self.limit_mode, L))
-            scores = scores.masked_fill(~mask.any(1), -float("inf"))
-            if env.allow_wait:  # the last entry: wait (masked when no event is pending)
-                scores = torch.cat([scores, wait[None] if full[-1] else torch.full((1,), -float("inf"))])
+            scores, limits = _policy(self.net.from_graph(g, head), node_ok, wait_ok)
             d_node = torch.distributions.Categorical(logits=scores)
             node = int(scores.argmax()) if self.greedy else int(torch.multinomial(d_node.probs, 1, generator=self.gen))
             waits = node == env.N
@@ -367,17 +418,15 @@ class DecimaActor:
                 lim_mask = torch.as_tensor(relative_mask(relative_counts(env, env._node_stage[node]))) if rel \
                     else mask[node]
                 lim = limits[node].masked_fill(~lim_mask, -float("inf"))
-                d_lim = torch.distributions.Categorical(logits=lim)
                 level = int(lim.argmax()) if self.greedy else \
-                    int(torch.multinomial(d_lim.probs, 1, generator=self.gen))
+                    int(torch.multinomial(torch.distributions.Categorical(logits=lim).probs, 1, generator=self.gen))
+            logp, ent = _log_prob(d_node, node, limits, lim_mask, level) if grad else (None, None)
         self.net_calls += 1
         if self.record:
-            logp = ent = None
-            if grad:
-                logp, ent = d_node.log_prob(torch.tensor(node)), d_node.entropy()
-                if not waits:
-                    logp, ent = logp + d_lim.log_prob(torch.tensor(level)), ent + d_lim.entropy()
-            self.decisions.append(Decision(logp, ent, env.sim.now))
+            # copies: the env may reuse its observation and mask buffers at the next step
+            r = Replay({k: np.array(v) for k, v in g.items()}, node_ok.numpy().copy(), wait_ok, head, node,
+                       None if waits else lim_mask.numpy().copy(), level) if keep and self.replay else None
+            self.decisions.append(Decision(logp, ent, env.sim.now, replay=r))
         if waits:
             return env.wait_action
         self.last_stage[env.sim.stage_job[env._node_stage[node]]] = env._node_stage[node]
@@ -522,6 +571,28 @@ def _spawnable() -> bool:
     return main is None or os.path.isfile(main)
 
 
+def _pool(workers: int, tasks: int, who: str):
+    """A process pool of min(workers, tasks) spawned workers (`_worker_init`), or None when one process will do:
+    one worker or task, or a main script spawn cannot re-run (`_spawnable`; then a warning, and the caller runs
+    its tasks itself, which gives the same results)."""
+    if workers <= 1 or tasks <= 1:
+        return None
+    if not _spawnable():
+        import warnings
+
+        warnings.warn(f"{who}(workers={workers}): worker processes are started by spawn, which re-runs the main "
+                      f"script from its file, and this one has none ({_main_file()!r}, e.g. a script read on "
+                      "standard input); running in this process instead (the same results)",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a forked copy of a process whose torch already started threads can hang
+    return ProcessPoolExecutor(min(workers, tasks), multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+
+
 def _episode(actor: DecimaActor, inst, lookahead_every: int) -> tuple[list, list[bool], dict[str, Any],
                                                                        dict[str, Any]]:
     """Run a labelling actor (`TeacherActor`, `LabelActor`) for one episode: (samples, per sample whether the
@@ -566,21 +637,9 @@ def collect(teacher: str, instances: list, net: DecimaNet | None = None, stay: s
     else:
         fn, args = _label_rollout, [(inst, net, teacher, stay, num_limits, limit_mode, lookahead_every)
                                     for inst in instances]
-    if workers > 1 and len(instances) > 1 and not _spawnable():
-        import warnings
-
-        warnings.warn(f"collect(workers={workers}): worker processes are started by spawn, which re-runs the main "
-                      f"script from its file, and this one has none ({_main_file()!r}, e.g. a script read on "
-                      "standard input); running the episodes in this process instead (the same samples)",
-                      RuntimeWarning, stacklevel=2)
-        workers = 1
-    if workers > 1 and len(instances) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn: a forked copy of a process whose torch already started threads can hang
-        with ProcessPoolExecutor(min(workers, len(instances)), multiprocessing.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(os.getpid(),)) as pool:
+    pool = _pool(workers, len(instances), "collect")
+    if pool is not None:
+        with pool:
             runs = list(pool.map(fn, *zip(*args)))
     else:
         runs = [fn(*a) for a in args]
@@ -711,7 +770,9 @@ class TrainConfig:
     # wherever the net departs from the heuristic; looked-ahead samples count lookahead_weight times in the loss
     lookahead_every: int = 0
     lookahead_weight: int = 1
-    # processes for the cloning teacher's and DAgger's episodes (the same samples as one process, in order)
+    # processes for the cloning teacher's and DAgger's episodes (the same samples as one process, in order) and
+    # for REINFORCE's rollouts (> 1: each rollout draws from its own seeded generator, so the updates differ from
+    # one worker's but not between 2 or more workers or a run that falls back to one process; train_step)
     workers: int = 1
 
     def __post_init__(self):
@@ -773,11 +834,41 @@ def evaluate_greedy(net: DecimaNet, instances: list, stay: str = LEGACY_STAY, nu
     return out
 
 
+def _sample_rollout(state: dict[str, torch.Tensor], instance, cfg: TrainConfig, seed: int
+                    ) -> tuple[list[Decision], dict[str, Any]]:
+    """One sampled REINFORCE rollout of `instance` by the net with weights `state`, drawing from a generator
+    seeded `seed` (a worker's task, `train_step` with workers > 1): its decisions, the kept ones with their
+    `Replay` instead of a graph, and the run's stats."""
+    net = DecimaNet(cfg.hidden, cfg.embed, cfg.depth, cfg.hint)
+    net.load_state_dict(state)
+    actor = DecimaActor(net, make_env(instance, cfg.num_limits, cfg.limit_mode), greedy=False,
+                        generator=torch.Generator().manual_seed(seed), record=True, stay=cfg.stay,
+                        limit_mode=cfg.limit_mode, grad_fraction=cfg.grad_fraction, replay=True)
+    with torch.no_grad():
+        res = actor.run(instance)
+    return actor.decisions, res
+
+
 def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainConfig, gen: torch.Generator,
-               entropy_w: float) -> dict[str, float]:
-    """One REINFORCE update from cfg.rollouts sampled rollouts of `instance` (module doc)."""
+               entropy_w: float, pool=None) -> dict[str, float]:
+    """One REINFORCE update from cfg.rollouts sampled rollouts of `instance` (module doc). With cfg.workers > 1
+    each rollout draws from its own generator (seeded from `gen`) and runs as a task of `pool` (in this process
+    when None: the same update), and its kept decisions' log-probabilities are recomputed here with their graph
+    (`replayed`), as Decima's agents send their experience to one learner; with 1 worker the rollouts share
+    `gen` and keep their graphs (the earlier runs' scheme, reproduced bit for bit)."""
     runs = []
-    for _ in range(cfg.rollouts):
+    if cfg.workers > 1:
+        seeds = [int(x) for x in torch.randint(0, 2 ** 62, (cfg.rollouts,), generator=gen)]
+        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        args = [(state, instance, cfg, sd) for sd in seeds]
+        runs = list(pool.map(_sample_rollout, *zip(*args))) if pool is not None else \
+            [_sample_rollout(*a) for a in args]
+        for ds, _ in runs:
+            for d in ds:
+                if d.replay is not None:
+                    d.logp, d.entropy = replayed(net, d.replay)
+                    d.replay = None
+    for _ in range(cfg.rollouts if cfg.workers == 1 else 0):
         actor = DecimaActor(net, make_env(instance, cfg.num_limits, cfg.limit_mode), greedy=False, generator=gen,
                             record=True, stay=cfg.stay, limit_mode=cfg.limit_mode, grad_fraction=cfg.grad_fraction)
         res = actor.run(instance)
@@ -868,17 +959,23 @@ def train_reinforce(cfg: TrainConfig, out_dir: str | Path, log=print) -> DecimaN
         behaviour_clone(net, cfg.pretrain, [], cfg.dagger_epochs, cfg.pretrain_lr, cfg.num_limits, log=log, data=data,
                         limit_mode=cfg.limit_mode, lookahead_every=cfg.lookahead_every)  # (the log's teacher name)
         evaluate(0, dagger_round=r)
-    for it in range(1, cfg.iterations + 1):
-        inst = make_instance(cfg, int(rng.integers(0, 800)))  # training seeds 0-799; validation 900+
-        stats = train_step(net, opt, inst, cfg, gen, cfg.entropy * cfg.entropy_decay ** it)
-        steps += stats["env_steps"]
-        calls += stats["net_calls"]
-        log(f"[decima] it {it} train JCT {stats['mean_jct_s']:.2f} loss {stats['loss']:.4f}")
-        over = time.perf_counter() - t0 > cfg.max_wall_s
-        if it % cfg.eval_every == 0 or it == cfg.iterations or over:
-            evaluate(it)
-        if over:
-            break
+    # the rollouts' workers live for the whole run (spawning one costs seconds: torch's import)
+    pool = _pool(cfg.workers, cfg.rollouts, "train_reinforce") if cfg.iterations else None
+    try:
+        for it in range(1, cfg.iterations + 1):
+            inst = make_instance(cfg, int(rng.integers(0, 800)))  # training seeds 0-799; validation 900+
+            stats = train_step(net, opt, inst, cfg, gen, cfg.entropy * cfg.entropy_decay ** it, pool)
+            steps += stats["env_steps"]
+            calls += stats["net_calls"]
+            log(f"[decima] it {it} train JCT {stats['mean_jct_s']:.2f} loss {stats['loss']:.4f}")
+            over = time.perf_counter() - t0 > cfg.max_wall_s
+            if it % cfg.eval_every == 0 or it == cfg.iterations or over:
+                evaluate(it)
+            if over:
+                break
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return net
 
 

@@ -90,12 +90,15 @@ class OnnxDecimaNet:
         self.hint = (self.meta.get("net") or {}).get("hint")  # the heuristic the actor runs beside it, or None
 
     def __call__(self, obs: dict[str, np.ndarray], num_limits: int):
+        return self.from_graph(graph_inputs(obs), num_limits)
+
+    def from_graph(self, g: dict[str, np.ndarray], num_limits: int):
+        """`__call__` on an observation already reduced by `graph_inputs` (as `DecimaNet.from_graph`)."""
         if num_limits != self.num_limits:
             from sysgym.errors import InvalidArgumentError
 
             raise InvalidArgumentError(f"the graph was exported for {self.num_limits} parallelism limits, the env "
                                        f"has {num_limits}")
-        g = graph_inputs(obs)
         node_scores, job_limits, wait = self.session.run(None, {k: g[k] for k in CORE_INPUTS})
         scores = torch.full((len(g["node_job"]),), -float("inf"))
         scores[torch.as_tensor(g["real"])] = torch.as_tensor(node_scores)

@@ -560,3 +560,61 @@ def test_ship_and_the_trainers_command_line_name_bad_input_before_writing_anythi
         with pytest.raises(err, match=match):
             main(argv)
         assert not out.exists()
+
+
+@pytest.mark.parametrize("mode", [dict(), dict(stay="share", limit_mode="relative", hint="uwfq")])
+def test_a_replayed_decision_has_the_actors_own_log_probability_and_entropy(mode):
+    """A worker's rollout keeps each kept decision's inputs (Replay) instead of its graph; recomputing it with
+    the same net gives exactly what the actor computed live, decision by decision, waits included."""
+    from sysgym.agents.decima import make_env, replayed
+
+    inst = generate_v1(seed=3, preset="small", num_jobs=4)
+    torch.manual_seed(0)
+    net = DecimaNet(hint=mode.get("hint"))
+    limit_mode = mode.get("limit_mode", "absolute")
+    runs = []
+    for replay in (False, True):
+        actor = DecimaActor(net, make_env(inst, limit_mode=limit_mode), greedy=False,
+                            generator=torch.Generator().manual_seed(1), record=True, grad_fraction=0.5,
+                            stay=mode.get("stay", "stage"), limit_mode=limit_mode, replay=replay)
+        with torch.set_grad_enabled(not replay):
+            actor.run(inst)
+        runs.append(actor.decisions)
+    live, rep = runs
+    assert len(live) == len(rep) > 50 and [d.time_s for d in live] == [d.time_s for d in rep]
+    kept = [(a, b) for a, b in zip(live, rep) if a.logp is not None]
+    assert kept and all(b.replay is not None and b.logp is None for _, b in kept)
+    assert all((a.logp is None) == (b.replay is None) for a, b in zip(live, rep))
+    assert any(b.replay.level is None for _, b in kept) or not net.hint  # a wait was kept too (hinted run)
+    for a, b in kept:
+        logp, ent = replayed(net, b.replay)
+        assert logp.requires_grad and torch.equal(logp.detach(), a.logp.detach())
+        assert torch.equal(ent.detach(), a.entropy.detach())
+
+
+def test_reinforce_rollouts_in_worker_processes_give_the_same_update_as_in_one_process():
+    """workers > 1: each rollout has its own seeded generator and is replayed here, so a step whose rollouts ran
+    in two spawned processes changes the parameters exactly as the same step run in this process; and it still
+    learns (the parameters move)."""
+    from sysgym.agents.decima import _pool
+
+    cfg = TrainConfig(preset="tiny", num_jobs=3, rollouts=2, workers=2, grad_fraction=0.5, stay="share",
+                      limit_mode="relative", hint="uwfq")
+    inst = make_instance(cfg, 5)
+    after = []
+    for parallel in (False, True):
+        torch.manual_seed(0)
+        net = DecimaNet(hint="uwfq")
+        before = [p.detach().clone() for p in net.parameters()]
+        pool = _pool(2, 2, "test") if parallel else None
+        assert (pool is not None) == parallel
+        try:
+            stats = train_step(net, torch.optim.Adam(net.parameters(), lr=1e-3), inst, cfg,
+                               torch.Generator().manual_seed(0), 0.05, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+        assert stats["net_calls"] > 0 and np.isfinite(stats["loss"])
+        assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+        after.append([p.detach().clone() for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*after))

@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from sysgym.envs.job_sched.env import GLOBAL_FEATURES, JOB_FEATURES, NODE_FEATURES, JobSchedEnv
 
@@ -93,6 +94,16 @@ def _mlp(i: int, h: int, o: int) -> nn.Sequential:
                          nn.Linear(h // 2, o))
 
 
+def _run(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """`mlp(x)` for an `_mlp`, calling its operations directly: the same operations on the same parameters, so
+    the same numbers (and gradients), without nn.Module's per-call overhead, which on these few-row inputs was
+    two thirds of the time (49 us against 17 us an MLP; a decision calls 14)."""
+    l0, a0, l1, a1, l2 = mlp
+    x = F.leaky_relu(F.linear(x, l0.weight, l0.bias), a0.negative_slope)
+    x = F.leaky_relu(F.linear(x, l1.weight, l1.bias), a1.negative_slope)
+    return F.linear(x, l2.weight, l2.bias)
+
+
 class DecimaNet(nn.Module):
     """Decima's GNN + two policy heads. `forward(obs, num_limits)` -> (stage logits over the env's nodes with
     -inf where not a real node, limit logits (N, num_limits) per node's job, wait logit). Only real nodes are
@@ -133,22 +144,22 @@ class DecimaNet(nn.Module):
         """The net on the real nodes (`graph_inputs`): (their stage scores, limit logits (J, num_limits) per job
         slot, wait logit). Tensors only, so `agents/decima_onnx.py` exports exactly this."""
         J = jf.shape[0]
-        e0 = self.prep(x)
+        e0 = _run(self.prep, x)
         h = e0
         for _ in range(self.depth):  # children -> parents: a stage's embedding sees its whole sub-DAG
-            msg = _sum_into(torch.zeros_like(h), par, self.f(h)[chi])
-            h = e0 + self.g(msg)
-        job_sum = _sum_into(torch.zeros(J, h.shape[1]), jobs_of, self.job(torch.cat([x, h], 1)))
+            msg = _sum_into(torch.zeros_like(h), par, _run(self.f, h)[chi])
+            h = e0 + _run(self.g, msg)
+        job_sum = _sum_into(torch.zeros(J, h.shape[1]), jobs_of, _run(self.job, torch.cat([x, h], 1)))
         jm = jmask[:, None]
-        g_sum = (self.glob(torch.cat([job_sum, jf], 1)) * jm).sum(0)
+        g_sum = (_run(self.glob, torch.cat([job_sum, jf], 1)) * jm).sum(0)
         n = x.shape[0]
         n_in = torch.cat([x, h, job_sum[jobs_of], g_sum.expand(n, -1), glob.expand(n, -1)], 1)
-        node_scores = self.node_score(n_in).squeeze(1)
+        node_scores = _run(self.node_score, n_in).squeeze(1)
         levels = (torch.arange(num_limits, dtype=torch.float32)[:, None] + 1) / num_limits
         j_in = torch.cat([job_sum, g_sum.expand(J, -1), jf, glob.expand(J, -1)], 1)  # (J, .)
         L_in = torch.cat([j_in[:, None, :].expand(J, num_limits, -1), levels[None].expand(J, -1, -1)], 2)
-        job_limits = self.limit_score(L_in).squeeze(2)  # (J, L)
-        return node_scores, job_limits, self.wait_score(torch.cat([g_sum, glob])).squeeze(0)
+        job_limits = _run(self.limit_score, L_in).squeeze(2)  # (J, L)
+        return node_scores, job_limits, _run(self.wait_score, torch.cat([g_sum, glob])).squeeze(0)
 
 
 def _sum_into(out: torch.Tensor, index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

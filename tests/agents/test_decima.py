@@ -618,3 +618,21 @@ def test_reinforce_rollouts_in_worker_processes_give_the_same_update_as_in_one_p
         assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
         after.append([p.detach().clone() for p in net.parameters()])
     assert all(torch.equal(a, b) for a, b in zip(*after))
+
+
+def test_the_nets_direct_mlp_calls_are_its_modules_numbers_and_gradients():
+    """core calls each MLP's operations directly (`_run`, no nn.Module call overhead); on the shipped net's
+    weights they give its modules' outputs and gradients bit for bit, for 2-D and 3-D inputs."""
+    from sysgym.agents.decima import _run, load_net
+
+    net, _ = load_net("agents/weights/job_sched_decima.pt")
+    gen = torch.Generator().manual_seed(0)
+    for name in ("prep", "f", "g", "job", "glob", "node_score", "limit_score", "wait_score"):
+        mlp = getattr(net, name)
+        for shape in ((7,), (5, 7), (3, 4, 7)):
+            x = torch.randn(*shape[:-1], mlp[0].in_features, generator=gen, requires_grad=True)
+            a, b = mlp(x), _run(mlp, x)
+            assert torch.equal(a, b), name
+            ga = torch.autograd.grad(a.sum(), [x, *mlp.parameters()])
+            gb = torch.autograd.grad(b.sum(), [x, *mlp.parameters()])
+            assert all(torch.equal(u, v) for u, v in zip(ga, gb)), name

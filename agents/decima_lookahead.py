@@ -90,7 +90,9 @@ def resample_future(sim, rng: np.random.Generator) -> None:
     """Give the copy `sim` another future that is consistent with everything observed so far: the not yet
     launched tasks of each stage get that stage's remaining durations in a random order (so every stage's, and
     every job's, remaining work is unchanged), and the jobs yet to arrive arrive at new Poisson times (the
-    instance's mean inter-arrival, `meta["mean_interarrival_s"]`) after now, in the same order. The copy's
+    instance's mean inter-arrival, `meta["mean_interarrival_s"]`) after now, in the same order. Those jobs stay
+    the same jobs (queries, DAGs, work), which an online scheduler cannot know: the resampled future hides the
+    arrival times and the task order, not which jobs will come. The copy's
     `dur` and `arrival` are replaced, not changed in place (they are shared with the original, `_STATIC`)."""
     dur = list(sim.dur)
     for a, b in zip(sim.next_task, sim.end_task):
@@ -122,7 +124,8 @@ class Lookahead:
     def __init__(self, base, env, every: int, probe: int = 0, seed: int = 0, futures: int = 0):
         self.base, self.env, self.every = base, env, int(every)
         # `futures` > 0: score each candidate by its mean over that many resampled futures instead of the
-        # instance's own future, so the label depends on what the state shows (and the teacher could act online)
+        # instance's own future, so the label no longer depends on the true arrival times and task order (it
+        # still knows which jobs will come: `resample_future`)
         self.futures = int(futures)
         # `probe` > 0 (a diagnostic, `label_stability`): at each look also score the candidates under that many
         # resampled futures (`resample_future`, the same futures for every candidate) and record the best of each

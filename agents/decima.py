@@ -422,7 +422,8 @@ class DecimaActor:
         g = graph_inputs(obs)
         with torch.set_grad_enabled(grad):
             scores, limits = _policy(self.net.from_graph(g, head), node_ok, wait_ok)
-            d_node = torch.distributions.Categorical(logits=scores)
+            # a greedy choice needs no distribution (building one validates it: 5 % of a greedy episode)
+            d_node = torch.distributions.Categorical(logits=scores) if grad or not self.greedy else None
             node = int(scores.argmax()) if self.greedy else int(torch.multinomial(d_node.probs, 1, generator=self.gen))
             waits = node == env.N
             if not waits:

@@ -96,8 +96,9 @@ def _mlp(i: int, h: int, o: int) -> nn.Sequential:
 
 def _run(mlp: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """`mlp(x)` for an `_mlp`, calling its operations directly: the same operations on the same parameters, so
-    the same numbers (and gradients), without nn.Module's per-call overhead, which on these few-row inputs was
-    two thirds of the time (49 us against 17 us an MLP; a decision calls 14)."""
+    the same numbers (and gradients), without nn.Module's per-call overhead, which dominates on these few-row
+    inputs (a decision calls 14 MLPs; the held-out bench's learned-policy time fell from 139.7 to 108.0 s with
+    this and the greedy path below, `python benchmarks/job_sched_agent_bench.py`)."""
     l0, a0, l1, a1, l2 = mlp
     x = F.leaky_relu(F.linear(x, l0.weight, l0.bias), a0.negative_slope)
     x = F.leaky_relu(F.linear(x, l1.weight, l1.bias), a1.negative_slope)
@@ -422,7 +423,7 @@ class DecimaActor:
         g = graph_inputs(obs)
         with torch.set_grad_enabled(grad):
             scores, limits = _policy(self.net.from_graph(g, head), node_ok, wait_ok)
-            # a greedy choice needs no distribution (building one validates it: 5 % of a greedy episode)
+            # a greedy choice needs no distribution (building one validates its arguments, every decision)
             d_node = torch.distributions.Categorical(logits=scores) if grad or not self.greedy else None
             node = int(scores.argmax()) if self.greedy else int(torch.multinomial(d_node.probs, 1, generator=self.gen))
             waits = node == env.N
@@ -868,7 +869,6 @@ def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainC
     when None: the same update), and its kept decisions' log-probabilities are recomputed here with their graph
     (`replayed`), as Decima's agents send their experience to one learner; with 1 worker the rollouts share
     `gen` and keep their graphs (the earlier runs' scheme, reproduced bit for bit)."""
-    runs = []
     if cfg.workers > 1:
         seeds = [int(x) for x in torch.randint(0, 2 ** 62, (cfg.rollouts,), generator=gen)]
         state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -880,11 +880,14 @@ def train_step(net: DecimaNet, opt: torch.optim.Optimizer, instance, cfg: TrainC
                 if d.replay is not None:
                     d.logp, d.entropy = replayed(net, d.replay)
                     d.replay = None
-    for _ in range(cfg.rollouts if cfg.workers == 1 else 0):
-        actor = DecimaActor(net, make_env(instance, cfg.num_limits, cfg.limit_mode), greedy=False, generator=gen,
-                            record=True, stay=cfg.stay, limit_mode=cfg.limit_mode, grad_fraction=cfg.grad_fraction)
-        res = actor.run(instance)
-        runs.append((actor.decisions, res))
+    else:
+        runs = []
+        for _ in range(cfg.rollouts):
+            actor = DecimaActor(net, make_env(instance, cfg.num_limits, cfg.limit_mode), greedy=False,
+                                generator=gen, record=True, stay=cfg.stay, limit_mode=cfg.limit_mode,
+                                grad_fraction=cfg.grad_fraction)
+            res = actor.run(instance)
+            runs.append((actor.decisions, res))
     times = [np.array([d.time_s for d in ds]) for ds, _ in runs]
     rets = [np.cumsum([d.reward * cfg.reward_scale for d in ds][::-1])[::-1].copy() for ds, _ in runs]
     base = time_baseline(times, rets)

@@ -145,7 +145,8 @@ def write_eval(base: Path | None = None, out_dir: Path = DATA_DIR) -> dict:
                 "licence": "PSF-2.0 (PSF-LICENSE.txt): Python standard library source files, unmodified",
                 "files": [[d, rel, hashlib.sha1(data).hexdigest(), len(data)] for d, rel, data in files]}
     out_dir.mkdir(parents=True, exist_ok=True)
-    # written beside and then renamed, so an interrupted rebuild never leaves a text that mismatches its manifest
+    # each written beside and then renamed, so neither file is ever half-written; a rebuild stopped between
+    # the two renames leaves a text that does not match its manifest, which read_eval refuses by name
     for name, blob in ((EVAL_TEXT.name, lzma.compress(b"".join(d for _, _, d in files), preset=9)),
                        (EVAL_MANIFEST.name, (json.dumps(manifest, indent=0) + "\n").encode())):
         tmp = out_dir / f"{name}.tmp"
